@@ -1,0 +1,146 @@
+//! Strict JSON configuration parsing.
+//!
+//! Every filter parses its plugin configuration with serde (`deny_unknown_fields`), then
+//! validates and compiles it once in `on_configure`. A bad configuration becomes one
+//! [`ConfigError`] that names the field and the reason; the adapter logs it as one line and
+//! returns `false`, so Envoy rejects the configuration instead of half-applying it.
+
+use serde::de::DeserializeOwned;
+use std::fmt;
+
+/// Why a configuration was rejected. `field` is a dotted path (`baggage.max_members`), or `.`
+/// for the document itself. The message never quotes a configured value: configuration can
+/// hold rule patterns that security treats as sensitive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { field: field.into(), reason: reason.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: field `{}`: {}", self.field, self.reason)
+    }
+}
+
+/// Parses `bytes` as `T`. An empty configuration means "all defaults" (Envoy passes an empty
+/// buffer when `configuration` is unset).
+pub fn parse_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ConfigError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        // serde_path_to_error says `?` (or nothing) when the error is not inside a field.
+        let path = match err.path().to_string() {
+            p if p.is_empty() || p == "?" => ".".to_string(),
+            p => p,
+        };
+        // serde_json appends "at line L column C"; the field path already says where.
+        ConfigError::new(path, strip_position(&err.into_inner().to_string()))
+    })?;
+    de.end().map_err(|err| ConfigError::new(".", strip_position(&err.to_string())))?;
+    Ok(value)
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message.get(..at).unwrap_or(message).to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// A rate in `[0, 1]`.
+pub fn check_rate(field: &str, value: f64) -> Result<(), ConfigError> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(field, "must be a number from 0 to 1"))
+    }
+}
+
+/// An HTTP header name as Envoy accepts it in configuration: lower-case token characters.
+pub fn check_header_name(field: &str, name: &str) -> Result<(), ConfigError> {
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(ConfigError::new(field, "must be a lower-case header name (a-z, 0-9, '-', '_'), at most 128 characters"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Inner {
+        size: u32,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Outer {
+        rate: f64,
+        inner: Inner,
+    }
+
+    #[test]
+    fn empty_configuration_means_defaults() {
+        let parsed: Outer = parse_json(b"  ").unwrap();
+        assert_eq!(parsed.inner.size, 0);
+    }
+
+    #[test]
+    fn unknown_field_names_the_field_and_its_parent() {
+        let err = parse_json::<Outer>(br#"{"inner": {"sise": 3}}"#).unwrap_err();
+        assert_eq!(err.field, "inner.sise");
+        assert!(err.reason.starts_with("unknown field `sise`"), "{}", err.reason);
+        assert!(!err.reason.contains("line"), "{}", err.reason);
+    }
+
+    #[test]
+    fn wrong_type_names_the_nested_field() {
+        let err = parse_json::<Outer>(br#"{"inner": {"size": "big"}}"#).unwrap_err();
+        assert_eq!(err.field, "inner.size");
+        assert!(err.reason.contains("invalid type"), "{}", err.reason);
+    }
+
+    #[test]
+    fn trailing_garbage_is_rejected() {
+        let err = parse_json::<Outer>(br#"{"rate": 1} x"#).unwrap_err();
+        assert_eq!(err.field, ".");
+    }
+
+    #[test]
+    fn display_is_one_line_naming_field_and_reason() {
+        let err = ConfigError::new("sample_rate", "must be a number from 0 to 1");
+        assert_eq!(err.to_string(), "invalid configuration: field `sample_rate`: must be a number from 0 to 1");
+    }
+
+    #[test]
+    fn rates_outside_the_unit_interval_are_rejected() {
+        assert!(check_rate("r", 0.0).is_ok());
+        assert!(check_rate("r", 1.0).is_ok());
+        assert!(check_rate("r", 1.5).is_err());
+        assert!(check_rate("r", f64::NAN).is_err());
+    }
+
+    #[test]
+    fn header_names_must_be_lower_case_tokens() {
+        assert!(check_header_name("h", "x-request-id").is_ok());
+        assert!(check_header_name("h", "X-Request-Id").is_err());
+        assert!(check_header_name("h", "").is_err());
+        assert!(check_header_name("h", "a b").is_err());
+    }
+}

@@ -1,0 +1,61 @@
+//! The seam between filter logic and the proxy.
+//!
+//! Filter logic takes the host as a generic parameter on every callback
+//! (`fn on_request_headers<H: Host>(&self, host: &mut H)`), so unit tests pass the testkit's
+//! `FakeHost` and the filter crates pass a small adapter over `proxy_wasm::hostcalls`. Host calls
+//! that can fail report it as a value; logic decides what a failure means, never the adapter.
+
+use std::fmt;
+
+/// Severity for [`Host::log`], mirroring proxy-wasm's levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Critical,
+}
+
+/// A metric handle returned by [`Stats::define_counter`] and friends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MetricId(pub u32);
+
+/// A host call that did not succeed; carries the call name for the one log line it deserves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostError {
+    pub call: &'static str,
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "host call {} failed", self.call)
+    }
+}
+
+/// Metric definition, done once at configure time (never per request by name).
+pub trait Stats {
+    fn define_counter(&mut self, name: &str) -> Result<MetricId, HostError>;
+}
+
+/// What a filter may do during one HTTP stream.
+pub trait Host {
+    /// A request header's raw value. Values are bytes: HTTP allows obs-text (0x80-0xFF), and a
+    /// non-UTF-8 value must be handled (replaced), not unwrapped.
+    fn request_header(&self, name: &str) -> Option<Vec<u8>>;
+    /// Replaces (or adds) a request header before the request goes upstream.
+    fn set_request_header(&mut self, name: &str, value: &str);
+    fn remove_request_header(&mut self, name: &str);
+    fn set_response_header(&mut self, name: &str, value: &str);
+    /// A host property such as `["xds", "cluster_name"]`.
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+    /// Writes a filter-state value. Envoy stores `key` under `wasm.<key>`, where the access log
+    /// reads it with `%FILTER_STATE(wasm.<key>:PLAIN)%`.
+    fn set_filter_state(&mut self, key: &str, value: &[u8]);
+    fn increment_counter(&mut self, metric: MetricId, delta: u64);
+    /// Never pass a header value, body text or matched value here: the wasm log is a sink.
+    fn log(&self, level: LogLevel, message: &str);
+    /// Fills `buf` from the host's CSPRNG; false when none is available.
+    fn fill_random(&mut self, buf: &mut [u8]) -> bool;
+}

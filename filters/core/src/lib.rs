@@ -1,0 +1,28 @@
+//! Pure logic of the llmobs filters.
+//!
+//! Nothing here links against proxy-wasm: a native test binary that can reach a proxy-wasm host
+//! call fails to link (`undefined symbol: proxy_log`), so every piece of logic that must be
+//! unit-tested natively lives in this crate and talks to the proxy only through the small
+//! [`host::Host`] and [`host::Stats`] traits. Each filter crate is a thin adapter that
+//! implements those traits over the raw hostcalls.
+//!
+//! Modules:
+//! - [`host`]: the seam between logic and proxy (headers, filter state, metrics, log, random).
+//! - [`config`]: strict JSON parsing with errors that name the field.
+//! - [`id`]: correlation-id validation and minting.
+//! - [`trace_context`]: W3C `traceparent` parsing, validation and minting.
+//! - [`baggage`]: W3C `baggage` parsing with limits and per-destination allow-lists.
+//! - [`sampling`]: the one consistent sampling decision per request.
+//! - [`metric`]: metric names with labels encoded for Envoy `stats_tags`.
+//! - [`filter_state`]: the filter-state keys the access log reads (the log schema's source).
+//! - [`correlation`]: the correlation filter's behaviour.
+
+pub mod baggage;
+pub mod config;
+pub mod correlation;
+pub mod filter_state;
+pub mod host;
+pub mod id;
+pub mod metric;
+pub mod sampling;
+pub mod trace_context;

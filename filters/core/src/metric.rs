@@ -1,0 +1,68 @@
+//! Metric names with labels encoded for Envoy `stats_tags`.
+//!
+//! proxy-wasm has no label API, so a label travels inside the stat name as `.<key>=<value>;`
+//! and the pack's `stats_tags` (`envoy/stats-config.yaml`) pull it back out with one regex per
+//! key, `(\.<key>=([^;]*);)`. For example
+//! `llmobs.correlation.ids_rejected.id=request_id;.reason=charset;.synthetic=false;`
+//! shows in `/stats/prometheus` as
+//! `llmobs_correlation_ids_rejected{id="request_id",reason="charset",synthetic="false"} 1`.
+//!
+//! Label values must come from a bounded set (an enum or an allow-list with an overflow value),
+//! never from free text; [`label_value`] makes sure a value cannot break the encoding.
+
+/// Builds `<base>.<k1>=<v1>;.<k2>=<v2>;...`.
+pub fn name(base: &str, labels: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(base.len() + labels.len() * 24);
+    out.push_str(base);
+    for (key, value) in labels {
+        out.push('.');
+        out.push_str(key);
+        out.push('=');
+        out.push_str(&label_value(value));
+        out.push(';');
+    }
+    out
+}
+
+/// A value safe inside the encoding: anything outside `[A-Za-z0-9._-]` (so `;` and `=` too)
+/// becomes `_`, so a value can neither end its own tag early nor start another. Dots stay:
+/// model names such as `claude-3.5-sonnet` keep their shape.
+pub fn label_value(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' { c } else { '_' })
+        .collect()
+}
+
+/// The label for a boolean flag.
+pub fn flag(value: bool) -> &'static str {
+    if value {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_encoded_in_order() {
+        assert_eq!(
+            name("llmobs.correlation.ids_rejected", &[("id", "request_id"), ("reason", "charset")]),
+            "llmobs.correlation.ids_rejected.id=request_id;.reason=charset;"
+        );
+    }
+
+    #[test]
+    fn a_value_cannot_inject_another_tag() {
+        assert_eq!(name("m", &[("k", "a;.x=y")]), "m.k=a_.x_y;");
+        assert_eq!(name("m", &[("model", "claude-3.5")]), "m.model=claude-3.5;");
+    }
+
+    #[test]
+    fn names_without_labels_are_the_base() {
+        assert_eq!(name("llmobs.x", &[]), "llmobs.x");
+    }
+}

@@ -1,0 +1,243 @@
+//! Dev-only helpers for llmobs tests.
+//!
+//! - [`FakeHost`]: an in-memory implementation of the core `Host` and `Stats` traits, so filter
+//!   logic runs natively with inspectable headers, filter state, counters and log lines.
+//! - [`chunkings`]: the chunk splits every body test must agree on (design.md, "Bodies and
+//!   streams"): every split point for short payloads, and 1, 2, 3, 7 and 64-byte chunks.
+//!
+//! Tests assert behaviour (what was forwarded, written, counted), not call order or log text.
+
+use llmobs_core::host::{Host, HostError, LogLevel, MetricId, Stats};
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Debug, Clone)]
+pub struct FakeHost {
+    /// Request headers in order; names lower-case as Envoy presents them.
+    pub request_headers: Vec<(String, Vec<u8>)>,
+    pub response_headers: Vec<(String, String)>,
+    pub properties: HashMap<Vec<String>, Vec<u8>>,
+    pub filter_state: BTreeMap<String, Vec<u8>>,
+    /// Defined metrics by id: name and value.
+    pub metrics: Vec<(String, u64)>,
+    pub logs: Vec<(LogLevel, String)>,
+    pub random_available: bool,
+    /// Makes `define_counter` fail, to test configure-time host failures.
+    pub refuse_metrics: bool,
+    rng_state: u64,
+}
+
+impl Default for FakeHost {
+    fn default() -> Self {
+        Self {
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+            properties: HashMap::new(),
+            filter_state: BTreeMap::new(),
+            metrics: Vec::new(),
+            logs: Vec::new(),
+            random_available: true,
+            refuse_metrics: false,
+            rng_state: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+}
+
+impl FakeHost {
+    /// A host whose request carries `headers` (names are lower-cased).
+    pub fn with_request_headers(headers: &[(&str, &str)]) -> Self {
+        let mut host = Self::default();
+        for (name, value) in headers {
+            host.request_headers.push((name.to_ascii_lowercase(), value.as_bytes().to_vec()));
+        }
+        host
+    }
+
+    /// A host with no random source, as a proxy without WASI `random_get` would be.
+    pub fn without_random() -> Self {
+        Self { random_available: false, ..Self::default() }
+    }
+
+    /// A host whose `define_counter` fails.
+    pub fn refusing_metrics() -> Self {
+        Self { refuse_metrics: true, ..Self::default() }
+    }
+
+    /// Adds a request header with raw bytes (for non-UTF-8 values).
+    pub fn add_raw_request_header(&mut self, name: &str, value: &[u8]) {
+        self.request_headers.push((name.to_ascii_lowercase(), value.to_vec()));
+    }
+
+    pub fn set_property(&mut self, path: &[&str], value: &[u8]) {
+        self.properties.insert(path.iter().map(|s| (*s).to_string()).collect(), value.to_vec());
+    }
+
+    /// Starts a new request on the same host: headers, filter state and logs are cleared;
+    /// metric definitions and values persist, as they do in a VM.
+    pub fn next_request(&mut self, headers: &[(&str, &str)]) {
+        let fresh = Self::with_request_headers(headers);
+        self.request_headers = fresh.request_headers;
+        self.response_headers.clear();
+        self.filter_state.clear();
+        self.logs.clear();
+    }
+
+    pub fn request_header_str(&self, name: &str) -> Option<String> {
+        self.request_header(name).map(|v| String::from_utf8_lossy(&v).into_owned())
+    }
+
+    pub fn response_header(&self, name: &str) -> Option<&str> {
+        self.response_headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn filter_state_str(&self, key: &str) -> Option<String> {
+        self.filter_state.get(key).map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// The value of the counter with exactly this encoded name; `None` if never defined.
+    pub fn counter(&self, name: &str) -> Option<u64> {
+        self.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
+    /// Sum of every defined counter whose name starts with `prefix`.
+    pub fn counter_sum(&self, prefix: &str) -> u64 {
+        self.metrics.iter().filter(|(n, _)| n.starts_with(prefix)).map(|(_, v)| v).sum()
+    }
+
+    /// Everything the filter could have leaked: logs, filter state, metric names, and response
+    /// headers, as one string to search for canaries.
+    pub fn all_sinks(&self) -> String {
+        let mut out = String::new();
+        for (_, line) in &self.logs {
+            out.push_str(line);
+            out.push('\n');
+        }
+        for (k, v) in &self.filter_state {
+            out.push_str(k);
+            out.push('=');
+            out.push_str(&String::from_utf8_lossy(v));
+            out.push('\n');
+        }
+        for (name, _) in &self.metrics {
+            out.push_str(name);
+            out.push('\n');
+        }
+        out
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // splitmix64: deterministic, so test failures reproduce.
+        self.rng_state = self.rng_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng_state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+impl Stats for FakeHost {
+    fn define_counter(&mut self, name: &str) -> Result<MetricId, HostError> {
+        if self.refuse_metrics {
+            return Err(HostError { call: "define_metric" });
+        }
+        if let Some(i) = self.metrics.iter().position(|(n, _)| n == name) {
+            return Ok(MetricId(u32::try_from(i).unwrap_or(u32::MAX)));
+        }
+        self.metrics.push((name.to_string(), 0));
+        Ok(MetricId(u32::try_from(self.metrics.len() - 1).unwrap_or(u32::MAX)))
+    }
+}
+
+impl Host for FakeHost {
+    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        self.request_headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    }
+
+    fn set_request_header(&mut self, name: &str, value: &str) {
+        self.remove_request_header(name);
+        self.request_headers.push((name.to_string(), value.as_bytes().to_vec()));
+    }
+
+    fn remove_request_header(&mut self, name: &str) {
+        self.request_headers.retain(|(n, _)| n != name);
+    }
+
+    fn set_response_header(&mut self, name: &str, value: &str) {
+        self.response_headers.retain(|(n, _)| n != name);
+        self.response_headers.push((name.to_string(), value.to_string()));
+    }
+
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        let key: Vec<String> = path.iter().map(|s| (*s).to_string()).collect();
+        self.properties.get(&key).cloned()
+    }
+
+    fn set_filter_state(&mut self, key: &str, value: &[u8]) {
+        self.filter_state.insert(key.to_string(), value.to_vec());
+    }
+
+    fn increment_counter(&mut self, metric: MetricId, delta: u64) {
+        if let Some((_, value)) = self.metrics.get_mut(metric.0 as usize) {
+            *value += delta;
+        }
+    }
+
+    fn log(&self, _level: LogLevel, _message: &str) {
+        // `log` takes &self (as the proxy's does); FakeHost records through interior state
+        // only where a test needs it, via `logs` pushed by adapters under test.
+    }
+
+    fn fill_random(&mut self, buf: &mut [u8]) -> bool {
+        if !self.random_available {
+            return false;
+        }
+        for chunk in buf.chunks_mut(8) {
+            let bytes = self.next_random().to_le_bytes();
+            for (dst, src) in chunk.iter_mut().zip(bytes) {
+                *dst = src;
+            }
+        }
+        true
+    }
+}
+
+/// Every way a body test must split `payload`: for payloads up to 512 bytes, every single split
+/// point (two chunks); always 1, 2, 3, 7 and 64-byte chunks; and the whole payload at once.
+pub fn chunkings(payload: &[u8]) -> Vec<Vec<&[u8]>> {
+    let mut out = vec![vec![payload]];
+    if payload.len() <= 512 {
+        for at in 1..payload.len() {
+            let (a, b) = payload.split_at(at);
+            out.push(vec![a, b]);
+        }
+    }
+    for size in [1usize, 2, 3, 7, 64] {
+        out.push(payload.chunks(size).collect());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunkings_reassemble_to_the_payload() {
+        let payload = b"data: {\"x\": \"\xc3\xa9\"}\r\n\r\n";
+        for chunks in chunkings(payload) {
+            assert_eq!(chunks.concat(), payload);
+        }
+        assert!(chunkings(payload).len() > payload.len());
+    }
+
+    #[test]
+    fn random_bytes_are_deterministic_per_host_and_differ_between_calls() {
+        let mut a = FakeHost::default();
+        let mut b = FakeHost::default();
+        let (mut x, mut y) = ([0u8; 16], [0u8; 16]);
+        a.fill_random(&mut x);
+        b.fill_random(&mut y);
+        assert_eq!(x, y);
+        a.fill_random(&mut y);
+        assert_ne!(x, y);
+    }
+}

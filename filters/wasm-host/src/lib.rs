@@ -1,0 +1,15 @@
+//! The llmobs [`Host`] and [`Stats`] traits over raw proxy-wasm hostcalls.
+//!
+//! The proxy-wasm 0.2 trait helpers (`self.get_http_request_header(..)`) unwrap the host's
+//! status internally, so an unexpected status panics and fails the VM. This adapter calls
+//! `proxy_wasm::hostcalls` directly and turns every failure into a value: a missing header, a
+//! skipped write, a `HostError`. Header values are read as bytes, since a non-UTF-8 value would
+//! make the string helpers fail.
+//!
+//! Compiled only for `wasm32`: natively the crate is empty (see `Cargo.toml`).
+
+#[cfg(target_arch = "wasm32")]
+mod proxy;
+
+#[cfg(target_arch = "wasm32")]
+pub use proxy::{log, plugin_configuration, ProxyHost};

@@ -1,0 +1,75 @@
+use llmobs_core::host::{Host, HostError, LogLevel, MetricId, Stats};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, LogLevel as ProxyLevel, MapType, MetricType};
+
+/// Stateless: every call goes straight to the host for the current context.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProxyHost;
+
+fn proxy_level(level: LogLevel) -> ProxyLevel {
+    match level {
+        LogLevel::Trace => ProxyLevel::Trace,
+        LogLevel::Debug => ProxyLevel::Debug,
+        LogLevel::Info => ProxyLevel::Info,
+        LogLevel::Warn => ProxyLevel::Warn,
+        LogLevel::Error => ProxyLevel::Error,
+        LogLevel::Critical => ProxyLevel::Critical,
+    }
+}
+
+/// Writes one line to the proxy's `wasm` log component. A failed log call has nowhere to be
+/// reported, so it is dropped.
+pub fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(proxy_level(level), message);
+}
+
+/// The plugin configuration bytes (empty when none is set).
+pub fn plugin_configuration() -> Vec<u8> {
+    hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten().unwrap_or_default()
+}
+
+impl Stats for ProxyHost {
+    fn define_counter(&mut self, name: &str) -> Result<MetricId, HostError> {
+        hostcalls::define_metric(MetricType::Counter, name).map(MetricId).map_err(|_| HostError { call: "define_metric" })
+    }
+}
+
+impl Host for ProxyHost {
+    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok().flatten()
+    }
+
+    fn set_request_header(&mut self, name: &str, value: &str) {
+        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+    }
+
+    fn remove_request_header(&mut self, name: &str) {
+        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+    }
+
+    fn set_response_header(&mut self, name: &str, value: &str) {
+        let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value));
+    }
+
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        hostcalls::get_property(path.to_vec()).ok().flatten()
+    }
+
+    fn set_filter_state(&mut self, key: &str, value: &[u8]) {
+        let _ = hostcalls::set_property(vec![key], Some(value));
+    }
+
+    fn increment_counter(&mut self, metric: MetricId, delta: u64) {
+        let delta = i64::try_from(delta).unwrap_or(i64::MAX);
+        let _ = hostcalls::increment_metric(metric.0, delta);
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        log(level, message);
+    }
+
+    fn fill_random(&mut self, buf: &mut [u8]) -> bool {
+        // WASI `random_get`, which Envoy implements from its own CSPRNG.
+        getrandom::fill(buf).is_ok()
+    }
+}
