@@ -14,6 +14,7 @@
 //! - [`baggage`]: W3C `baggage` parsing with limits and per-destination allow-lists.
 //! - [`sampling`]: the one consistent sampling decision per request.
 //! - [`metric`]: metric names with labels encoded for Envoy `stats_tags`.
+//! - [`framing`]: incremental stream framing (SSE, AWS event-stream, JSON array, NDJSON).
 //! - [`filter_state`]: the filter-state keys the access log reads (the log schema's source).
 //! - [`correlation`]: the correlation filter's behaviour.
 
@@ -21,6 +22,7 @@ pub mod baggage;
 pub mod config;
 pub mod correlation;
 pub mod filter_state;
+pub mod framing;
 pub mod host;
 pub mod id;
 pub mod metric;

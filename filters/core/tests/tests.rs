@@ -4,4 +4,5 @@
 //! unit test would see a second copy of the `Host` trait that `FakeHost` does not implement.
 
 mod correlation;
+mod framing;
 mod minting;

@@ -1,0 +1,1 @@
+//! Stream framing shared by every filter: SSE, AWS event-stream, JSON-array and NDJSON.

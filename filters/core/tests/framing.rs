@@ -1,0 +1,1 @@
+// Framing tests: chunk-split invariance for every framer.
