@@ -28,10 +28,7 @@ pub fn name(base: &str, labels: &[(&str, &str)]) -> String {
 /// becomes `_`, so a value can neither end its own tag early nor start another. Dots stay:
 /// model names such as `claude-3.5-sonnet` keep their shape.
 pub fn label_value(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' { c } else { '_' })
-        .collect()
+    value.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' { c } else { '_' }).collect()
 }
 
 /// The label for a boolean flag.

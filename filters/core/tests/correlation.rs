@@ -84,7 +84,8 @@ fn a_missing_request_id_is_minted_and_sent_upstream() {
 
 #[test]
 fn the_conversation_id_comes_from_the_first_configured_header_present() {
-    let mut host = FakeHost::with_request_headers(&[("x-session-id", "opencode-1"), ("x-claude-code-session-id", "claude-7")]);
+    let mut host =
+        FakeHost::with_request_headers(&[("x-session-id", "opencode-1"), ("x-claude-code-session-id", "claude-7")]);
     let f = filter(&mut host, "");
     let ids = f.on_request_headers(&mut host);
     assert_eq!(ids.conversation_id.as_deref(), Some("claude-7"));
@@ -239,7 +240,10 @@ fn oversized_baggage_is_cut_to_the_configured_limits() {
     let f = filter(&mut host, r#"{"baggage": {"max_members": 3, "default_allow_keys": ["k0", "k1", "k2", "k3"]}}"#);
     f.on_request_headers(&mut host);
     assert_eq!(host.request_header_str("baggage").as_deref(), Some("k0=v,k1=v,k2=v"));
-    assert_eq!(host.counter("llmobs.correlation.baggage_members_stripped.reason=over_limit;.synthetic=false;"), Some(7));
+    assert_eq!(
+        host.counter("llmobs.correlation.baggage_members_stripped.reason=over_limit;.synthetic=false;"),
+        Some(7)
+    );
 }
 
 #[test]
@@ -251,10 +255,7 @@ fn a_synthetic_probe_is_flagged_and_counted_apart() {
     assert_eq!(host.filter_state_str(fs::SYNTHETIC).as_deref(), Some("true"));
     assert_eq!(host.counter("llmobs.correlation.requests.synthetic=true;"), Some(1));
     assert_eq!(host.counter("llmobs.correlation.requests.synthetic=false;"), Some(0));
-    assert_eq!(
-        host.counter("llmobs.correlation.ids_rejected.id=request_id;.reason=charset;.synthetic=true;"),
-        Some(1)
-    );
+    assert_eq!(host.counter("llmobs.correlation.ids_rejected.id=request_id;.reason=charset;.synthetic=true;"), Some(1));
 
     host.next_request(&[("x-llmobs-synthetic", "no")]);
     let ids = f.on_request_headers(&mut host);
@@ -281,7 +282,8 @@ fn the_sampling_decision_follows_the_request_id_and_is_written_once() {
 
 #[test]
 fn ids_are_echoed_in_the_configured_response_headers() {
-    let mut host = FakeHost::with_request_headers(&[("x-request-id", "r1"), ("x-conversation-id", "c1"), ("traceparent", TP)]);
+    let mut host =
+        FakeHost::with_request_headers(&[("x-request-id", "r1"), ("x-conversation-id", "c1"), ("traceparent", TP)]);
     let f = filter(&mut host, r#"{"echo": {"agent_run_id": "", "trace_id": "x-my-trace"}}"#);
     let ids = f.on_request_headers(&mut host);
     f.on_response_headers(&mut host, &ids);

@@ -30,7 +30,9 @@ pub fn plugin_configuration() -> Vec<u8> {
 
 impl Stats for ProxyHost {
     fn define_counter(&mut self, name: &str) -> Result<MetricId, HostError> {
-        hostcalls::define_metric(MetricType::Counter, name).map(MetricId).map_err(|_| HostError { call: "define_metric" })
+        hostcalls::define_metric(MetricType::Counter, name)
+            .map(MetricId)
+            .map_err(|_| HostError { call: "define_metric" })
     }
 }
 

@@ -27,9 +27,18 @@ impl Default for CorrelationConfig {
             request_id_header: "x-request-id".into(),
             // Agent and session headers seen in the wild (providers.md): generic, Claude Code,
             // Codex, OpenCode.
-            conversation_id: IdSource::from_headers(&["x-conversation-id", "x-claude-code-session-id", "session-id", "x-session-id"]),
+            conversation_id: IdSource::from_headers(&[
+                "x-conversation-id",
+                "x-claude-code-session-id",
+                "session-id",
+                "x-session-id",
+            ]),
             agent_id: IdSource::from_headers(&["x-agent-id", "x-claude-code-agent-id"]),
-            parent_agent_id: IdSource::from_headers(&["x-parent-agent-id", "x-claude-code-parent-agent-id", "x-parent-session-id"]),
+            parent_agent_id: IdSource::from_headers(&[
+                "x-parent-agent-id",
+                "x-claude-code-parent-agent-id",
+                "x-parent-session-id",
+            ]),
             agent_run_id: IdSource::from_headers(&["x-agent-run-id"]),
             trace_context: TraceContextMode::Manage,
             sample_rate: 1.0,
@@ -112,7 +121,12 @@ pub struct BaggageConfig {
 impl Default for BaggageConfig {
     fn default() -> Self {
         let limits = Limits::default();
-        Self { max_members: limits.max_members, max_bytes: limits.max_bytes, default_allow_keys: Vec::new(), destinations: Vec::new() }
+        Self {
+            max_members: limits.max_members,
+            max_bytes: limits.max_bytes,
+            default_allow_keys: Vec::new(),
+            destinations: Vec::new(),
+        }
     }
 }
 
@@ -145,7 +159,10 @@ impl CorrelationConfig {
                 check_header_name(&format!("{field}.headers[{i}]"), header)?;
             }
             if source.mint_when_absent && source.headers.is_empty() {
-                return Err(ConfigError::new(format!("{field}.mint_when_absent"), "needs at least one header to send the minted id in"));
+                return Err(ConfigError::new(
+                    format!("{field}.mint_when_absent"),
+                    "needs at least one header to send the minted id in",
+                ));
             }
         }
         check_rate("sample_rate", self.sample_rate)?;
@@ -170,7 +187,10 @@ impl CorrelationConfig {
         for (i, d) in self.baggage.destinations.iter().enumerate() {
             let blank = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
             if blank(&d.cluster) == blank(&d.authority) {
-                return Err(ConfigError::new(format!("baggage.destinations[{i}]"), "set exactly one of `cluster` and `authority`"));
+                return Err(ConfigError::new(
+                    format!("baggage.destinations[{i}]"),
+                    "set exactly one of `cluster` and `authority`",
+                ));
             }
         }
         Ok(())
@@ -199,13 +219,21 @@ mod tests {
             (r#"{"sample_rate": "all"}"#, "sample_rate", "invalid type"),
             (r#"{"request_id_header": "X-Id"}"#, "request_id_header", "lower-case"),
             (r#"{"conversation_id": {"headers": ["ok", "bad header"]}}"#, "conversation_id.headers[1]", "lower-case"),
-            (r#"{"agent_run_id": {"headers": [], "mint_when_absent": true}}"#, "agent_run_id.mint_when_absent", "at least one header"),
+            (
+                r#"{"agent_run_id": {"headers": [], "mint_when_absent": true}}"#,
+                "agent_run_id.mint_when_absent",
+                "at least one header",
+            ),
             (r#"{"trace_context": "own"}"#, "trace_context", "unknown variant"),
             (r#"{"echo": {"trace_id": "X"}}"#, "echo.trace_id", "lower-case"),
             (r#"{"baggage": {"max_members": 500}}"#, "baggage.max_members", "W3C"),
             (r#"{"baggage": {"max_bytes": 0}}"#, "baggage.max_bytes", "W3C"),
             (r#"{"baggage": {"destinations": [{"allow_keys": []}]}}"#, "baggage.destinations[0]", "exactly one"),
-            (r#"{"baggage": {"destinations": [{"cluster": "a", "authority": "b"}]}}"#, "baggage.destinations[0]", "exactly one"),
+            (
+                r#"{"baggage": {"destinations": [{"cluster": "a", "authority": "b"}]}}"#,
+                "baggage.destinations[0]",
+                "exactly one",
+            ),
             (r#""all""#, ".", "invalid type"),
             (r#"{"sample_rate": 1"#, ".", "EOF"),
         ];

@@ -99,9 +99,10 @@ impl Counters {
                 let name = match counter {
                     Counter::Requests => metric::name("llmobs.correlation.requests", &[s]),
                     Counter::Minted(kind) => metric::name("llmobs.correlation.ids_minted", &[("id", kind.label()), s]),
-                    Counter::Rejected(kind, reason) => {
-                        metric::name("llmobs.correlation.ids_rejected", &[("id", kind.label()), ("reason", reason.label()), s])
-                    }
+                    Counter::Rejected(kind, reason) => metric::name(
+                        "llmobs.correlation.ids_rejected",
+                        &[("id", kind.label()), ("reason", reason.label()), s],
+                    ),
                     Counter::BaggageStripped(reason) => {
                         metric::name("llmobs.correlation.baggage_members_stripped", &[("reason", reason.label()), s])
                     }
@@ -189,8 +190,7 @@ impl Correlation {
     }
 
     fn is_synthetic<H: Host>(&self, host: &H) -> bool {
-        host.request_header(&self.config.synthetic.header)
-            .is_some_and(|v| v.eq_ignore_ascii_case(b"true") || v == b"1")
+        host.request_header(&self.config.synthetic.header).is_some_and(|v| v.eq_ignore_ascii_case(b"true") || v == b"1")
     }
 
     fn reject<H: Host>(&self, host: &mut H, kind: IdKind, reason: RejectReason, ids: &mut RequestIds) {
@@ -229,7 +229,13 @@ impl Correlation {
 
     /// The first present header of `source` gives the id. An invalid value there is replaced by
     /// a minted id (in the same header); invalid values in lower-priority headers are removed.
-    fn optional_id<H: Host>(&self, host: &mut H, kind: IdKind, source: &IdSource, ids: &mut RequestIds) -> Option<String> {
+    fn optional_id<H: Host>(
+        &self,
+        host: &mut H,
+        kind: IdKind,
+        source: &IdSource,
+        ids: &mut RequestIds,
+    ) -> Option<String> {
         let mut chosen: Option<String> = None;
         for header in &source.headers {
             let Some(raw) = host.request_header(header) else { continue };
@@ -323,7 +329,9 @@ impl Correlation {
 fn strip_port(authority: &[u8]) -> &[u8] {
     // `[v6]:port` or `host:port`; a bare IPv6 literal in brackets keeps its colons.
     match authority.iter().rposition(|&b| b == b':') {
-        Some(colon) if !authority.get(colon..).unwrap_or_default().contains(&b']') => authority.get(..colon).unwrap_or(authority),
+        Some(colon) if !authority.get(colon..).unwrap_or_default().contains(&b']') => {
+            authority.get(..colon).unwrap_or(authority)
+        }
         _ => authority,
     }
 }
