@@ -177,19 +177,21 @@ fn a_missing_traceparent_is_minted_with_the_sampling_decision_as_its_flag() {
 }
 
 #[test]
-fn in_observe_mode_the_traceparent_is_recorded_but_never_changed() {
+fn in_observe_mode_a_valid_traceparent_is_recorded_and_an_invalid_one_removed_never_minted() {
     let mut host = FakeHost::with_request_headers(&[("traceparent", "garbage"), ("tracestate", "v=1")]);
     let f = filter(&mut host, r#"{"trace_context": "observe"}"#);
     let ids = f.on_request_headers(&mut host);
     assert_eq!(ids.trace_id, None);
-    assert_eq!(host.request_header_str("traceparent").as_deref(), Some("garbage"));
-    assert_eq!(host.request_header_str("tracestate").as_deref(), Some("v=1"));
+    assert_eq!(host.request_header_str("traceparent"), None);
+    assert_eq!(host.request_header_str("tracestate"), None);
+    assert_eq!(minted(&host, "traceparent"), 0);
     assert_eq!(rejected(&host, "traceparent", "format"), 1);
 
     let mut host = FakeHost::with_request_headers(&[("traceparent", TP)]);
     let f = filter(&mut host, r#"{"trace_context": "observe"}"#);
     let ids = f.on_request_headers(&mut host);
     assert_eq!(ids.trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+    assert_eq!(host.request_header_str("traceparent").as_deref(), Some(TP));
 
     let mut host = FakeHost::default();
     let f = filter(&mut host, r#"{"trace_context": "observe"}"#);

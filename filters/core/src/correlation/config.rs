@@ -69,7 +69,8 @@ impl IdSource {
 pub enum TraceContextMode {
     /// The filter keeps a valid `traceparent`, replaces an invalid one and mints one when absent.
     Manage,
-    /// Envoy's own tracer owns `traceparent`: the filter only validates and records it.
+    /// Envoy's own tracer owns `traceparent`: the filter only validates and records it, and
+    /// removes an invalid one (which the tracer would otherwise forward untouched).
     Observe,
 }
 

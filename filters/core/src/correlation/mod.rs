@@ -275,7 +275,16 @@ impl Correlation {
         }
         match (self.config.trace_context, parsed) {
             (_, Some(valid)) => Some(valid.trace_id),
-            (TraceContextMode::Observe, None) => None,
+            (TraceContextMode::Observe, None) => {
+                // Envoy's tracer (checked with the OpenTelemetry tracer on 1.40) does not start a
+                // span for an unparsable traceparent and forwards it untouched; an invalid id must
+                // never be passed on, so remove it. The tracer still owns every valid one.
+                if inbound.is_some() {
+                    host.remove_request_header("traceparent");
+                    host.remove_request_header("tracestate");
+                }
+                None
+            }
             (TraceContextMode::Manage, None) => {
                 self.counters.add(host, Counter::Minted(IdKind::TraceParent), ids.synthetic, 1);
                 let fresh = trace_context::mint(host, ids.sampled);

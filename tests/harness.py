@@ -1,0 +1,265 @@
+"""Real processes for the end-to-end suite: Envoy with the built filters, and the llmock upstream.
+
+One Envoy per test, on its own ports (`--use-dynamic-base-id` gives each a unique base id),
+built from `envoy/demo.yaml` (the shipped config, not a copy) with only ports, paths and the
+filter configuration changed. Everything binds to 127.0.0.1 and is stopped by the test that
+started it.
+"""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+ENVOY = os.environ.get("LLMOBS_ENVOY", str(VENV_BIN / "envoy"))
+DIST = ROOT / "dist"
+DEMO_CONFIG = ROOT / "envoy" / "demo.yaml"
+STATS_FRAGMENT = ROOT / "envoy" / "stats-config.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Polls `predicate` until it returns a truthy value; raises naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+class Upstream:
+    """llmock (tests/upstream.py) on a free loopback port."""
+
+    def __init__(self, log_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "upstream.py"), "--port", str(self.port)],
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        wait_until(self._healthy, 30, "llmock to answer /health")
+
+    def _healthy(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"llmock exited with {self.proc.returncode}")
+        try:
+            return http_get(self.url + "/health", timeout=1)[0] == 200
+        except OSError:
+            return False
+
+    def reset(self) -> None:
+        req = urllib.request.Request(self.url + "/_llmock/reset", method="POST")
+        urllib.request.urlopen(req, timeout=5).read()
+        req = urllib.request.Request(self.url + "/_llmobs/seen", method="DELETE")
+        urllib.request.urlopen(req, timeout=5).read()
+
+    def scenario(self, *behaviors: dict) -> None:
+        """Queues llmock fault behaviours for the next requests (its scenario API)."""
+        body = json.dumps({"behaviors": list(behaviors)}).encode()
+        req = urllib.request.Request(self.url + "/_llmock/scenario", data=body, method="POST",
+                                     headers={"content-type": "application/json"})
+        urllib.request.urlopen(req, timeout=5).read()
+
+    def seen(self) -> list[dict]:
+        """Requests llmock received, with their headers as a dict (last value wins)."""
+        _, body = http_get(self.url + "/_llmobs/seen")
+        out = []
+        for r in json.loads(body):
+            r["header_map"] = {k: v for k, v in r["headers"]}
+            out.append(r)
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def _find_http_filters(config: dict) -> list:
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    return hcm["http_filters"]
+
+
+def hcm_of(config: dict) -> dict:
+    return config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def build_config(tmp: Path, upstream_port: int, filter_configs: dict | None = None,
+                 mutate=None) -> tuple[dict, dict]:
+    """The demo config with test ports and paths. `filter_configs` maps a wasm filter's
+    `config.name` (e.g. `llmobs_correlation`) to the JSON object that replaces its
+    configuration. `mutate(config)` may change anything else. Returns (config, ports)."""
+    config = yaml.safe_load(DEMO_CONFIG.read_text())
+    ports = {"admin": free_port(), "listener": free_port()}
+    config["admin"]["address"]["socket_address"]["port_value"] = ports["admin"]
+    listener = config["static_resources"]["listeners"][0]
+    listener["address"]["socket_address"]["port_value"] = ports["listener"]
+    for log in hcm_of(config)["access_log"]:
+        log["typed_config"]["path"] = str(tmp / "access.log")
+    for f in _find_http_filters(config):
+        wasm = f.get("typed_config", {}).get("config")
+        if not wasm:
+            continue
+        local = wasm["vm_config"]["code"]["local"]
+        local["filename"] = str(ROOT / local["filename"])
+        if filter_configs and wasm["name"] in filter_configs:
+            wasm["configuration"]["value"] = json.dumps(filter_configs[wasm["name"]])
+    for cluster in config["static_resources"]["clusters"]:
+        if cluster["name"] == "llmock":
+            for ep in cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]:
+                ep["endpoint"]["address"]["socket_address"]["port_value"] = upstream_port
+    if mutate:
+        mutate(config)
+    return config, ports
+
+
+class Envoy:
+    """One Envoy process with a given bootstrap, on its own ports."""
+
+    def __init__(self, tmp: Path, config: dict, ports: dict, log_level: str = "info",
+                 component_log_levels: str = "wasm:trace", wait_ready: bool = True):
+        self.tmp = tmp
+        self.config_path = tmp / "envoy.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.access_log_path = tmp / "access.log"
+        self.log_path = tmp / "envoy.log"
+        self.admin = f"http://127.0.0.1:{ports['admin']}"
+        self.port = ports["listener"]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(self.log_path, "wb")
+        cmd = [ENVOY, "-c", str(self.config_path), "--config-yaml", STATS_FRAGMENT.read_text(),
+               "--use-dynamic-base-id", "--concurrency", "1", "--file-flush-interval-msec", "50",
+               "-l", log_level]
+        if component_log_levels:
+            cmd += ["--component-log-level", component_log_levels]
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp)
+        if wait_ready:
+            wait_until(self._ready, 30, "Envoy to become ready")
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"Envoy exited with {self.proc.returncode}:\n{self.log_text()[-4000:]}")
+        try:
+            return http_get(self.admin + "/ready", timeout=1)[0] == 200
+        except OSError:
+            return False
+
+    def wait_exit(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def prometheus(self) -> str:
+        return http_get(self.admin + "/stats/prometheus")[1].decode()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the series of `name` whose labels include `labels`; 0 when none exists."""
+        total = 0.0
+        for line in self.prometheus().splitlines():
+            m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$", line)
+            if not m or m.group(1) != name:
+                continue
+            series = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+            if all(series.get(k) == v for k, v in labels.items()):
+                total += float(m.group(4))
+        return total
+
+    def access_log(self) -> list[dict]:
+        if not self.access_log_path.exists():
+            return []
+        return [json.loads(line) for line in self.access_log_path.read_text().splitlines() if line.strip()]
+
+    def wait_access_log(self, count: int, timeout: float = 10) -> list[dict]:
+        """Waits until the (buffered) access log holds at least `count` lines."""
+        return wait_until(lambda: (lines := self.access_log()) and len(lines) >= count and lines,
+                          timeout, f"{count} access-log lines")
+
+    def config_dump(self) -> str:
+        return http_get(self.admin + "/config_dump")[1].decode()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def raw_request(port: int, raw: bytes, timeout: float = 5.0) -> bytes:
+    """Sends exact bytes and returns everything the server answered before closing."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(raw)
+        chunks = []
+        try:
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+                if b"\r\n\r\n" in b"".join(chunks) and b"content-length: 0" in b"".join(chunks).lower():
+                    break
+        except socket.timeout:
+            pass
+        return b"".join(chunks)
+
+
+def post_json(url: str, body: dict, headers: dict | None = None, timeout: float = 30) -> tuple[int, dict, bytes]:
+    """A plain HTTP/1.1 POST with exact headers (values may be any latin-1 bytes)."""
+    m = re.match(r"http://([^:/]+):(\d+)(/.*)", url)
+    conn = http.client.HTTPConnection(m.group(1), int(m.group(2)), timeout=timeout)
+    data = json.dumps(body).encode()
+    conn.putrequest("POST", m.group(3), skip_accept_encoding=True)
+    conn.putheader("content-type", "application/json")
+    conn.putheader("content-length", str(len(data)))
+    for k, v in (headers or {}).items():
+        conn.putheader(k, v.encode("latin-1") if isinstance(v, str) else v)
+    conn.endheaders(data)
+    resp = conn.getresponse()
+    payload = resp.read()
+    result = (resp.status, {k.lower(): v for k, v in resp.getheaders()}, payload)
+    conn.close()
+    return result
+
+
+def chat_body(content: str = "hello", stream: bool = False, model: str = "gpt-4o-mini") -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": content}], "stream": stream}
