@@ -3,6 +3,10 @@
 //! They live here rather than in `#[cfg(test)]` modules because the testkit depends on core: a
 //! unit test would see a second copy of the `Host` trait that `FakeHost` does not implement.
 
+// Tests may unwrap, index and panic: a failed assertion is what they are for (clippy.toml allows
+// the same inside #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
 mod correlation;
 mod framing;
 mod minting;
