@@ -29,3 +29,29 @@ pub fn flag(value: bool) -> &'static [u8] {
         b"false"
     }
 }
+
+// Token accounting (docs/filters/token-accounting.md). Numbers are decimal strings: Envoy's
+// `%FILTER_STATE(..:PLAIN)%` renders every wasm value as a string.
+pub const PROVIDER: &str = "llmobs.provider";
+pub const OPERATION: &str = "llmobs.operation";
+pub const REQUEST_MODEL: &str = "llmobs.request_model";
+pub const RESPONSE_MODEL: &str = "llmobs.response_model";
+pub const RESPONSE_ID: &str = "llmobs.response_id";
+pub const STREAM: &str = "llmobs.stream";
+pub const USAGE_INPUT: &str = "llmobs.usage.input_tokens";
+pub const USAGE_OUTPUT: &str = "llmobs.usage.output_tokens";
+pub const USAGE_CACHE_READ: &str = "llmobs.usage.cache_read_tokens";
+pub const USAGE_CACHE_CREATION: &str = "llmobs.usage.cache_creation_tokens";
+pub const USAGE_REASONING: &str = "llmobs.usage.reasoning_tokens";
+pub const USAGE_TOTAL: &str = "llmobs.usage.total_tokens";
+pub const FINISH_REASON_RAW: &str = "llmobs.finish_reason_raw";
+pub const FINISH_REASON: &str = "llmobs.finish_reason";
+pub const TIME_TO_FIRST_CHUNK_MS: &str = "llmobs.time_to_first_chunk_ms";
+pub const OUTPUT_TOKENS_PER_SECOND: &str = "llmobs.output_tokens_per_second";
+/// `provider` or `missing`.
+pub const USAGE_SOURCE: &str = "llmobs.usage_source";
+/// `completed`, `client_cancelled`, `upstream_cut` or `in_band_error`.
+pub const STREAM_OUTCOME: &str = "llmobs.stream_outcome";
+pub const TENANT: &str = "llmobs.tenant";
+/// The error class from the error-normalization filter (one documented taxonomy).
+pub const ERROR_TYPE: &str = "llmobs.error_type";

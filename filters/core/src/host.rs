@@ -34,13 +34,23 @@ impl fmt::Display for HostError {
     }
 }
 
-/// Metric definition, done once at configure time (never per request by name).
+/// Metric definition: at configure time, or once on first use of a new label set (never per
+/// request by name).
 pub trait Stats {
     fn define_counter(&mut self, name: &str) -> Result<MetricId, HostError>;
+    /// Envoy histograms hold integers: record milliseconds or tokens, with the unit in the name.
+    fn define_histogram(&mut self, name: &str) -> Result<MetricId, HostError>;
+}
+
+/// A compare-and-swap write to shared data lost a race; read again and retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedDataError {
+    CasMismatch,
+    Failed,
 }
 
 /// What a filter may do during one HTTP stream.
-pub trait Host {
+pub trait Host: Stats {
     /// A request header's raw value. Values are bytes: HTTP allows obs-text (0x80-0xFF), and a
     /// non-UTF-8 value must be handled (replaced), not unwrapped.
     fn request_header(&self, name: &str) -> Option<Vec<u8>>;
@@ -54,6 +64,15 @@ pub trait Host {
     /// reads it with `%FILTER_STATE(wasm.<key>:PLAIN)%`.
     fn set_filter_state(&mut self, key: &str, value: &[u8]);
     fn increment_counter(&mut self, metric: MetricId, delta: u64);
+    fn record_histogram(&mut self, metric: MetricId, value: u64);
+    fn response_header(&self, name: &str) -> Option<Vec<u8>>;
+    fn remove_response_header(&mut self, name: &str);
+    /// The host clock in nanoseconds (wall clock; only differences are used).
+    fn now_nanos(&self) -> u64;
+    /// Process-wide data shared by every VM with the same `vm_id` (Envoy worker threads), with
+    /// its compare-and-swap token.
+    fn shared_data(&self, key: &str) -> Option<(Vec<u8>, u32)>;
+    fn set_shared_data(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SharedDataError>;
     /// Never pass a header value, body text or matched value here: the wasm log is a sink.
     fn log(&self, level: LogLevel, message: &str);
     /// Fills `buf` from the host's CSPRNG; false when none is available.

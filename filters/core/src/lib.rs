@@ -16,7 +16,10 @@
 //! - [`metric`]: metric names with labels encoded for Envoy `stats_tags`.
 //! - [`framing`]: incremental stream framing (SSE, AWS event-stream, JSON array, NDJSON).
 //! - [`filter_state`]: the filter-state keys the access log reads (the log schema's source).
+//! - [`label`]: bounded metric labels (allow-lists, per-process caps in shared data).
 //! - [`correlation`]: the correlation filter's behaviour.
+//! - [`token_accounting`]: the token-accounting filter's behaviour: providers, usage, finish
+//!   reasons, stream outcomes.
 
 pub mod baggage;
 pub mod config;
@@ -25,6 +28,8 @@ pub mod filter_state;
 pub mod framing;
 pub mod host;
 pub mod id;
+pub mod label;
 pub mod metric;
 pub mod sampling;
+pub mod token_accounting;
 pub mod trace_context;

@@ -289,10 +289,10 @@ fn ids_are_echoed_in_the_configured_response_headers() {
     let f = filter(&mut host, r#"{"echo": {"agent_run_id": "", "trace_id": "x-my-trace"}}"#);
     let ids = f.on_request_headers(&mut host);
     f.on_response_headers(&mut host, &ids);
-    assert_eq!(host.response_header("x-request-id"), Some("r1"));
-    assert_eq!(host.response_header("x-conversation-id"), Some("c1"));
-    assert_eq!(host.response_header("x-my-trace"), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
-    assert_eq!(host.response_header("x-agent-run-id"), None);
+    assert_eq!(host.response_header_str("x-request-id"), Some("r1"));
+    assert_eq!(host.response_header_str("x-conversation-id"), Some("c1"));
+    assert_eq!(host.response_header_str("x-my-trace"), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+    assert_eq!(host.response_header_str("x-agent-run-id"), None);
 }
 
 #[test]

@@ -10,3 +10,4 @@
 mod correlation;
 mod framing;
 mod minting;
+mod token_accounting;

@@ -7,7 +7,7 @@
 //!
 //! Tests assert behaviour (what was forwarded, written, counted), not call order or log text.
 
-use llmobs_core::host::{Host, HostError, LogLevel, MetricId, Stats};
+use llmobs_core::host::{Host, HostError, LogLevel, MetricId, SharedDataError, Stats};
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone)]
@@ -15,6 +15,11 @@ pub struct FakeHost {
     /// Request headers in order; names lower-case as Envoy presents them.
     pub request_headers: Vec<(String, Vec<u8>)>,
     pub response_headers: Vec<(String, String)>,
+    /// Values recorded per histogram id.
+    pub histogram_samples: HashMap<u32, Vec<u64>>,
+    pub shared: HashMap<String, (Vec<u8>, u32)>,
+    /// The clock `now_nanos` returns; tests move it with `advance_ms`.
+    pub now_nanos: u64,
     pub properties: HashMap<Vec<String>, Vec<u8>>,
     pub filter_state: BTreeMap<String, Vec<u8>>,
     /// Defined metrics by id: name and value.
@@ -31,6 +36,9 @@ impl Default for FakeHost {
         Self {
             request_headers: Vec::new(),
             response_headers: Vec::new(),
+            histogram_samples: HashMap::new(),
+            shared: HashMap::new(),
+            now_nanos: 1_000_000_000,
             properties: HashMap::new(),
             filter_state: BTreeMap::new(),
             metrics: Vec::new(),
@@ -81,11 +89,31 @@ impl FakeHost {
         self.logs.clear();
     }
 
+    pub fn advance_ms(&mut self, ms: u64) {
+        self.now_nanos += ms * 1_000_000;
+    }
+
+    /// Sets a response header as the upstream sent it.
+    pub fn add_response_header(&mut self, name: &str, value: &str) {
+        self.response_headers.push((name.to_ascii_lowercase(), value.to_string()));
+    }
+
+    /// The samples recorded in the histogram with exactly this encoded name.
+    pub fn histogram(&self, name: &str) -> Vec<u64> {
+        let Some(i) = self.metrics.iter().position(|(n, _)| n == name) else { return Vec::new() };
+        self.histogram_samples.get(&u32::try_from(i).unwrap_or(u32::MAX)).cloned().unwrap_or_default()
+    }
+
+    /// Names of every defined metric that starts with `prefix`.
+    pub fn metric_names(&self, prefix: &str) -> Vec<String> {
+        self.metrics.iter().filter(|(n, _)| n.starts_with(prefix)).map(|(n, _)| n.clone()).collect()
+    }
+
     pub fn request_header_str(&self, name: &str) -> Option<String> {
         self.request_header(name).map(|v| String::from_utf8_lossy(&v).into_owned())
     }
 
-    pub fn response_header(&self, name: &str) -> Option<&str> {
+    pub fn response_header_str(&self, name: &str) -> Option<&str> {
         self.response_headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
@@ -135,6 +163,10 @@ impl FakeHost {
 }
 
 impl Stats for FakeHost {
+    fn define_histogram(&mut self, name: &str) -> Result<MetricId, HostError> {
+        self.define_counter(name)
+    }
+
     fn define_counter(&mut self, name: &str) -> Result<MetricId, HostError> {
         if self.refuse_metrics {
             return Err(HostError { call: "define_metric" });
@@ -179,6 +211,41 @@ impl Host for FakeHost {
         if let Some((_, value)) = self.metrics.get_mut(metric.0 as usize) {
             *value += delta;
         }
+    }
+
+    fn record_histogram(&mut self, metric: MetricId, value: u64) {
+        if let Some((_, count)) = self.metrics.get_mut(metric.0 as usize) {
+            *count += 1;
+            self.histogram_samples.entry(metric.0).or_default().push(value);
+        }
+    }
+
+    fn response_header(&self, name: &str) -> Option<Vec<u8>> {
+        self.response_headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_bytes().to_vec())
+    }
+
+    fn remove_response_header(&mut self, name: &str) {
+        self.response_headers.retain(|(n, _)| n != name);
+    }
+
+    fn now_nanos(&self) -> u64 {
+        self.now_nanos
+    }
+
+    fn shared_data(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        self.shared.get(key).cloned()
+    }
+
+    fn set_shared_data(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SharedDataError> {
+        let current = self.shared.get(key).map(|(_, c)| *c);
+        if let (Some(expected), Some(actual)) = (cas, current) {
+            if expected != actual {
+                return Err(SharedDataError::CasMismatch);
+            }
+        }
+        let next = current.unwrap_or(0) + 1;
+        self.shared.insert(key.to_string(), (value.to_vec(), next));
+        Ok(())
     }
 
     fn log(&self, _level: LogLevel, _message: &str) {
@@ -240,4 +307,66 @@ mod tests {
         a.fill_random(&mut y);
         assert_ne!(x, y);
     }
+}
+
+/// One recorded provider exchange from `tests/fixtures/providers/<name>/` (format in that
+/// folder's README): the request as the client sent it and the response bytes as the provider
+/// answered, with the values the filters must extract.
+#[derive(Debug, Clone)]
+pub struct ProviderFixture {
+    pub name: String,
+    pub meta: serde_json::Value,
+    pub path: String,
+    pub request_headers: Vec<(String, String)>,
+    pub request_body: Vec<u8>,
+    pub status: u16,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: Vec<u8>,
+}
+
+impl ProviderFixture {
+    /// `expected.<key>` from meta.json.
+    pub fn expected(&self, key: &str) -> &serde_json::Value {
+        &self.meta["expected"][key]
+    }
+}
+
+/// Every provider fixture, sorted by name. Panics with the offending file on a malformed
+/// fixture: fixtures are test inputs, and a broken one must fail loudly.
+#[allow(clippy::panic, clippy::expect_used, clippy::indexing_slicing)]
+pub fn provider_fixtures() -> Vec<ProviderFixture> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/providers");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("dir entry").path();
+        let meta_path = path.join("meta.json");
+        if !meta_path.exists() {
+            continue;
+        }
+        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta_path).expect("meta.json"))
+            .unwrap_or_else(|e| panic!("{}: {e}", meta_path.display()));
+        let headers = |key: &str| -> Vec<(String, String)> {
+            meta[key]
+                .as_object()
+                .map(|m| {
+                    m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap_or("").to_string())).collect()
+                })
+                .unwrap_or_default()
+        };
+        let read = |key: &str| -> Vec<u8> {
+            meta[key].as_str().map(|f| std::fs::read(path.join(f)).expect("fixture file")).unwrap_or_default()
+        };
+        out.push(ProviderFixture {
+            name: path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string(),
+            path: meta["path"].as_str().unwrap_or("/").to_string(),
+            request_headers: headers("request_headers"),
+            request_body: read("request_file"),
+            status: u16::try_from(meta["status"].as_u64().unwrap_or(200)).unwrap_or(200),
+            response_headers: headers("response_headers"),
+            response_body: read("response_file"),
+            meta,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }

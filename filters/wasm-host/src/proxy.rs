@@ -1,6 +1,7 @@
-use llmobs_core::host::{Host, HostError, LogLevel, MetricId, Stats};
+use llmobs_core::host::{Host, HostError, LogLevel, MetricId, SharedDataError, Stats};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, LogLevel as ProxyLevel, MapType, MetricType};
+use proxy_wasm::types::{BufferType, LogLevel as ProxyLevel, MapType, MetricType, Status};
+use std::time::UNIX_EPOCH;
 
 /// Stateless: every call goes straight to the host for the current context.
 #[derive(Debug, Default, Clone, Copy)]
@@ -28,9 +29,27 @@ pub fn plugin_configuration() -> Vec<u8> {
     hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten().unwrap_or_default()
 }
 
+/// A slice of the current request or response body buffer, read without unwrapping.
+pub fn body_bytes(response: bool, start: usize, len: usize) -> Option<Vec<u8>> {
+    let buffer = if response { BufferType::HttpResponseBody } else { BufferType::HttpRequestBody };
+    hostcalls::get_buffer(buffer, start, len).ok().flatten()
+}
+
+/// Replaces `len` bytes at `start` of the current body buffer with `value`.
+pub fn replace_body(response: bool, start: usize, len: usize, value: &[u8]) -> bool {
+    let buffer = if response { BufferType::HttpResponseBody } else { BufferType::HttpRequestBody };
+    hostcalls::set_buffer(buffer, start, len, value).is_ok()
+}
+
 impl Stats for ProxyHost {
     fn define_counter(&mut self, name: &str) -> Result<MetricId, HostError> {
         hostcalls::define_metric(MetricType::Counter, name)
+            .map(MetricId)
+            .map_err(|_| HostError { call: "define_metric" })
+    }
+
+    fn define_histogram(&mut self, name: &str) -> Result<MetricId, HostError> {
+        hostcalls::define_metric(MetricType::Histogram, name)
             .map(MetricId)
             .map_err(|_| HostError { call: "define_metric" })
     }
@@ -64,6 +83,40 @@ impl Host for ProxyHost {
     fn increment_counter(&mut self, metric: MetricId, delta: u64) {
         let delta = i64::try_from(delta).unwrap_or(i64::MAX);
         let _ = hostcalls::increment_metric(metric.0, delta);
+    }
+
+    fn record_histogram(&mut self, metric: MetricId, value: u64) {
+        let _ = hostcalls::record_metric(metric.0, value);
+    }
+
+    fn response_header(&self, name: &str) -> Option<Vec<u8>> {
+        hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name).ok().flatten()
+    }
+
+    fn remove_response_header(&mut self, name: &str) {
+        let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, None);
+    }
+
+    fn now_nanos(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn shared_data(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        match hostcalls::get_shared_data(key) {
+            Ok((Some(value), Some(cas))) => Some((value, cas)),
+            _ => None,
+        }
+    }
+
+    fn set_shared_data(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SharedDataError> {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(()),
+            Err(Status::CasMismatch) => Err(SharedDataError::CasMismatch),
+            Err(_) => Err(SharedDataError::Failed),
+        }
     }
 
     fn log(&self, level: LogLevel, message: &str) {

@@ -1,0 +1,609 @@
+//! The token-accounting filter: which provider, operation and model answered, how many tokens
+//! it cost, how it finished, how fast it streamed, and whether the stream completed.
+//!
+//! Observe-only: it copies request and response bytes into bounded parsers and never pauses or
+//! changes a body. Request: provider and operation from the path, model and stream flag from
+//! the JSON body. Response: one framer per content type (SSE, AWS event-stream, JSON array, or a
+//! whole JSON body) feeding [`observer::Observation`]. At the end of the exchange (end of
+//! stream, trailers, or, as the last fallback, the access-log callback) it records metrics and
+//! writes the log fields to filter state, once.
+
+pub mod config;
+pub mod finish_reason;
+pub mod observer;
+pub mod provider;
+pub mod usage;
+
+use crate::config::ConfigError;
+use crate::filter_state as fs;
+use crate::framing::event_stream::EventStreamDecoder;
+use crate::framing::json_stream::JsonArraySplitter;
+use crate::framing::sse::SseParser;
+use crate::framing::Ending;
+use crate::host::{Host, MetricId, Stats};
+use crate::id;
+use crate::label::{BoundedLabel, OVERFLOW};
+use crate::metric;
+use config::TokenAccountingConfig;
+use observer::{Frame, Observation};
+use provider::{Detected, Wire};
+use serde::Deserialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// How the exchange ended; the `stream_outcome` label and log field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    ClientCancelled,
+    UpstreamCut,
+    InBandError,
+}
+
+impl Outcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::ClientCancelled => "client_cancelled",
+            Outcome::UpstreamCut => "upstream_cut",
+            Outcome::InBandError => "in_band_error",
+        }
+    }
+}
+
+/// How the adapter saw the response end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// End of stream or trailers: the upstream finished the response.
+    Complete,
+    /// The stream was torn down first (the access-log callback came before the end).
+    Aborted,
+}
+
+/// Why bytes could not be read; the `reason` label of `llmobs.token_accounting.parse_failures`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ParseFailure {
+    RequestJson,
+    RequestOverLimit,
+    ResponseJson,
+    ResponseOverLimit,
+    Framing,
+    Compressed,
+}
+
+impl ParseFailure {
+    pub fn label(self) -> &'static str {
+        match self {
+            ParseFailure::RequestJson => "request_json",
+            ParseFailure::RequestOverLimit => "request_over_limit",
+            ParseFailure::ResponseJson => "response_json",
+            ParseFailure::ResponseOverLimit => "response_over_limit",
+            ParseFailure::Framing => "framing",
+            ParseFailure::Compressed => "compressed",
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Reader {
+    /// Not read: no provider, an error status, or a compressed body.
+    None,
+    Json {
+        body: Vec<u8>,
+        over_limit: bool,
+    },
+    Sse(SseParser),
+    EventStream(EventStreamDecoder),
+    JsonArray(JsonArraySplitter),
+}
+
+/// Everything known about one request/response exchange; owned by the adapter's stream context.
+#[derive(Debug)]
+pub struct Exchange {
+    detected: Option<Detected>,
+    provider: String,
+    started_ns: u64,
+    tenant: Option<String>,
+    request_body: Vec<u8>,
+    request_over_limit: bool,
+    request_done: bool,
+    request_model: Option<String>,
+    stream_requested: bool,
+    status: u16,
+    streaming: bool,
+    reader: Reader,
+    observation: Observation,
+    first_content_ns: Option<u64>,
+    failures: Vec<ParseFailure>,
+    finished: bool,
+}
+
+impl Exchange {
+    /// Whether the request body is still read (the adapter skips the host call otherwise).
+    pub fn wants_request_body(&self) -> bool {
+        self.detected.is_some() && !self.request_done && !self.request_over_limit
+    }
+
+    /// Whether response bytes are still read.
+    pub fn wants_response_body(&self) -> bool {
+        !self.finished && !matches!(self.reader, Reader::None)
+    }
+
+    fn wire(&self) -> Option<Wire> {
+        self.detected.as_ref().map(|d| d.wire)
+    }
+}
+
+#[derive(Deserialize)]
+struct RequestDoc {
+    model: Option<String>,
+    stream: Option<bool>,
+}
+
+/// Metric handles by full encoded name, defined on first use of a label set.
+#[derive(Debug, Default)]
+struct Handles(RefCell<HashMap<String, MetricId>>);
+
+impl Handles {
+    fn get<H: Host>(&self, host: &mut H, name: String, histogram: bool) -> Option<MetricId> {
+        if let Some(id) = self.0.borrow().get(&name) {
+            return Some(*id);
+        }
+        let id = if histogram { host.define_histogram(&name) } else { host.define_counter(&name) }.ok()?;
+        self.0.borrow_mut().insert(name, id);
+        Some(id)
+    }
+}
+
+/// The configured filter; one per plugin configuration, shared by every request in the VM.
+#[derive(Debug)]
+pub struct TokenAccounting {
+    config: TokenAccountingConfig,
+    models: BoundedLabel,
+    tenants: BoundedLabel,
+    overflow_model: MetricId,
+    overflow_tenant: MetricId,
+    handles: Handles,
+}
+
+impl TokenAccounting {
+    pub fn new<S: Stats>(config_json: &[u8], stats: &mut S) -> Result<Self, ConfigError> {
+        let config = TokenAccountingConfig::parse(config_json)?;
+        let define = |stats: &mut S, label: &str| {
+            stats
+                .define_counter(&metric::name("llmobs.label_overflow", &[("label", label)]))
+                .map_err(|e| ConfigError::new(".", format!("cannot define metrics: {e}")))
+        };
+        let overflow_model = define(stats, "gen_ai.request.model")?;
+        let overflow_tenant = define(stats, "tenant")?;
+        Ok(Self {
+            models: BoundedLabel::new(
+                "llmobs.token_accounting.models",
+                &config.model_label.allow,
+                config.model_label.max_distinct,
+            ),
+            tenants: BoundedLabel::new(
+                "llmobs.token_accounting.tenants",
+                &config.tenant_label.allow,
+                config.tenant_label.max_distinct,
+            ),
+            config,
+            overflow_model,
+            overflow_tenant,
+            handles: Handles::default(),
+        })
+    }
+
+    pub fn on_request_headers<H: Host>(&self, host: &mut H) -> Exchange {
+        let path = host.request_header(":path").map(|p| String::from_utf8_lossy(&p).into_owned()).unwrap_or_default();
+        let detected = provider::detect(&path);
+        let provider = match &detected {
+            Some(d) => self.provider_name(host, &path, d.provider),
+            None => OVERFLOW.to_string(),
+        };
+        if detected.is_some() && self.config.request_identity_encoding {
+            // Keep provider responses uncompressed so usage can be read (design.md, "Bodies").
+            host.remove_request_header("accept-encoding");
+        }
+        let tenant = (!self.config.tenant_header.is_empty())
+            .then(|| host.request_header(&self.config.tenant_header))
+            .flatten()
+            .and_then(|raw| id::validate(&raw).ok().map(str::to_string));
+        let stream_from_path = detected.as_ref().is_some_and(|d| d.path_stream);
+        Exchange {
+            request_model: detected.as_ref().and_then(|d| d.path_model.clone()),
+            detected,
+            provider,
+            started_ns: host.now_nanos(),
+            tenant,
+            request_body: Vec::new(),
+            request_over_limit: false,
+            request_done: false,
+            stream_requested: stream_from_path,
+            status: 0,
+            streaming: false,
+            reader: Reader::None,
+            observation: Observation::default(),
+            first_content_ns: None,
+            failures: Vec::new(),
+            finished: false,
+        }
+    }
+
+    fn provider_name<H: Host>(&self, host: &H, path: &str, detected: &'static str) -> String {
+        let cluster = host.property(&["xds", "cluster_name"]);
+        for o in &self.config.providers {
+            let by_cluster = o.cluster.as_deref().is_some_and(|c| cluster.as_deref() == Some(c.as_bytes()));
+            let by_prefix = o.path_prefix.as_deref().is_some_and(|p| path.starts_with(p));
+            if by_cluster || by_prefix {
+                return o.provider.clone();
+            }
+        }
+        detected.to_string()
+    }
+
+    /// New request body bytes (only the new chunk; the adapter keeps the read offset).
+    pub fn on_request_body(&self, ex: &mut Exchange, chunk: &[u8], end_of_stream: bool) {
+        if ex.detected.is_none() || ex.request_done {
+            return;
+        }
+        if !ex.request_over_limit {
+            if ex.request_body.len() + chunk.len() > self.config.max_request_body_bytes {
+                ex.request_over_limit = true;
+                ex.request_body = Vec::new();
+                ex.failures.push(ParseFailure::RequestOverLimit);
+            } else {
+                ex.request_body.extend_from_slice(chunk);
+            }
+        }
+        if end_of_stream {
+            self.on_request_end(ex);
+        }
+    }
+
+    /// The request is complete (end of stream or trailers).
+    pub fn on_request_end(&self, ex: &mut Exchange) {
+        if ex.detected.is_none() || ex.request_done {
+            return;
+        }
+        ex.request_done = true;
+        if ex.request_over_limit || ex.request_body.is_empty() {
+            return;
+        }
+        match serde_json::from_slice::<RequestDoc>(&ex.request_body) {
+            Ok(doc) => {
+                if let Some(model) = doc.model.filter(|m| !m.is_empty()) {
+                    ex.request_model = Some(model);
+                }
+                ex.stream_requested |= doc.stream.unwrap_or(false);
+            }
+            Err(_) => ex.failures.push(ParseFailure::RequestJson),
+        }
+        ex.request_body = Vec::new();
+    }
+
+    pub fn on_response_headers<H: Host>(&self, host: &mut H, ex: &mut Exchange, end_of_stream: bool) {
+        ex.status = host
+            .response_header(":status")
+            .and_then(|s| std::str::from_utf8(&s).ok().and_then(|s| s.parse().ok()))
+            .unwrap_or(0);
+        let Some(wire) = ex.wire() else { return };
+        let content_type = host.response_header("content-type").unwrap_or_default().to_ascii_lowercase();
+        let encoding = host.response_header("content-encoding").unwrap_or_default().to_ascii_lowercase();
+        let max_frame = self.config.max_frame_bytes;
+        ex.streaming = content_type.starts_with(b"text/event-stream")
+            || content_type.starts_with(b"application/vnd.amazon.eventstream")
+            || (wire == Wire::Gemini && ex.stream_requested && ex.status < 400);
+        if !encoding.is_empty() && encoding != b"identity" {
+            ex.failures.push(ParseFailure::Compressed);
+            ex.reader = Reader::None;
+        } else if content_type.starts_with(b"text/event-stream") {
+            ex.reader = Reader::Sse(SseParser::new(max_frame));
+        } else if content_type.starts_with(b"application/vnd.amazon.eventstream") {
+            ex.reader = Reader::EventStream(EventStreamDecoder::new(max_frame));
+        } else if ex.streaming {
+            // Gemini streamGenerateContent without `alt=sse`: one JSON array, element by element.
+            ex.reader = Reader::JsonArray(JsonArraySplitter::new(max_frame));
+        } else if ex.status < 400 {
+            ex.reader = Reader::Json { body: Vec::new(), over_limit: false };
+        }
+        if end_of_stream {
+            self.finish(host, ex, End::Complete);
+        }
+    }
+
+    /// New response body bytes (only the new chunk).
+    pub fn on_response_body<H: Host>(&self, host: &mut H, ex: &mut Exchange, chunk: &[u8], end_of_stream: bool) {
+        if ex.finished {
+            return;
+        }
+        let Some(wire) = ex.wire() else {
+            if end_of_stream {
+                self.finish(host, ex, End::Complete);
+            }
+            return;
+        };
+        let now = host.now_nanos();
+        let obs = &mut ex.observation;
+        let mut content_seen = false;
+        match &mut ex.reader {
+            Reader::None => {}
+            Reader::Json { body, over_limit } => {
+                if !*over_limit {
+                    if body.len() + chunk.len() > self.config.max_response_body_bytes {
+                        *over_limit = true;
+                        *body = Vec::new();
+                    } else {
+                        body.extend_from_slice(chunk);
+                    }
+                }
+            }
+            Reader::Sse(parser) => parser.push(chunk, &mut |event| {
+                content_seen |= obs.on_stream_document(wire, event.data) == Frame::Content;
+            }),
+            Reader::JsonArray(splitter) => splitter.push(chunk, &mut |element| {
+                content_seen |= obs.on_stream_document(wire, element) == Frame::Content;
+            }),
+            Reader::EventStream(decoder) => {
+                // A decoding error is kept by the decoder and reported at the end.
+                let _ = decoder.push(chunk, &mut |message| {
+                    let frame = obs.on_bedrock_message(message.message_type(), message.event_type(), message.payload());
+                    content_seen |= frame == Frame::Content;
+                });
+            }
+        }
+        if content_seen && ex.first_content_ns.is_none() {
+            ex.first_content_ns = Some(now);
+        }
+        if end_of_stream {
+            self.finish(host, ex, End::Complete);
+        }
+    }
+
+    /// Finishes the exchange once: records metrics and writes the log fields. Later calls do
+    /// nothing, so the adapter may call it from every place an exchange can end.
+    pub fn finish<H: Host>(&self, host: &mut H, ex: &mut Exchange, end: End) {
+        if ex.finished {
+            return;
+        }
+        ex.finished = true;
+        self.on_request_end(ex);
+        let ended_ns = host.now_nanos();
+        let framing_clean = self.close_reader(ex);
+        let synthetic = host.property(&["llmobs.synthetic"]).is_some_and(|v| v == b"true");
+        let synthetic_label = metric::flag(synthetic);
+        let outcome = self.outcome(host, ex, end, framing_clean);
+        let usage = ex.wire().map(|w| ex.observation.usage.normalize(w)).unwrap_or_default();
+        let usage_source = if ex.observation.usage.is_empty() { "missing" } else { "provider" };
+        let operation = ex.detected.as_ref().map_or(OVERFLOW, |d| d.operation.label());
+        let provider = ex.provider.clone();
+
+        let error_type = self.error_type(host, ex.status, outcome);
+        let requests = metric::name(
+            "llmobs.token_accounting.requests",
+            &[
+                ("gen_ai.provider.name", &provider),
+                ("gen_ai.operation.name", operation),
+                ("usage_source", usage_source),
+                ("stream_outcome", outcome.label()),
+                ("synthetic", synthetic_label),
+            ],
+        );
+        self.count(host, requests, 1);
+        for failure in ex.failures.clone() {
+            let name = metric::name(
+                "llmobs.token_accounting.parse_failures",
+                &[("gen_ai.provider.name", &provider), ("reason", failure.label())],
+            );
+            self.count(host, name, 1);
+        }
+        if ex.detected.is_none() {
+            write_outcome_state(host, ex, outcome, usage_source);
+            return;
+        }
+        if usage_source == "missing" && (200..300).contains(&ex.status) {
+            let name = metric::name(
+                "llmobs.token_accounting.usage_missing",
+                &[
+                    ("gen_ai.provider.name", &provider),
+                    ("gen_ai.operation.name", operation),
+                    ("synthetic", synthetic_label),
+                ],
+            );
+            self.count(host, name, 1);
+        }
+
+        let model = ex.request_model.clone().or_else(|| ex.observation.response_model.clone());
+        let model_label = self.models.admit(host, model.as_deref());
+        if model_label.overflowed {
+            host.increment_counter(self.overflow_model, 1);
+        }
+        let tenant_label = self.tenants.admit(host, ex.tenant.as_deref());
+        if tenant_label.overflowed {
+            host.increment_counter(self.overflow_tenant, 1);
+        }
+        let base = [
+            ("gen_ai.operation.name", operation),
+            ("gen_ai.provider.name", provider.as_str()),
+            ("gen_ai.request.model", model_label.value.as_str()),
+            ("synthetic", synthetic_label),
+            ("tenant", tenant_label.value.as_str()),
+        ];
+        for (token_type, count) in usage.by_type() {
+            let mut labels = vec![("gen_ai.token.type", token_type)];
+            labels.extend_from_slice(&base);
+            self.record(host, metric::name("gen_ai.client.token.usage", &labels), count);
+        }
+        let duration_ms = ended_ns.saturating_sub(ex.started_ns) / 1_000_000;
+        let mut labels = base.to_vec();
+        labels.push(("error.type", error_type.as_str()));
+        self.record(host, metric::name("gen_ai.client.operation.duration_ms", &labels), duration_ms);
+        let ttfc_ms = ex.first_content_ns.map(|t| t.saturating_sub(ex.started_ns) / 1_000_000);
+        if ex.streaming {
+            if let Some(ttfc) = ttfc_ms {
+                self.record(host, metric::name("gen_ai.client.operation.time_to_first_chunk_ms", &base), ttfc);
+            }
+            if let (Some(first), chunks @ 2..) = (ex.first_content_ns, ex.observation.content_chunks) {
+                let per_chunk = ended_ns.saturating_sub(first) / 1_000_000 / (chunks - 1);
+                self.record(host, metric::name("gen_ai.client.operation.time_per_output_chunk_ms", &base), per_chunk);
+            }
+        }
+
+        write_outcome_state(host, ex, outcome, usage_source);
+        let obs = &ex.observation;
+        let optional: [(&str, Option<String>); 13] = [
+            (fs::REQUEST_MODEL, model_of(&ex.request_model)),
+            (fs::RESPONSE_MODEL, model_of(&obs.response_model)),
+            (
+                fs::RESPONSE_ID,
+                obs.response_id.as_deref().and_then(|v| id::validate(v.as_bytes()).ok()).map(str::to_string),
+            ),
+            (fs::USAGE_INPUT, usage.input.map(|v| v.to_string())),
+            (fs::USAGE_OUTPUT, usage.output.map(|v| v.to_string())),
+            (fs::USAGE_CACHE_READ, usage.cache_read.map(|v| v.to_string())),
+            (fs::USAGE_CACHE_CREATION, usage.cache_creation.map(|v| v.to_string())),
+            (fs::USAGE_REASONING, usage.reasoning.map(|v| v.to_string())),
+            (fs::USAGE_TOTAL, usage.total.map(|v| v.to_string())),
+            (fs::FINISH_REASON_RAW, obs.finish_raw.as_deref().map(metric::label_value)),
+            (
+                fs::FINISH_REASON,
+                obs.finish_raw.as_deref().map(|r| finish_reason::normalize(self.wire_of(ex), r).to_string()),
+            ),
+            (fs::TIME_TO_FIRST_CHUNK_MS, ttfc_ms.map(|v| v.to_string())),
+            (
+                fs::OUTPUT_TOKENS_PER_SECOND,
+                output_rate(usage.output, ex.first_content_ns.unwrap_or(ex.started_ns), ended_ns),
+            ),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                host.set_filter_state(key, value.as_bytes());
+            }
+        }
+        host.set_filter_state(fs::STREAM, fs::flag(ex.streaming));
+        if let Some(tenant) = &ex.tenant {
+            host.set_filter_state(fs::TENANT, tenant.as_bytes());
+        }
+    }
+
+    fn wire_of(&self, ex: &Exchange) -> Wire {
+        ex.wire().unwrap_or(Wire::OpenAiChat)
+    }
+
+    /// Ends the framer and reads a buffered body; false when a stream ended mid-frame or its
+    /// framing failed.
+    fn close_reader(&self, ex: &mut Exchange) -> bool {
+        let Some(wire) = ex.wire() else { return true };
+        let obs = &mut ex.observation;
+        let (clean, framing_failed) = match std::mem::replace(&mut ex.reader, Reader::None) {
+            Reader::None => (true, false),
+            Reader::Json { body, over_limit } => {
+                if over_limit {
+                    ex.failures.push(ParseFailure::ResponseOverLimit);
+                } else if !body.is_empty() {
+                    obs.on_body(wire, &body);
+                }
+                (true, false)
+            }
+            Reader::Sse(mut parser) => (parser.finish().is_clean(), parser.oversized_events() > 0),
+            Reader::JsonArray(mut splitter) => {
+                let ending = splitter.finish();
+                (ending.is_clean(), splitter.oversized_values() > 0 || ending == Ending::Malformed)
+            }
+            Reader::EventStream(mut decoder) => {
+                let failed = decoder.failure().is_some();
+                (decoder.finish().is_clean(), failed)
+            }
+        };
+        if framing_failed {
+            ex.failures.push(ParseFailure::Framing);
+        }
+        if ex.observation.parse_failures > 0 {
+            ex.failures.push(ParseFailure::ResponseJson);
+        }
+        clean
+    }
+
+    fn outcome<H: Host>(&self, host: &H, ex: &Exchange, end: End, framing_clean: bool) -> Outcome {
+        if ex.observation.in_band_error {
+            return Outcome::InBandError;
+        }
+        if end == End::Aborted {
+            // Envoy says who went away first: `downstream_remote_disconnect`, or an upstream
+            // reset such as `upstream_reset_after_response_started{remote_reset}`.
+            let details = host.property(&["response", "code_details"]).unwrap_or_default();
+            let downstream = details.windows(10).any(|w| w == b"downstream");
+            return if downstream { Outcome::ClientCancelled } else { Outcome::UpstreamCut };
+        }
+        if !ex.streaming || ex.status >= 400 {
+            return Outcome::Completed;
+        }
+        let terminated = match ex.wire() {
+            // Gemini streams have no terminator: a clean end after a finish reason is complete.
+            Some(Wire::Gemini) => framing_clean && ex.observation.finish_raw.is_some(),
+            _ => ex.observation.terminated,
+        };
+        if terminated {
+            Outcome::Completed
+        } else {
+            Outcome::UpstreamCut
+        }
+    }
+
+    /// `error.type`: the error-normalization filter's class when it ran in the same chain;
+    /// otherwise the status code for HTTP errors, or the stream outcome; empty on success.
+    fn error_type<H: Host>(&self, host: &H, status: u16, outcome: Outcome) -> String {
+        if let Some(class) = host.property(&[fs::ERROR_TYPE]).filter(|v| !v.is_empty()) {
+            return metric::label_value(&String::from_utf8_lossy(&class));
+        }
+        match (status, outcome) {
+            (400.., _) => status.to_string(),
+            (_, Outcome::Completed) => String::new(),
+            (_, other) => other.label().to_string(),
+        }
+    }
+
+    fn count<H: Host>(&self, host: &mut H, name: String, delta: u64) {
+        if let Some(id) = self.handles.get(host, name, false) {
+            host.increment_counter(id, delta);
+        }
+    }
+
+    fn record<H: Host>(&self, host: &mut H, name: String, value: u64) {
+        if let Some(id) = self.handles.get(host, name, true) {
+            host.record_histogram(id, value);
+        }
+    }
+}
+
+/// A model name for the log: at most 128 characters of `[A-Za-z0-9._:/@+-]` (model ids carry
+/// `:` and `/`, as in `llama3:8b` or `meta-llama/Llama-3-8B`); anything else becomes `_`, so
+/// the value cannot break the log line.
+fn model_of(model: &Option<String>) -> Option<String> {
+    model.as_deref().map(|m| {
+        m.chars().take(128).map(|c| if c.is_ascii_alphanumeric() || "._:/@+-".contains(c) { c } else { '_' }).collect()
+    })
+}
+
+fn output_rate(output: Option<u64>, from_ns: u64, to_ns: u64) -> Option<String> {
+    let output = output?;
+    let seconds = to_ns.checked_sub(from_ns)? as f64 / 1e9;
+    if seconds <= 0.0 {
+        return None;
+    }
+    Some(format!("{:.1}", output as f64 / seconds))
+}
+
+fn write_outcome_state<H: Host>(host: &mut H, ex: &Exchange, outcome: Outcome, usage_source: &str) {
+    if let Some(d) = &ex.detected {
+        host.set_filter_state(fs::PROVIDER, ex.provider.as_bytes());
+        host.set_filter_state(fs::OPERATION, d.operation.label().as_bytes());
+    }
+    host.set_filter_state(fs::USAGE_SOURCE, usage_source.as_bytes());
+    host.set_filter_state(fs::STREAM_OUTCOME, outcome.label().as_bytes());
+    if outcome != Outcome::Completed {
+        // A failure the status code may not show (a cut or failed stream after a 200): the
+        // access log keeps every request with this flag.
+        host.set_filter_state(fs::ERROR, b"true");
+    }
+}

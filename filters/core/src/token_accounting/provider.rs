@@ -1,0 +1,211 @@
+//! Which provider API a request speaks, from its path (and headers), before any body is seen.
+//!
+//! The wire format decides how usage is read; the provider name is the `gen_ai.provider.name`
+//! label (OpenTelemetry well-known values where one exists). OpenAI-compatible servers (vLLM,
+//! Ollama, llama.cpp) speak the OpenAI wire format on the same paths, so they are told apart only
+//! by configuration (per cluster or path prefix): see [`super::config::ProviderOverride`].
+
+/// The wire format family; decides how requests and responses are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Wire {
+    /// OpenAI Chat Completions, Azure OpenAI and OpenAI-compatible servers.
+    OpenAiChat,
+    OpenAiResponses,
+    AnthropicMessages,
+    Gemini,
+    BedrockConverse,
+}
+
+/// `gen_ai.operation.name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Chat,
+    Responses,
+    GenerateContent,
+}
+
+impl Operation {
+    pub fn label(self) -> &'static str {
+        match self {
+            Operation::Chat => "chat",
+            Operation::Responses => "responses",
+            Operation::GenerateContent => "generate_content",
+        }
+    }
+}
+
+/// What the path says about a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detected {
+    pub wire: Wire,
+    pub operation: Operation,
+    /// `gen_ai.provider.name` before any configured override.
+    pub provider: &'static str,
+    /// The model when the path carries it (Gemini, Bedrock, an Azure deployment).
+    pub path_model: Option<String>,
+    /// The path alone says the response streams (Gemini `streamGenerateContent`, Bedrock
+    /// `converse-stream`); other APIs say so in the request body.
+    pub path_stream: bool,
+}
+
+pub const OPENAI: &str = "openai";
+pub const AZURE_OPENAI: &str = "azure.ai.openai";
+pub const ANTHROPIC: &str = "anthropic";
+pub const GEMINI: &str = "gcp.gemini";
+pub const BEDROCK: &str = "aws.bedrock";
+
+/// Detects the API from the request path (query string ignored).
+pub fn detect(path: &str) -> Option<Detected> {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let path = path.trim_end_matches('/');
+    if let Some(rest) = path.split_once("/openai/deployments/").map(|(_, r)| r) {
+        let (deployment, tail) = rest.split_once('/')?;
+        let model = Some(percent_decode(deployment));
+        return match tail {
+            "chat/completions" => Some(detected(Wire::OpenAiChat, Operation::Chat, AZURE_OPENAI, model, false)),
+            "responses" => Some(detected(Wire::OpenAiResponses, Operation::Responses, AZURE_OPENAI, model, false)),
+            _ => None,
+        };
+    }
+    if path.ends_with("/chat/completions") {
+        return Some(detected(Wire::OpenAiChat, Operation::Chat, OPENAI, None, false));
+    }
+    if path.ends_with("/openai/responses") || path.ends_with("/openai/v1/responses") {
+        return Some(detected(Wire::OpenAiResponses, Operation::Responses, AZURE_OPENAI, None, false));
+    }
+    if path.ends_with("/responses") {
+        return Some(detected(Wire::OpenAiResponses, Operation::Responses, OPENAI, None, false));
+    }
+    if path.ends_with("/v1/messages") {
+        return Some(detected(Wire::AnthropicMessages, Operation::Chat, ANTHROPIC, None, false));
+    }
+    if let Some((_, rest)) = path.rsplit_once("/models/") {
+        let (model, method) = rest.rsplit_once(':')?;
+        let stream = match method {
+            "generateContent" => false,
+            "streamGenerateContent" => true,
+            _ => return None,
+        };
+        return Some(detected(Wire::Gemini, Operation::GenerateContent, GEMINI, Some(percent_decode(model)), stream));
+    }
+    if let Some((_, rest)) = path.rsplit_once("/model/") {
+        let (model, method) = rest.rsplit_once('/')?;
+        let stream = match method {
+            "converse" => false,
+            "converse-stream" => true,
+            _ => return None,
+        };
+        return Some(detected(Wire::BedrockConverse, Operation::Chat, BEDROCK, Some(percent_decode(model)), stream));
+    }
+    None
+}
+
+fn detected(
+    wire: Wire,
+    operation: Operation,
+    provider: &'static str,
+    path_model: Option<String>,
+    path_stream: bool,
+) -> Detected {
+    Detected { wire, operation, provider, path_model, path_stream }
+}
+
+/// Decodes `%XX` escapes (Bedrock model ids carry `%3A`); invalid escapes stay as they are.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// path, wire, operation, provider, model from the path, stream from the path.
+    type Case = (&'static str, Wire, Operation, &'static str, Option<&'static str>, bool);
+
+    #[test]
+    fn paths_map_to_wire_operation_and_provider() {
+        let cases: &[Case] = &[
+            ("/v1/chat/completions", Wire::OpenAiChat, Operation::Chat, OPENAI, None, false),
+            ("/groq/openai/v1/chat/completions", Wire::OpenAiChat, Operation::Chat, OPENAI, None, false),
+            ("/v1/responses", Wire::OpenAiResponses, Operation::Responses, OPENAI, None, false),
+            (
+                "/openai/deployments/my-gpt4o/chat/completions?api-version=2024-10-21",
+                Wire::OpenAiChat,
+                Operation::Chat,
+                AZURE_OPENAI,
+                Some("my-gpt4o"),
+                false,
+            ),
+            ("/anthropic/v1/messages", Wire::AnthropicMessages, Operation::Chat, ANTHROPIC, None, false),
+            (
+                "/gemini/v1beta/models/gemini-2.5-flash:generateContent?key=x",
+                Wire::Gemini,
+                Operation::GenerateContent,
+                GEMINI,
+                Some("gemini-2.5-flash"),
+                false,
+            ),
+            (
+                "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+                Wire::Gemini,
+                Operation::GenerateContent,
+                GEMINI,
+                Some("gemini-2.5-flash"),
+                true,
+            ),
+            (
+                "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse",
+                Wire::BedrockConverse,
+                Operation::Chat,
+                BEDROCK,
+                Some("anthropic.claude-3-5-sonnet-20240620-v1:0"),
+                false,
+            ),
+            (
+                "/model/amazon.nova-pro-v1:0/converse-stream",
+                Wire::BedrockConverse,
+                Operation::Chat,
+                BEDROCK,
+                Some("amazon.nova-pro-v1:0"),
+                true,
+            ),
+        ];
+        for (path, wire, op, provider, model, stream) in cases {
+            let d = detect(path).unwrap_or_else(|| panic!("{path}"));
+            assert_eq!(d.wire, *wire, "{path}");
+            assert_eq!(d.operation, *op, "{path}");
+            assert_eq!(d.provider, *provider, "{path}");
+            assert_eq!(d.path_model.as_deref(), *model, "{path}");
+            assert_eq!(d.path_stream, *stream, "{path}");
+        }
+    }
+
+    #[test]
+    fn unknown_paths_are_not_detected() {
+        for path in ["/", "/v1/models", "/v1/embeddings", "/health", "/v1beta/models/x:countTokens", "/model/x/invoke"]
+        {
+            assert_eq!(detect(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn bad_percent_escapes_are_kept_verbatim() {
+        assert_eq!(percent_decode("a%zzb%4"), "a%zzb%4");
+        assert_eq!(percent_decode("v1%3A0"), "v1:0");
+    }
+}

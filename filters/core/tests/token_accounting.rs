@@ -1,0 +1,338 @@
+use llmobs_core::filter_state as fs;
+use llmobs_core::token_accounting::{End, TokenAccounting};
+use llmobs_testkit::{chunkings, provider_fixtures, FakeHost, ProviderFixture};
+use serde_json::Value;
+
+/// Runs one fixture through the filter with the response body split into `chunks`.
+fn run(fixture: &ProviderFixture, chunks: &[&[u8]], config: &str) -> FakeHost {
+    let mut host = FakeHost::default();
+    let mut headers: Vec<(&str, &str)> = vec![(":path", &fixture.path), (":method", "POST")];
+    headers.extend(fixture.request_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    host.next_request(&headers);
+    if fixture.meta.get("provider_override").is_some() {
+        host.set_property(&["xds", "cluster_name"], b"override");
+    }
+    let filter = TokenAccounting::new(config.as_bytes(), &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    filter.on_request_body(&mut ex, &fixture.request_body, true);
+    host.advance_ms(5);
+    host.add_response_header(":status", &fixture.status.to_string());
+    for (k, v) in &fixture.response_headers {
+        host.add_response_header(k, v);
+    }
+    filter.on_response_headers(&mut host, &mut ex, false);
+    for chunk in chunks {
+        host.advance_ms(1);
+        filter.on_response_body(&mut host, &mut ex, chunk, false);
+    }
+    filter.on_response_body(&mut host, &mut ex, b"", true);
+    host
+}
+
+fn config_for(fixture: &ProviderFixture) -> String {
+    match fixture.meta.get("provider_override").and_then(Value::as_str) {
+        Some(p) => format!(r#"{{"providers": [{{"cluster": "override", "provider": "{p}"}}]}}"#),
+        None => String::new(),
+    }
+}
+
+fn expected_str(fixture: &ProviderFixture, key: &str) -> Option<String> {
+    fixture.expected(key).as_str().map(str::to_string)
+}
+
+/// What the filter recorded, as comparable text; every fixture's expectations in one place.
+fn observed(host: &FakeHost) -> Vec<(&'static str, Option<String>)> {
+    [
+        ("provider", fs::PROVIDER),
+        ("operation", fs::OPERATION),
+        ("request_model", fs::REQUEST_MODEL),
+        ("response_model", fs::RESPONSE_MODEL),
+        ("response_id", fs::RESPONSE_ID),
+        ("input", fs::USAGE_INPUT),
+        ("output", fs::USAGE_OUTPUT),
+        ("cache_read", fs::USAGE_CACHE_READ),
+        ("cache_creation", fs::USAGE_CACHE_CREATION),
+        ("reasoning", fs::USAGE_REASONING),
+        ("total", fs::USAGE_TOTAL),
+        ("finish_reason_raw", fs::FINISH_REASON_RAW),
+        ("finish_reason", fs::FINISH_REASON),
+        ("usage_source", fs::USAGE_SOURCE),
+        ("stream_outcome", fs::STREAM_OUTCOME),
+        ("stream", fs::STREAM),
+    ]
+    .into_iter()
+    .map(|(name, key)| (name, host.filter_state_str(key)))
+    .collect()
+}
+
+fn expected(fixture: &ProviderFixture) -> Vec<(&'static str, Option<String>)> {
+    let usage = |k: &str| fixture.expected("usage")[k].as_u64().map(|v| v.to_string());
+    // meta.json uses the API's own operation names; the filter reports semconv's.
+    let operation = expected_str(fixture, "operation").map(|op| match op.as_str() {
+        "messages" | "converse" => "chat".to_string(),
+        other => other.to_string(),
+    });
+    let outcome = expected_str(fixture, "stream_outcome").or_else(|| Some("completed".into()));
+    vec![
+        ("provider", expected_str(fixture, "provider")),
+        ("operation", operation),
+        ("request_model", expected_str(fixture, "request_model")),
+        ("response_model", expected_str(fixture, "response_model")),
+        ("response_id", expected_str(fixture, "response_id")),
+        ("input", usage("input")),
+        ("output", usage("output")),
+        ("cache_read", usage("cache_read")),
+        ("cache_creation", usage("cache_creation")),
+        ("reasoning", usage("reasoning")),
+        ("total", usage("total")),
+        ("finish_reason_raw", expected_str(fixture, "finish_reason_raw")),
+        ("finish_reason", expected_str(fixture, "finish_reason")),
+        ("usage_source", expected_str(fixture, "usage_source")),
+        ("stream_outcome", outcome),
+        ("stream", Some(fixture.expected("stream").as_bool().unwrap_or(false).to_string())),
+    ]
+}
+
+#[test]
+fn every_provider_fixture_gives_its_expected_usage_under_every_chunk_split() {
+    let fixtures = provider_fixtures();
+    assert!(fixtures.len() >= 20, "fixtures missing: {}", fixtures.len());
+    for fixture in &fixtures {
+        let want = expected(fixture);
+        let config = config_for(fixture);
+        for chunks in chunkings(&fixture.response_body) {
+            let host = run(fixture, &chunks, &config);
+            assert_eq!(observed(&host), want, "{} split into {} chunks", fixture.name, chunks.len());
+        }
+    }
+}
+
+#[test]
+fn fixtures_split_at_every_byte_offset_give_the_same_result() {
+    // chunkings() splits only payloads up to 512 bytes at every offset; provider streams are
+    // longer, so walk every offset of each here (two chunks each).
+    for fixture in provider_fixtures() {
+        let want = expected(&fixture);
+        let config = config_for(&fixture);
+        let body = &fixture.response_body;
+        for at in (1..body.len()).step_by(1) {
+            let (a, b) = body.split_at(at);
+            let host = run(&fixture, &[a, b], &config);
+            assert_eq!(observed(&host), want, "{} split at {at}", fixture.name);
+        }
+    }
+}
+
+#[test]
+fn a_failure_after_a_200_sets_the_error_flag() {
+    for fixture in provider_fixtures() {
+        let host = run(&fixture, &[&fixture.response_body], &config_for(&fixture));
+        let outcome = host.filter_state_str(fs::STREAM_OUTCOME).unwrap();
+        let flagged = host.filter_state_str(fs::ERROR).as_deref() == Some("true");
+        assert_eq!(flagged, outcome != "completed", "{}", fixture.name);
+    }
+}
+
+#[test]
+fn usage_becomes_semconv_token_histograms_with_bounded_labels() {
+    let fixture = provider_fixtures().into_iter().find(|f| f.name == "anthropic-messages-stream").unwrap();
+    let host = run(&fixture, &[&fixture.response_body], "");
+    let name = |t: &str| {
+        format!(
+            "gen_ai.client.token.usage.gen_ai.token.type={t};.gen_ai.operation.name=chat;.gen_ai.provider.name=anthropic;\
+             .gen_ai.request.model=claude-3-7-sonnet-20250219;.synthetic=false;.tenant=unknown;"
+        )
+    };
+    assert_eq!(host.histogram(&name("input")), vec![2520]);
+    assert_eq!(host.histogram(&name("output")), vec![31]);
+    assert_eq!(host.histogram(&name("cache_read")), vec![2048]);
+    assert_eq!(host.metric_names("gen_ai.client.operation.time_to_first_chunk_ms").len(), 1);
+    assert_eq!(host.metric_names("gen_ai.client.operation.duration_ms").len(), 1);
+    assert_eq!(
+        host.counter(
+            "llmobs.token_accounting.requests.gen_ai.provider.name=anthropic;.gen_ai.operation.name=chat;\
+             .usage_source=provider;.stream_outcome=completed;.synthetic=false;"
+        ),
+        Some(1)
+    );
+}
+
+#[test]
+fn missing_usage_is_counted_and_other_metrics_are_still_recorded() {
+    let fixture = provider_fixtures().into_iter().find(|f| f.name == "openai-chat-stream-no-usage").unwrap();
+    let host = run(&fixture, &[&fixture.response_body], "");
+    assert_eq!(host.filter_state_str(fs::USAGE_SOURCE).as_deref(), Some("missing"));
+    assert_eq!(host.counter_sum("llmobs.token_accounting.usage_missing"), 1);
+    assert!(host.metric_names("gen_ai.client.token.usage").is_empty());
+    assert_eq!(host.metric_names("gen_ai.client.operation.duration_ms").len(), 1);
+    assert_eq!(host.metric_names("gen_ai.client.operation.time_to_first_chunk_ms").len(), 1);
+}
+
+fn chat_exchange(host: &mut FakeHost, filter: &TokenAccounting, model: &str) {
+    host.next_request(&[(":path", "/v1/chat/completions")]);
+    let mut ex = filter.on_request_headers(host);
+    filter.on_request_body(&mut ex, format!(r#"{{"model": "{model}", "messages": []}}"#).as_bytes(), true);
+    host.add_response_header(":status", "200");
+    host.add_response_header("content-type", "application/json");
+    filter.on_response_headers(host, &mut ex, false);
+    let body = format!(r#"{{"model": "{model}", "usage": {{"prompt_tokens": 3, "completion_tokens": 2}}}}"#);
+    filter.on_response_body(host, &mut ex, body.as_bytes(), true);
+}
+
+#[test]
+fn models_past_the_cap_are_reported_as_other_and_counted() {
+    let mut host = FakeHost::default();
+    let filter = TokenAccounting::new(br#"{"model_label": {"max_distinct": 2}}"#, &mut host).unwrap();
+    for model in ["m1", "m2", "m3", "m1", "m4"] {
+        chat_exchange(&mut host, &filter, model);
+    }
+    let models: Vec<String> = host
+        .metric_names("gen_ai.client.operation.duration_ms")
+        .iter()
+        .map(|n| n.split(".gen_ai.request.model=").nth(1).unwrap().split(';').next().unwrap().to_string())
+        .collect();
+    assert_eq!(models, vec!["m1", "m2", "_OTHER"]);
+    assert_eq!(host.counter("llmobs.label_overflow.label=gen_ai.request.model;"), Some(2));
+}
+
+#[test]
+fn the_model_cap_is_shared_by_every_vm_through_shared_data() {
+    // Two filter instances stand for two worker VMs; shared data is the host's.
+    let mut host = FakeHost::default();
+    let worker_a = TokenAccounting::new(br#"{"model_label": {"max_distinct": 2}}"#, &mut host).unwrap();
+    let worker_b = TokenAccounting::new(br#"{"model_label": {"max_distinct": 2}}"#, &mut host).unwrap();
+    chat_exchange(&mut host, &worker_a, "m1");
+    chat_exchange(&mut host, &worker_b, "m2");
+    chat_exchange(&mut host, &worker_a, "m3");
+    chat_exchange(&mut host, &worker_b, "m1");
+    assert_eq!(host.counter("llmobs.label_overflow.label=gen_ai.request.model;"), Some(1));
+}
+
+#[test]
+fn an_allow_list_reports_only_listed_models() {
+    let mut host = FakeHost::default();
+    let filter = TokenAccounting::new(br#"{"model_label": {"allow": ["gpt-4o"]}}"#, &mut host).unwrap();
+    chat_exchange(&mut host, &filter, "gpt-4o");
+    chat_exchange(&mut host, &filter, "secret-internal-model");
+    let names = host.metric_names("gen_ai.client.operation.duration_ms").join("\n");
+    assert!(names.contains("model=gpt-4o;"));
+    assert!(names.contains("model=_OTHER;"));
+    assert!(!names.contains("secret-internal-model"));
+}
+
+#[test]
+fn an_unknown_provider_is_counted_and_left_alone() {
+    let mut host = FakeHost::with_request_headers(&[(":path", "/internal/api"), ("accept-encoding", "gzip")]);
+    let filter = TokenAccounting::new(b"", &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    assert!(!ex.wants_request_body());
+    assert_eq!(host.request_header_str("accept-encoding").as_deref(), Some("gzip"));
+    host.add_response_header(":status", "200");
+    filter.on_response_headers(&mut host, &mut ex, false);
+    filter.on_response_body(&mut host, &mut ex, b"not json at all", true);
+    assert_eq!(host.counter_sum("llmobs.token_accounting.requests.gen_ai.provider.name=_OTHER;"), 1);
+    assert!(host.metric_names("gen_ai.client").is_empty());
+}
+
+#[test]
+fn a_compressed_response_is_counted_and_skipped_not_misparsed() {
+    let mut host = FakeHost::with_request_headers(&[(":path", "/v1/chat/completions")]);
+    let filter = TokenAccounting::new(br#"{"request_identity_encoding": false}"#, &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    host.add_response_header(":status", "200");
+    host.add_response_header("content-type", "application/json");
+    host.add_response_header("content-encoding", "gzip");
+    filter.on_response_headers(&mut host, &mut ex, false);
+    assert!(!ex.wants_response_body());
+    filter.on_response_body(&mut host, &mut ex, &[0x1f, 0x8b, 0x08, 0x00], true);
+    assert_eq!(
+        host.counter("llmobs.token_accounting.parse_failures.gen_ai.provider.name=openai;.reason=compressed;"),
+        Some(1)
+    );
+    assert_eq!(host.filter_state_str(fs::USAGE_SOURCE).as_deref(), Some("missing"));
+}
+
+#[test]
+fn by_default_accept_encoding_is_removed_toward_providers() {
+    let mut host = FakeHost::with_request_headers(&[(":path", "/v1/messages"), ("accept-encoding", "gzip, br")]);
+    let filter = TokenAccounting::new(b"", &mut host).unwrap();
+    filter.on_request_headers(&mut host);
+    assert_eq!(host.request_header_str("accept-encoding"), None);
+}
+
+#[test]
+fn malformed_json_and_invalid_utf8_are_counted_never_a_panic() {
+    for body in [&b"{not json"[..], b"\xff\xfe\xfd", b"", b"[]", b"{\"usage\": {\"prompt_tokens\": -5}}"] {
+        let mut host = FakeHost::with_request_headers(&[(":path", "/v1/chat/completions")]);
+        let filter = TokenAccounting::new(b"", &mut host).unwrap();
+        let mut ex = filter.on_request_headers(&mut host);
+        filter.on_request_body(&mut ex, body, true);
+        host.add_response_header(":status", "200");
+        host.add_response_header("content-type", "application/json");
+        filter.on_response_headers(&mut host, &mut ex, false);
+        filter.on_response_body(&mut host, &mut ex, body, true);
+        assert_eq!(host.filter_state_str(fs::USAGE_SOURCE).as_deref(), Some("missing"), "{body:?}");
+        if !body.is_empty() {
+            assert!(host.counter_sum("llmobs.token_accounting.parse_failures") >= 1, "{body:?}");
+        }
+    }
+}
+
+#[test]
+fn a_response_over_the_size_limit_is_counted_as_over_limit() {
+    let mut host = FakeHost::with_request_headers(&[(":path", "/v1/chat/completions")]);
+    let filter = TokenAccounting::new(br#"{"max_response_body_bytes": 1024}"#, &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    host.add_response_header(":status", "200");
+    host.add_response_header("content-type", "application/json");
+    filter.on_response_headers(&mut host, &mut ex, false);
+    let big = vec![b' '; 600];
+    filter.on_response_body(&mut host, &mut ex, &big, false);
+    filter.on_response_body(&mut host, &mut ex, &big, true);
+    assert_eq!(
+        host.counter("llmobs.token_accounting.parse_failures.gen_ai.provider.name=openai;.reason=response_over_limit;"),
+        Some(1)
+    );
+}
+
+#[test]
+fn a_stream_torn_down_by_the_client_is_client_cancelled() {
+    let fixture = provider_fixtures().into_iter().find(|f| f.name == "openai-chat-stream-usage").unwrap();
+    for (details, outcome) in [
+        ("downstream_remote_disconnect", "client_cancelled"),
+        ("upstream_reset_after_response_started{remote_reset}", "upstream_cut"),
+    ] {
+        let mut host = FakeHost::with_request_headers(&[(":path", "/v1/chat/completions")]);
+        host.set_property(&["response", "code_details"], details.as_bytes());
+        let filter = TokenAccounting::new(b"", &mut host).unwrap();
+        let mut ex = filter.on_request_headers(&mut host);
+        host.add_response_header(":status", "200");
+        host.add_response_header("content-type", "text/event-stream");
+        filter.on_response_headers(&mut host, &mut ex, false);
+        let half = &fixture.response_body[..fixture.response_body.len() / 2];
+        filter.on_response_body(&mut host, &mut ex, half, false);
+        filter.finish(&mut host, &mut ex, End::Aborted);
+        assert_eq!(host.filter_state_str(fs::STREAM_OUTCOME).as_deref(), Some(outcome));
+        assert_eq!(host.filter_state_str(fs::ERROR).as_deref(), Some("true"));
+    }
+}
+
+#[test]
+fn finishing_twice_records_once() {
+    let mut host = FakeHost::with_request_headers(&[(":path", "/v1/chat/completions")]);
+    let filter = TokenAccounting::new(b"", &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    host.add_response_header(":status", "200");
+    filter.on_response_headers(&mut host, &mut ex, true);
+    filter.finish(&mut host, &mut ex, End::Aborted);
+    assert_eq!(host.counter_sum("llmobs.token_accounting.requests"), 1);
+}
+
+#[test]
+fn the_synthetic_flag_from_the_correlation_filter_labels_the_metrics() {
+    let mut host = FakeHost::with_request_headers(&[(":path", "/v1/chat/completions")]);
+    host.set_property(&["llmobs.synthetic"], b"true");
+    let filter = TokenAccounting::new(b"", &mut host).unwrap();
+    chat_exchange(&mut host, &filter, "gpt-4o");
+    assert!(host.metric_names("gen_ai.client.token.usage").iter().all(|n| n.contains(".synthetic=true;")));
+}

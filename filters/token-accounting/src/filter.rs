@@ -1,0 +1,107 @@
+use llmobs_core::host::LogLevel;
+use llmobs_core::token_accounting::{End, Exchange, TokenAccounting};
+use llmobs_wasm_host::{body_bytes, log, plugin_configuration, ProxyHost};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel as ProxyLevel};
+use std::rc::Rc;
+
+proxy_wasm::main! {{
+    // Also installs the SDK's panic hook, which logs a panic at Critical before the VM aborts.
+    proxy_wasm::set_log_level(ProxyLevel::Trace);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { filter: None }) });
+}}
+
+struct Root {
+    filter: Option<Rc<TokenAccounting>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        match TokenAccounting::new(&plugin_configuration(), &mut ProxyHost) {
+            Ok(filter) => {
+                self.filter = Some(Rc::new(filter));
+                true
+            }
+            Err(err) => {
+                log(LogLevel::Error, &format!("llmobs token_accounting: {err}"));
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Stream { filter: self.filter.clone(), exchange: None }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Stream {
+    filter: Option<Rc<TokenAccounting>>,
+    exchange: Option<Exchange>,
+}
+
+impl Context for Stream {}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(filter) = &self.filter {
+            self.exchange = Some(filter.on_request_headers(&mut ProxyHost));
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let (Some(filter), Some(ex)) = (&self.filter, &mut self.exchange) {
+            // This filter always returns Continue, so Envoy never accumulates the body for it:
+            // the buffer holds exactly this callback's new bytes, from offset 0.
+            if ex.wants_request_body() {
+                let chunk = body_bytes(false, 0, body_size).unwrap_or_default();
+                filter.on_request_body(ex, &chunk, end_of_stream);
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        if let (Some(filter), Some(ex)) = (&self.filter, &mut self.exchange) {
+            filter.on_request_end(ex);
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        if let (Some(filter), Some(ex)) = (&self.filter, &mut self.exchange) {
+            filter.on_response_headers(&mut ProxyHost, ex, end_of_stream);
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let (Some(filter), Some(ex)) = (&self.filter, &mut self.exchange) {
+            let chunk =
+                if ex.wants_response_body() { body_bytes(true, 0, body_size).unwrap_or_default() } else { Vec::new() };
+            filter.on_response_body(&mut ProxyHost, ex, &chunk, end_of_stream);
+        }
+        Action::Continue
+    }
+
+    // HTTP/2 responses with trailers never set end_of_stream on the last data frame.
+    fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
+        if let (Some(filter), Some(ex)) = (&self.filter, &mut self.exchange) {
+            filter.finish(&mut ProxyHost, ex, End::Complete);
+        }
+        Action::Continue
+    }
+
+    // The last fallback: a stream torn down before its end (client gone, upstream reset).
+    fn on_log(&mut self) {
+        if let (Some(filter), Some(ex)) = (&self.filter, &mut self.exchange) {
+            filter.finish(&mut ProxyHost, ex, End::Aborted);
+        }
+    }
+}
