@@ -7,6 +7,10 @@
 //!
 //! Tests assert behaviour (what was forwarded, written, counted), not call order or log text.
 
+// Dev-only: a broken fixture must fail the test loudly, and serde_json's `value[key]` indexing
+// returns Null rather than panicking.
+#![allow(clippy::panic, clippy::expect_used, clippy::indexing_slicing)]
+
 use llmobs_core::host::{Host, HostError, LogLevel, MetricId, SharedDataError, Stats};
 use std::collections::{BTreeMap, HashMap};
 
@@ -333,7 +337,6 @@ impl ProviderFixture {
 
 /// Every provider fixture, sorted by name. Panics with the offending file on a malformed
 /// fixture: fixtures are test inputs, and a broken one must fail loudly.
-#[allow(clippy::panic, clippy::expect_used, clippy::indexing_slicing)]
 pub fn provider_fixtures() -> Vec<ProviderFixture> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/providers");
     let mut out = Vec::new();
