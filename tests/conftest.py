@@ -27,6 +27,16 @@ def upstream(tmp_path_factory):
     up.stop()
 
 
+@pytest.fixture(scope="session")
+def replay(tmp_path_factory):
+    """The project-owned upstream that replays tests/fixtures/providers byte for byte, in
+    7-byte chunks so Envoy's body callbacks split frames at odd offsets."""
+    up = Upstream(tmp_path_factory.mktemp("replay") / "replay.log", script="replay_upstream.py",
+                  args=("--chunk-size", "7"))
+    yield up
+    up.stop()
+
+
 @pytest.fixture
 def fresh_upstream(upstream):
     upstream.reset()

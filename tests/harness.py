@@ -58,21 +58,22 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
 
 
 class Upstream:
-    """llmock (tests/upstream.py) on a free loopback port."""
+    """llmock (tests/upstream.py) on a free loopback port; with `script="replay_upstream.py"`,
+    the project's fixture replayer instead."""
 
-    def __init__(self, log_path: Path):
+    def __init__(self, log_path: Path, script: str = "upstream.py", args: tuple = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "upstream.py"), "--port", str(self.port)],
+            [sys.executable, str(ROOT / "tests" / script), "--port", str(self.port), *args],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
-        wait_until(self._healthy, 30, "llmock to answer /health")
+        wait_until(self._healthy, 30, f"{script} to answer /health")
 
     def _healthy(self) -> bool:
         if self.proc.poll() is not None:
-            raise RuntimeError(f"llmock exited with {self.proc.returncode}")
+            raise RuntimeError(f"upstream exited with {self.proc.returncode}")
         try:
             return http_get(self.url + "/health", timeout=1)[0] == 200
         except OSError:
@@ -111,6 +112,25 @@ class Upstream:
         self._log.close()
 
 
+def route_everything_to(config: dict, port: int, rewrites: dict | None = None) -> None:
+    """Sends every path to one cluster at `port` (`rewrites` maps a path prefix to the prefix
+    the upstream sees, for routes that stand for a custom provider)."""
+    routes = [{"match": {"prefix": prefix}, "route": {"cluster": "replay", "timeout": "60s", "prefix_rewrite": to}}
+              for prefix, to in (rewrites or {}).items()]
+    routes.append({"match": {"prefix": "/"}, "route": {"cluster": "replay", "timeout": "60s"}})
+    hcm_of(config)["route_config"]["virtual_hosts"][0]["routes"] = routes
+    config["static_resources"]["clusters"].append({
+        "name": "replay", "type": "STATIC", "connect_timeout": "5s",
+        "load_assignment": {"cluster_name": "replay", "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
+    })
+
+
+def set_route_timeout(config: dict, timeout: str) -> None:
+    for route in hcm_of(config)["route_config"]["virtual_hosts"][0]["routes"]:
+        route["route"]["timeout"] = timeout
+
+
 def _find_http_filters(config: dict) -> list:
     hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     return hcm["http_filters"]
@@ -144,6 +164,8 @@ def build_config(tmp: Path, upstream_port: int, filter_configs: dict | None = No
         if cluster["name"] == "llmock":
             for ep in cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]:
                 ep["endpoint"]["address"]["socket_address"]["port_value"] = upstream_port
+    # Histograms reach /stats/prometheus only at a stats flush (default every 5 s).
+    config["stats_flush_interval"] = "0.25s"
     if mutate:
         mutate(config)
     return config, ports
@@ -201,6 +223,15 @@ class Envoy:
                 total += float(m.group(4))
         return total
 
+    def wait_metric(self, name: str, value: float, timeout: float = 10, **labels: str) -> float:
+        """Waits until `metric(name, **labels)` equals `value` (histograms update at stats
+        flushes); returns the last value seen, which the caller asserts on."""
+        try:
+            wait_until(lambda: self.metric(name, **labels) == value, timeout, f"{name}{labels} == {value}")
+        except TimeoutError:
+            pass
+        return self.metric(name, **labels)
+
     def access_log(self) -> list[dict]:
         if not self.access_log_path.exists():
             return []
@@ -243,11 +274,11 @@ def raw_request(port: int, raw: bytes, timeout: float = 5.0) -> bytes:
         return b"".join(chunks)
 
 
-def post_json(url: str, body: dict, headers: dict | None = None, timeout: float = 30) -> tuple[int, dict, bytes]:
+def post_json(url: str, body: dict | bytes, headers: dict | None = None, timeout: float = 30) -> tuple[int, dict, bytes]:
     """A plain HTTP/1.1 POST with exact headers (values may be any latin-1 bytes)."""
     m = re.match(r"http://([^:/]+):(\d+)(/.*)", url)
     conn = http.client.HTTPConnection(m.group(1), int(m.group(2)), timeout=timeout)
-    data = json.dumps(body).encode()
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
     conn.putrequest("POST", m.group(3), skip_accept_encoding=True)
     conn.putheader("content-type", "application/json")
     conn.putheader("content-length", str(len(data)))

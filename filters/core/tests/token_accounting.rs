@@ -146,6 +146,8 @@ fn usage_becomes_semconv_token_histograms_with_bounded_labels() {
     assert_eq!(host.histogram(&name("input")), vec![2520]);
     assert_eq!(host.histogram(&name("output")), vec![31]);
     assert_eq!(host.histogram(&name("cache_read")), vec![2048]);
+    let exact = name("input").replacen("gen_ai.client.token.usage", "llmobs.token_accounting.tokens", 1);
+    assert_eq!(host.counter(&exact), Some(2520));
     assert_eq!(host.metric_names("gen_ai.client.operation.time_to_first_chunk_ms").len(), 1);
     assert_eq!(host.metric_names("gen_ai.client.operation.duration_ms").len(), 1);
     assert_eq!(

@@ -433,6 +433,9 @@ impl TokenAccounting {
             let mut labels = vec![("gen_ai.token.type", token_type)];
             labels.extend_from_slice(&base);
             self.record(host, metric::name("gen_ai.client.token.usage", &labels), count);
+            // Envoy's histogram `_sum` is approximate (log-linear buckets); cost dashboards need
+            // exact totals, so every count also goes to a counter.
+            self.count(host, metric::name("llmobs.token_accounting.tokens", &labels), count);
         }
         let duration_ms = ended_ns.saturating_sub(ex.started_ns) / 1_000_000;
         let mut labels = base.to_vec();

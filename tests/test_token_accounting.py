@@ -1,0 +1,255 @@
+"""The token-accounting filter in a real Envoy: usage recorded equals usage the SDKs report."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import anthropic
+import openai
+import pytest
+
+from conftest import validate_log_line
+from harness import ROOT, http_get, post_json, route_everything_to, set_route_timeout
+
+FIXTURES = ROOT / "tests" / "fixtures" / "providers"
+
+
+def by_request_id(lines: list[dict]) -> dict[str, dict]:
+    return {l["llmobs.request_id"]: l for l in lines}
+
+
+def as_int(line: dict, field: str) -> int | None:
+    return int(line[field]) if field in line else None
+
+
+def test_usage_recorded_equals_usage_reported_by_the_sdks_for_every_request(start_envoy):
+    envoy = start_envoy()
+    oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
+    an = anthropic.Anthropic(base_url=envoy.url + "/anthropic", api_key="sk-ant-test", max_retries=0)
+    reported: dict[str, tuple[int, int, bool]] = {}  # request id -> (input, output, stream)
+
+    def rid() -> dict:
+        r = uuid.uuid4().hex
+        return {"x-request-id": r}
+
+    for i in range(3):
+        h = rid()
+        r = oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"plain {i} é"}],
+                                       extra_headers=h)
+        reported[h["x-request-id"]] = (r.usage.prompt_tokens, r.usage.completion_tokens, False)
+
+        h = rid()
+        usage = None
+        for chunk in oa.chat.completions.create(model="gpt-4o", stream=True, stream_options={"include_usage": True},
+                                                messages=[{"role": "user", "content": f"stream {i} 日本"}],
+                                                extra_headers=h):
+            usage = chunk.usage or usage
+        reported[h["x-request-id"]] = (usage.prompt_tokens, usage.completion_tokens, True)
+
+        h = rid()
+        r = oa.responses.create(model="gpt-4.1", input=f"responses {i}", extra_headers=h)
+        reported[h["x-request-id"]] = (r.usage.input_tokens, r.usage.output_tokens, False)
+
+        h = rid()
+        with oa.responses.stream(model="gpt-4.1", input=f"responses stream {i}", extra_headers=h) as s:
+            final = s.get_final_response()
+        reported[h["x-request-id"]] = (final.usage.input_tokens, final.usage.output_tokens, True)
+
+        h = rid()
+        m = an.messages.create(model="claude-sonnet-4", max_tokens=64, extra_headers=h,
+                               messages=[{"role": "user", "content": f"anthropic {i}"}])
+        u = m.usage
+        reported[h["x-request-id"]] = (u.input_tokens + (u.cache_read_input_tokens or 0)
+                                       + (u.cache_creation_input_tokens or 0), u.output_tokens, False)
+
+        h = rid()
+        with an.messages.stream(model="claude-sonnet-4", max_tokens=64, extra_headers=h,
+                                messages=[{"role": "user", "content": f"anthropic stream {i} 🦀"}]) as s:
+            u = s.get_final_message().usage
+        reported[h["x-request-id"]] = (u.input_tokens + (u.cache_read_input_tokens or 0)
+                                       + (u.cache_creation_input_tokens or 0), u.output_tokens, True)
+
+        for path, stream in [("gemini-2.0-flash:generateContent", False),
+                             ("gemini-2.0-flash:streamGenerateContent", True),
+                             ("gemini-2.0-flash:streamGenerateContent?alt=sse", True)]:
+            h = rid()
+            status, _, body = post_json(envoy.url + "/gemini/v1beta/models/" + path,
+                                        {"contents": [{"parts": [{"text": f"gemini {i}"}]}]}, h)
+            assert status == 200
+            if not stream:
+                docs = [json.loads(body)]
+            elif "alt=sse" in path:
+                docs = [json.loads(l[5:]) for l in body.decode().splitlines() if l.startswith("data:")]
+            else:
+                docs = json.loads(body)
+            meta = [d["usageMetadata"] for d in docs if "usageMetadata" in d][-1]
+            reported[h["x-request-id"]] = (meta.get("promptTokenCount", 0) + meta.get("toolUsePromptTokenCount", 0),
+                                           meta.get("candidatesTokenCount", 0) + meta.get("thoughtsTokenCount", 0),
+                                           stream)
+
+    lines = by_request_id(envoy.wait_access_log(len(reported)))
+    mismatches = []
+    for request_id, (input_tokens, output_tokens, stream) in reported.items():
+        line = lines[request_id]
+        validate_log_line(line)
+        got = (as_int(line, "gen_ai.usage.input_tokens"), as_int(line, "gen_ai.usage.output_tokens"),
+               line["llmobs.stream"] == "true")
+        if got != (input_tokens, output_tokens, stream) or line["llmobs.stream_outcome"] != "completed":
+            mismatches.append((line.get("url.path"), got, (input_tokens, output_tokens, stream)))
+    assert mismatches == [], mismatches
+    total_input = sum(i for i, _, _ in reported.values())
+    total_output = sum(o for _, o, _ in reported.values())
+    assert envoy.metric("llmobs_token_accounting_tokens", gen_ai_token_type="input") == total_input
+    assert envoy.metric("llmobs_token_accounting_tokens", gen_ai_token_type="output") == total_output
+    assert envoy.wait_metric("gen_ai_client_token_usage_count", len(reported), gen_ai_token_type="output") == len(reported)
+    assert envoy.metric("llmobs_token_accounting_requests", usage_source="provider") == len(reported)
+    streams = sum(1 for *_, stream in reported.values() if stream)
+    assert envoy.wait_metric("gen_ai_client_operation_time_to_first_chunk_ms_count", streams) == streams
+
+
+def fixture_cases() -> list[str]:
+    return sorted(p.parent.name for p in FIXTURES.glob("*/meta.json"))
+
+
+def test_every_recorded_provider_exchange_replayed_through_envoy_is_read_exactly(start_envoy, replay):
+    """llmock has no Bedrock or Azure routes and reports no cached or reasoning tokens: the
+    project's replay upstream sends the recorded bytes instead, in 7-byte chunks."""
+    rewrites = {"/vllm/": "/", "/ollama/": "/"}
+    overrides = [{"path_prefix": "/vllm/", "provider": "vllm"}, {"path_prefix": "/ollama/", "provider": "ollama"}]
+    envoy = start_envoy({"llmobs_token_accounting": {"providers": overrides}},
+                        mutate=lambda c: route_everything_to(c, replay.port, rewrites))
+    sent = {}
+    for case in fixture_cases():
+        meta = json.loads((FIXTURES / case / "meta.json").read_text())
+        body = (FIXTURES / case / meta["request_file"]).read_bytes() if meta.get("request_file") else b"{}"
+        prefix = f"/{meta['provider_override']}" if meta.get("provider_override") else ""
+        request_id = uuid.uuid4().hex
+        headers = {**meta.get("request_headers", {}), "x-fixture": case, "x-request-id": request_id}
+        status, _, received = post_json(envoy.url + prefix + meta["path"], body, headers)
+        assert status == meta["status"], case
+        assert received == (FIXTURES / case / meta["response_file"]).read_bytes(), f"{case}: bytes changed"
+        sent[request_id] = (case, meta["expected"])
+    lines = by_request_id(envoy.wait_access_log(len(sent)))
+    mismatches = []
+    for request_id, (case, want) in sent.items():
+        line = lines[request_id]
+        validate_log_line(line)
+        usage = want["usage"]
+        op = {"messages": "chat", "converse": "chat"}.get(want["operation"], want["operation"])
+        expected = {
+            "gen_ai.provider.name": want["provider"], "gen_ai.operation.name": op,
+            "gen_ai.request.model": want["request_model"], "gen_ai.response.model": want["response_model"],
+            "gen_ai.response.id": want["response_id"],
+            "gen_ai.usage.input_tokens": usage["input"], "gen_ai.usage.output_tokens": usage["output"],
+            "gen_ai.usage.cache_read.input_tokens": usage["cache_read"],
+            "gen_ai.usage.cache_creation.input_tokens": usage["cache_creation"],
+            "llmobs.usage.reasoning_tokens": usage["reasoning"], "llmobs.usage.total_tokens": usage["total"],
+            "llmobs.finish_reason.raw": want["finish_reason_raw"], "llmobs.finish_reason": want["finish_reason"],
+            "llmobs.usage_source": want["usage_source"], "llmobs.stream_outcome": want["stream_outcome"] or "completed",
+        }
+        for field, value in expected.items():
+            got = line.get(field)
+            if (None if value is None else str(value)) != got:
+                mismatches.append((case, field, got, value))
+        if (line.get("llmobs.error") == "true") != (expected["llmobs.stream_outcome"] != "completed"):
+            mismatches.append((case, "llmobs.error", line.get("llmobs.error"), expected["llmobs.stream_outcome"]))
+    assert mismatches == [], mismatches
+
+
+@pytest.mark.parametrize("fault, outcome", [
+    ({"type": "stream_fault", "kind": "truncate", "after_chunks": 2}, "upstream_cut"),
+    ({"type": "stream_fault", "kind": "disconnect", "after_chunks": 2}, "upstream_cut"),
+    ({"type": "stream_fault", "kind": "malformed", "after_chunks": 2}, None),
+])
+def test_llmock_stream_faults_give_the_right_outcome_and_reach_the_client_unchanged(start_envoy, fresh_upstream,
+                                                                                   fault, outcome):
+    envoy = start_envoy()
+    fresh_upstream.scenario(fault)
+    oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
+    received, error = [], None
+    try:
+        for chunk in oa.chat.completions.create(model="gpt-4o", stream=True, stream_options={"include_usage": True},
+                                                messages=[{"role": "user", "content": "a long answer please"}]):
+            received.append(chunk)
+    except Exception as err:  # what the SDK raises is what llmock's fault produces, unchanged
+        error = err
+    # llmock's README: truncate raises nothing, disconnect raises APIConnectionError, a malformed
+    # chunk raises a JSON error; the filter must not change any of that.
+    if fault["kind"] == "truncate":
+        assert error is None and received
+    elif fault["kind"] == "disconnect":
+        assert isinstance(error, openai.APIConnectionError), repr(error)
+    else:
+        assert error is not None and "JSON" in type(error).__name__ + str(error), repr(error)
+    (line,) = envoy.wait_access_log(1)
+    validate_log_line(line)
+    if outcome:
+        assert line["llmobs.stream_outcome"] == outcome
+        assert line["llmobs.error"] == "true"
+    else:
+        assert envoy.metric("llmobs_token_accounting_parse_failures", reason="response_json") == 1
+    assert envoy.metric("llmobs_token_accounting_requests") == 1
+
+
+def test_a_stalled_stream_cut_by_the_route_timeout_is_an_upstream_cut(start_envoy, fresh_upstream):
+    envoy = start_envoy(mutate=lambda c: set_route_timeout(c, "1s"))
+    fresh_upstream.scenario({"type": "stream_fault", "kind": "stall", "after_chunks": 1, "stall_seconds": 3})
+    oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0, timeout=10)
+    with pytest.raises(openai.APIConnectionError):
+        list(oa.chat.completions.create(model="gpt-4o", stream=True,
+                                        messages=[{"role": "user", "content": "hi"}]))
+    (line,) = envoy.wait_access_log(1)
+    validate_log_line(line)
+    assert line["llmobs.stream_outcome"] == "upstream_cut"
+    assert "UT" in line["envoy.response_flags"]
+    assert line["llmobs.error"] == "true"
+
+
+def test_a_stream_without_usage_counts_missing_usage_and_keeps_the_other_metrics(start_envoy):
+    envoy = start_envoy()
+    oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
+    assert list(oa.chat.completions.create(model="gpt-4o", stream=True, messages=[{"role": "user", "content": "x"}]))
+    (line,) = envoy.wait_access_log(1)
+    assert line["llmobs.usage_source"] == "missing"
+    assert "gen_ai.usage.input_tokens" not in line
+    assert envoy.metric("llmobs_token_accounting_usage_missing", gen_ai_provider_name="openai") == 1
+    assert envoy.wait_metric("gen_ai_client_operation_duration_ms_count", 1, gen_ai_request_model="gpt-4o") == 1
+    assert envoy.wait_metric("gen_ai_client_operation_time_to_first_chunk_ms_count", 1) == 1
+
+
+def test_requests_go_upstream_without_accept_encoding_so_responses_are_readable(start_envoy, fresh_upstream):
+    envoy = start_envoy()
+    post_json(envoy.url + "/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]},
+              {"accept-encoding": "gzip, br"})
+    seen = fresh_upstream.seen()[-1]["header_map"]
+    assert "accept-encoding" not in seen
+
+
+def test_an_unknown_api_is_counted_and_passed_through_untouched(start_envoy, fresh_upstream):
+    envoy = start_envoy()
+    status, body = http_get(envoy.url + "/v1/models")
+    assert status == 200 and b"data" in body
+    assert envoy.metric("llmobs_token_accounting_requests", gen_ai_provider_name="_OTHER") == 1
+    (line,) = envoy.wait_access_log(1)
+    assert "gen_ai.provider.name" not in line
+
+
+def test_an_http_error_is_timed_with_its_status_as_error_type(start_envoy, fresh_upstream):
+    envoy = start_envoy()
+    fresh_upstream.scenario({"type": "fail", "status": 429, "retry_after": 1, "times": 1})
+    oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
+    with pytest.raises(openai.RateLimitError):
+        oa.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert envoy.wait_metric("gen_ai_client_operation_duration_ms_count", 1, error_type="429") == 1
+    (line,) = envoy.wait_access_log(1)
+    assert line["http.response.status_code"] == 429
+    assert line["llmobs.usage_source"] == "missing"
+    assert envoy.metric("llmobs_token_accounting_usage_missing") == 0
+
+
+def test_a_bad_configuration_is_refused_with_the_field_named(start_envoy):
+    envoy = start_envoy({"llmobs_token_accounting": {"max_frame_bytes": 0}}, wait_ready=False)
+    assert envoy.wait_exit(30) != 0
+    assert "llmobs token_accounting: invalid configuration: field `max_frame_bytes`" in envoy.log_text()
