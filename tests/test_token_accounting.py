@@ -253,3 +253,50 @@ def test_a_bad_configuration_is_refused_with_the_field_named(start_envoy):
     envoy = start_envoy({"llmobs_token_accounting": {"max_frame_bytes": 0}}, wait_ready=False)
     assert envoy.wait_exit(30) != 0
     assert "llmobs token_accounting: invalid configuration: field `max_frame_bytes`" in envoy.log_text()
+
+
+def test_injected_include_usage_gives_exact_usage_and_the_client_sees_the_stream_it_asked_for(start_envoy, fresh_upstream):
+    envoy = start_envoy({"llmobs_token_accounting": {"inject_stream_usage": True}})
+    oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
+    messages = [{"role": "user", "content": "the same prompt, twice"}]
+    # The client that did not ask: no usage chunk reaches it, every chunk has a choice.
+    chunks = list(oa.chat.completions.create(model="gpt-4o", stream=True, messages=messages,
+                                             extra_headers={"x-request-id": "no-ask"}))
+    assert chunks and all(c.choices for c in chunks) and all(c.usage is None for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks)
+    # The client that asked gets the usage chunk as usual; llmock answers the same prompt the same way.
+    usage = None
+    for c in oa.chat.completions.create(model="gpt-4o", stream=True, stream_options={"include_usage": True},
+                                        messages=messages, extra_headers={"x-request-id": "asked"}):
+        usage = c.usage or usage
+    assert usage is not None
+    bodies = [r["body"] for r in json.loads(http_get(fresh_upstream.url + "/_llmock/requests")[1])["requests"]
+              if r["path"] == "/v1/chat/completions"]
+    assert [b["stream_options"] for b in bodies] == [{"include_usage": True}] * 2
+    lines = by_request_id(envoy.wait_access_log(2))
+    for request_id in ("no-ask", "asked"):
+        assert as_int(lines[request_id], "gen_ai.usage.input_tokens") == usage.prompt_tokens
+        assert as_int(lines[request_id], "gen_ai.usage.output_tokens") == usage.completion_tokens
+    assert envoy.metric("llmobs_token_accounting_usage_injected") == 1
+
+
+def test_the_tenant_header_becomes_a_bounded_label(start_envoy):
+    envoy = start_envoy()
+    for tenant in ("acme", "globex", "acme"):
+        post_json(envoy.url + "/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]},
+                  {"x-llmobs-tenant": tenant})
+    assert envoy.metric("llmobs_token_accounting_tokens", tenant="acme", gen_ai_token_type="output") > 0
+    assert envoy.metric("llmobs_token_accounting_tokens", tenant="globex", gen_ai_token_type="output") > 0
+    lines = envoy.wait_access_log(3)
+    assert [l["llmobs.tenant"] for l in lines] == ["acme", "globex", "acme"]
+
+
+def test_a_10_mb_request_passes_unchanged_and_is_counted_over_the_limit(start_envoy, fresh_upstream):
+    envoy = start_envoy()
+    big = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * (10 << 20)}]}
+    body = json.dumps(big).encode()
+    status, _, _ = post_json(envoy.url + "/v1/chat/completions", body)
+    assert status < 500
+    (received,) = fresh_upstream.seen()
+    assert received["header_map"]["content-length"] == str(len(body))
+    assert envoy.metric("llmobs_token_accounting_parse_failures", reason="request_over_limit") == 1

@@ -338,3 +338,71 @@ fn the_synthetic_flag_from_the_correlation_filter_labels_the_metrics() {
     chat_exchange(&mut host, &filter, "gpt-4o");
     assert!(host.metric_names("gen_ai.client.token.usage").iter().all(|n| n.contains(".synthetic=true;")));
 }
+
+fn injecting_exchange(headers: &[(&str, &str)], body: &[u8]) -> (FakeHost, Option<Vec<u8>>) {
+    let mut host = FakeHost::with_request_headers(headers);
+    let filter = TokenAccounting::new(br#"{"inject_stream_usage": true}"#, &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    let edited = if ex.buffers_request() { filter.on_buffered_request(&mut host, &mut ex, body) } else { None };
+    (host, edited)
+}
+
+#[test]
+fn injection_adds_include_usage_and_drops_content_length_for_streaming_chat_requests() {
+    let body = br#"{"model": "gpt-4o", "stream": true, "messages": []}"#;
+    let (host, edited) = injecting_exchange(&[(":path", "/v1/chat/completions"), ("content-length", "52")], body);
+    let edited = edited.unwrap();
+    assert!(String::from_utf8(edited).unwrap().ends_with(r#","stream_options":{"include_usage":true}}"#));
+    assert_eq!(host.request_header_str("content-length"), None);
+    assert_eq!(host.counter("llmobs.token_accounting.usage_injected.gen_ai.provider.name=openai;"), Some(1));
+}
+
+#[test]
+fn injection_never_edits_signed_requests_other_apis_or_clients_that_asked() {
+    let stream = br#"{"stream": true, "messages": []}"#;
+    let cases: &[(&[(&str, &str)], &[u8])] = &[
+        (&[(":path", "/v1/chat/completions"), ("authorization", "AWS4-HMAC-SHA256 Credential=x")], stream),
+        (&[(":path", "/v1/messages")], stream),
+        (&[(":path", "/model/m/converse-stream")], stream),
+        (&[(":path", "/v1/chat/completions")], br#"{"stream": true, "stream_options": {"include_usage": true}}"#),
+        (&[(":path", "/v1/chat/completions")], br#"{"stream": false}"#),
+    ];
+    for (headers, body) in cases {
+        let (_, edited) = injecting_exchange(headers, body);
+        assert_eq!(edited, None, "{headers:?}");
+    }
+}
+
+#[test]
+fn with_injection_the_client_never_sees_the_usage_chunk_but_usage_is_recorded() {
+    let fixture = provider_fixtures().into_iter().find(|f| f.name == "openai-chat-stream-usage").unwrap();
+    let mut host = FakeHost::with_request_headers(&[(":path", "/v1/chat/completions")]);
+    let filter = TokenAccounting::new(br#"{"inject_stream_usage": true}"#, &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    filter.on_buffered_request(&mut host, &mut ex, br#"{"model": "gpt-4o", "stream": true}"#).unwrap();
+    host.add_response_header(":status", "200");
+    host.add_response_header("content-type", "text/event-stream");
+    filter.on_response_headers(&mut host, &mut ex, false);
+    assert!(ex.rewrites_response());
+    let mut to_client = Vec::new();
+    let chunks: Vec<&[u8]> = fixture.response_body.chunks(7).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        to_client.extend(filter.on_response_body_rewrite(&mut host, &mut ex, chunk, i + 1 == chunks.len()));
+    }
+    let text = String::from_utf8(to_client).unwrap();
+    assert!(!text.contains("\"choices\":[]"), "usage chunk reached the client");
+    assert!(text.trim_end().ends_with("data: [DONE]"));
+    assert_eq!(text.len(), fixture.response_body.len() - usage_event_len(&fixture.response_body));
+    assert_eq!(host.filter_state_str(fs::USAGE_SOURCE).as_deref(), Some("provider"));
+    let input = fixture.expected("usage")["input"].as_u64().map(|v| v.to_string());
+    assert!(input.is_some());
+    assert_eq!(host.filter_state_str(fs::USAGE_INPUT), input);
+}
+
+fn usage_event_len(body: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(body);
+    let start = text.rfind("\"choices\":[]").unwrap();
+    let event_start = text[..start].rfind("\n\n").map_or(0, |i| i + 2);
+    let event_end = text[start..].find("\n\n").unwrap() + start + 2;
+    event_end - event_start
+}

@@ -23,6 +23,10 @@ pub struct TokenAccountingConfig {
     /// Remove `accept-encoding` from requests to recognised providers so responses come back
     /// uncompressed and readable. Off: compressed responses are detected, counted and skipped.
     pub request_identity_encoding: bool,
+    /// Add `stream_options.include_usage` to OpenAI-style streaming requests that lack it, and
+    /// remove the extra usage chunk before the client sees it. Buffers those request bodies (up
+    /// to `max_request_body_bytes`, which must fit Envoy's buffer limit).
+    pub inject_stream_usage: bool,
 }
 
 impl Default for TokenAccountingConfig {
@@ -36,6 +40,7 @@ impl Default for TokenAccountingConfig {
             max_response_body_bytes: 4 << 20,
             max_frame_bytes: 1 << 20,
             request_identity_encoding: true,
+            inject_stream_usage: false,
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod finish_reason;
+pub mod inject;
 pub mod observer;
 pub mod provider;
 pub mod usage;
@@ -116,9 +117,22 @@ pub struct Exchange {
     first_content_ns: Option<u64>,
     failures: Vec<ParseFailure>,
     finished: bool,
+    buffer_request: bool,
+    injected: bool,
+    stripper: Option<inject::UsageChunkStripper>,
 }
 
 impl Exchange {
+    /// The adapter must buffer the request body (pause until its end) so it can be edited.
+    pub fn buffers_request(&self) -> bool {
+        self.buffer_request
+    }
+
+    /// The adapter must pass every response chunk through `on_response_body_rewrite`.
+    pub fn rewrites_response(&self) -> bool {
+        self.stripper.is_some()
+    }
+
     /// Whether the request body is still read (the adapter skips the host call otherwise).
     pub fn wants_request_body(&self) -> bool {
         self.detected.is_some() && !self.request_done && !self.request_over_limit
@@ -194,6 +208,10 @@ impl TokenAccounting {
         })
     }
 
+    pub fn max_request_body_bytes(&self) -> usize {
+        self.config.max_request_body_bytes
+    }
+
     pub fn on_request_headers<H: Host>(&self, host: &mut H) -> Exchange {
         let path = host.request_header(":path").map(|p| String::from_utf8_lossy(&p).into_owned()).unwrap_or_default();
         let detected = provider::detect(&path);
@@ -210,7 +228,7 @@ impl TokenAccounting {
             .flatten()
             .and_then(|raw| id::validate(&raw).ok().map(str::to_string));
         let stream_from_path = detected.as_ref().is_some_and(|d| d.path_stream);
-        Exchange {
+        let mut ex = Exchange {
             request_model: detected.as_ref().and_then(|d| d.path_model.clone()),
             detected,
             provider,
@@ -227,7 +245,58 @@ impl TokenAccounting {
             first_content_ns: None,
             failures: Vec::new(),
             finished: false,
+            buffer_request: false,
+            injected: false,
+            stripper: None,
+        };
+        // A SigV4-signed request (Bedrock through a signing client) must never be edited: the
+        // signature covers the body. Only OpenAI-style chat bodies are ever edited.
+        let signed = host.request_header("authorization").is_some_and(|a| a.starts_with(b"AWS4-HMAC-SHA256"));
+        if self.config.inject_stream_usage && ex.wire() == Some(Wire::OpenAiChat) && !signed {
+            ex.buffer_request = true;
+            host.remove_request_header("content-length");
         }
+        ex
+    }
+
+    /// The whole request body, buffered because [`Exchange::buffers_request`]: observes it and
+    /// returns the edited body when `include_usage` was added.
+    pub fn on_buffered_request<H: Host>(&self, host: &mut H, ex: &mut Exchange, body: &[u8]) -> Option<Vec<u8>> {
+        ex.buffer_request = false;
+        let asked = inject::asks_for_usage(body);
+        self.on_request_body(ex, body, true);
+        if asked || body.len() > self.config.max_request_body_bytes {
+            return None;
+        }
+        let edited = inject::add_include_usage(body)?;
+        ex.injected = true;
+        let name = metric::name("llmobs.token_accounting.usage_injected", &[("gen_ai.provider.name", &ex.provider)]);
+        self.count(host, name, 1);
+        Some(edited)
+    }
+
+    /// The request body grew past the limit while buffered: stop buffering and observe what
+    /// arrived (Envoy forwards the buffered bytes unchanged when the adapter continues).
+    pub fn stop_buffering_request(&self, ex: &mut Exchange, body_so_far: &[u8]) {
+        ex.buffer_request = false;
+        self.on_request_body(ex, body_so_far, false);
+    }
+
+    /// A response chunk of a stream whose usage chunk must be removed: observes the chunk and
+    /// returns the bytes to send to the client instead.
+    pub fn on_response_body_rewrite<H: Host>(
+        &self,
+        host: &mut H,
+        ex: &mut Exchange,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Vec<u8> {
+        let out = match &mut ex.stripper {
+            Some(stripper) => stripper.push(chunk, end_of_stream),
+            None => chunk.to_vec(),
+        };
+        self.on_response_body(host, ex, chunk, end_of_stream);
+        out
     }
 
     fn provider_name<H: Host>(&self, host: &H, path: &str, detected: &'static str) -> String {
@@ -294,6 +363,10 @@ impl TokenAccounting {
         ex.streaming = content_type.starts_with(b"text/event-stream")
             || content_type.starts_with(b"application/vnd.amazon.eventstream")
             || (wire == Wire::Gemini && ex.stream_requested && ex.status < 400);
+        if ex.injected && content_type.starts_with(b"text/event-stream") {
+            ex.stripper = Some(inject::UsageChunkStripper::new(max_frame));
+            host.remove_response_header("content-length");
+        }
         if !encoding.is_empty() && encoding != b"identity" {
             ex.failures.push(ParseFailure::Compressed);
             ex.reader = Reader::None;
