@@ -61,10 +61,13 @@ class Demo:
             self.check(bool(r.choices[0].message.content), "openai chat returned no content")
         for _ in range(2):
             chunks = list(oa.chat.completions.create(model="gpt-4o-mini", stream=True,
+                                                     stream_options={"include_usage": True},
                                                      messages=[{"role": "user", "content": "stream please"}],
-                                                     extra_headers={"baggage": "tenant=acme,user.email=a%40b.c"}))
+                                                     extra_headers={"baggage": "tenant=acme,user.email=a%40b.c",
+                                                                    "x-llmobs-tenant": "acme"}))
             self.sent += 1
             self.check(len(chunks) > 1, "openai stream had no chunks")
+            self.check(chunks[-1].usage is not None, "openai stream carried no usage")
         for _ in range(2):
             m = an.messages.create(model="claude-sonnet-4", max_tokens=64,
                                    messages=[{"role": "user", "content": "hi"}],
@@ -150,6 +153,19 @@ class Demo:
         print("ids minted:", ", ".join(f"{k} {v:.0f}" for k, v in sorted(minted.items())) or "none")
         print("ids rejected (replaced):", ", ".join(f"{k} {v:.0f}" for k, v in sorted(rejected.items())) or "none")
         print("baggage members stripped:", ", ".join(f"{k} {v:.0f}" for k, v in sorted(stripped.items())) or "none")
+        tokens: dict[tuple[str, str], list[float]] = {}
+        for n, l, v in metrics:
+            if n == "llmobs_token_accounting_tokens" and l.get("gen_ai_token_type") in ("input", "output"):
+                key = (l["gen_ai_provider_name"], l["gen_ai_request_model"])
+                tokens.setdefault(key, [0.0, 0.0])[l["gen_ai_token_type"] == "output"] += v
+        print("tokens by provider and model (input / output):")
+        for (provider, model), (tin, tout) in sorted(tokens.items()):
+            print(f"  {provider:<12} {model:<20} {tin:>6.0f} / {tout:.0f}")
+        self.check(bool(tokens), "no tokens were counted")
+        outcomes = Counter(l.get("llmobs.stream_outcome", "-") for l in lines)
+        print("stream outcomes:", ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items())))
+        missing = total("llmobs_token_accounting_usage_missing")
+        print(f"responses without usage: {missing:.0f}")
         conversations = Counter(l.get("gen_ai.conversation.id", "-") for l in lines)
         print("requests by conversation:", ", ".join(f"{k}: {v}" for k, v in sorted(conversations.items())))
         print(f"access-log lines: {len(lines)} (all errors, and successes at the sample rate)")

@@ -68,7 +68,10 @@ impl HttpContext for Stream {
                     filter.stop_buffering_request(ex, &body);
                 } else if let Some(edited) = filter.on_buffered_request(&mut ProxyHost, ex, &body) {
                     if !replace_body(false, 0, body_size, &edited) {
-                        log(LogLevel::Warn, "llmobs token_accounting: could not replace the request body; sent unchanged");
+                        log(
+                            LogLevel::Warn,
+                            "llmobs token_accounting: could not replace the request body; sent unchanged",
+                        );
                     }
                 }
                 return Action::Continue;

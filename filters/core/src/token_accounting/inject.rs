@@ -29,7 +29,8 @@ pub fn add_include_usage(body: &[u8]) -> Option<Vec<u8>> {
         None => {
             let end = body.iter().rposition(|&b| b == b'}')?;
             let head = body.get(..end)?;
-            let empty_object = head.iter().rposition(|b| !b.is_ascii_whitespace()).and_then(|i| head.get(i)) == Some(&b'{');
+            let empty_object =
+                head.iter().rposition(|b| !b.is_ascii_whitespace()).and_then(|i| head.get(i)) == Some(&b'{');
             let mut out = Vec::with_capacity(body.len() + 40);
             out.extend_from_slice(head);
             if !empty_object {
@@ -56,9 +57,10 @@ pub fn add_include_usage(body: &[u8]) -> Option<Vec<u8>> {
 
 /// Whether the client itself asked for streaming usage.
 pub fn asks_for_usage(body: &[u8]) -> bool {
-    serde_json::from_slice::<StreamRequest>(body).ok().and_then(|r| r.stream_options).is_some_and(|o| {
-        o.get("include_usage") == Some(&serde_json::Value::Bool(true))
-    })
+    serde_json::from_slice::<StreamRequest>(body)
+        .ok()
+        .and_then(|r| r.stream_options)
+        .is_some_and(|o| o.get("include_usage") == Some(&serde_json::Value::Bool(true)))
 }
 
 /// Removes the usage-only chunk (`choices: []` with `usage`) from an SSE byte stream, passing
@@ -160,7 +162,10 @@ mod tests {
     fn include_usage_is_added_before_the_closing_brace_keeping_every_byte() {
         let body = br#"{"model": "gpt-4o", "stream": true, "messages": []}"#;
         let out = add_include_usage(body).unwrap();
-        assert_eq!(out, br#"{"model": "gpt-4o", "stream": true, "messages": [],"stream_options":{"include_usage":true}}"#);
+        assert_eq!(
+            out,
+            br#"{"model": "gpt-4o", "stream": true, "messages": [],"stream_options":{"include_usage":true}}"#
+        );
         assert!(asks_for_usage(&out));
     }
 
