@@ -360,7 +360,8 @@ fn injection_adds_include_usage_and_drops_content_length_for_streaming_chat_requ
 #[test]
 fn injection_never_edits_signed_requests_other_apis_or_clients_that_asked() {
     let stream = br#"{"stream": true, "messages": []}"#;
-    let cases: &[(&[(&str, &str)], &[u8])] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [u8]);
+    let cases: &[Case] = &[
         (&[(":path", "/v1/chat/completions"), ("authorization", "AWS4-HMAC-SHA256 Credential=x")], stream),
         (&[(":path", "/v1/messages")], stream),
         (&[(":path", "/model/m/converse-stream")], stream),

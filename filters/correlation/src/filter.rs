@@ -1,6 +1,5 @@
 use llmobs_core::correlation::{Correlation, RequestIds};
-use llmobs_core::host::LogLevel;
-use llmobs_wasm_host::{log, plugin_configuration, ProxyHost};
+use llmobs_wasm_host::{configure, ProxyHost};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel as ProxyLevel};
 use std::rc::Rc;
@@ -19,16 +18,8 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        match Correlation::new(&plugin_configuration(), &mut ProxyHost) {
-            Ok(filter) => {
-                self.filter = Some(Rc::new(filter));
-                true
-            }
-            Err(err) => {
-                log(LogLevel::Error, &format!("llmobs correlation: {err}"));
-                false
-            }
-        }
+        self.filter = configure("correlation", Correlation::new).map(Rc::new);
+        self.filter.is_some()
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -1,6 +1,6 @@
 use llmobs_core::host::LogLevel;
 use llmobs_core::token_accounting::{End, Exchange, TokenAccounting};
-use llmobs_wasm_host::{body_bytes, log, plugin_configuration, replace_body, ProxyHost};
+use llmobs_wasm_host::{body_bytes, configure, log, replace_body, ProxyHost};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel as ProxyLevel};
 use std::rc::Rc;
@@ -19,16 +19,8 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        match TokenAccounting::new(&plugin_configuration(), &mut ProxyHost) {
-            Ok(filter) => {
-                self.filter = Some(Rc::new(filter));
-                true
-            }
-            Err(err) => {
-                log(LogLevel::Error, &format!("llmobs token_accounting: {err}"));
-                false
-            }
-        }
+        self.filter = configure("token_accounting", TokenAccounting::new).map(Rc::new);
+        self.filter.is_some()
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

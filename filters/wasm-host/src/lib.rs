@@ -12,4 +12,4 @@
 mod proxy;
 
 #[cfg(target_arch = "wasm32")]
-pub use proxy::{body_bytes, log, plugin_configuration, replace_body, ProxyHost};
+pub use proxy::{body_bytes, configure, log, plugin_configuration, replace_body, ProxyHost};

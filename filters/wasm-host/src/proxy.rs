@@ -29,6 +29,22 @@ pub fn plugin_configuration() -> Vec<u8> {
     hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten().unwrap_or_default()
 }
 
+/// Builds a filter from the plugin configuration. On a bad configuration, logs the one line
+/// that names the field (`llmobs <filter>: invalid configuration: field ...`) and returns
+/// `None`, so `on_configure` returns false and Envoy rejects the configuration.
+pub fn configure<T>(
+    filter_name: &str,
+    build: impl FnOnce(&[u8], &mut ProxyHost) -> Result<T, llmobs_core::config::ConfigError>,
+) -> Option<T> {
+    match build(&plugin_configuration(), &mut ProxyHost) {
+        Ok(filter) => Some(filter),
+        Err(err) => {
+            log(LogLevel::Error, &format!("llmobs {filter_name}: {err}"));
+            None
+        }
+    }
+}
+
 /// A slice of the current request or response body buffer, read without unwrapping.
 pub fn body_bytes(response: bool, start: usize, len: usize) -> Option<Vec<u8>> {
     let buffer = if response { BufferType::HttpResponseBody } else { BufferType::HttpRequestBody };
