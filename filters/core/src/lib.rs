@@ -16,6 +16,8 @@
 //! - [`metric`]: metric names with labels encoded for Envoy `stats_tags`.
 //! - [`framing`]: incremental stream framing (SSE, AWS event-stream, JSON array, NDJSON).
 //! - [`filter_state`]: the filter-state keys the access log reads (the log schema's source).
+//! - [`response`]: reading a provider response once (framer, observer, outcome), shared by
+//!   token accounting and error normalization.
 //! - [`label`]: bounded metric labels (allow-lists, per-process caps in shared data).
 //! - [`correlation`]: the correlation filter's behaviour.
 //! - [`token_accounting`]: the token-accounting filter's behaviour: providers, usage, finish
@@ -30,6 +32,7 @@ pub mod host;
 pub mod id;
 pub mod label;
 pub mod metric;
+pub mod response;
 pub mod sampling;
 pub mod token_accounting;
 pub mod trace_context;

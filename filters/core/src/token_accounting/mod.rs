@@ -17,86 +17,17 @@ pub mod usage;
 
 use crate::config::ConfigError;
 use crate::filter_state as fs;
-use crate::framing::event_stream::EventStreamDecoder;
-use crate::framing::json_stream::JsonArraySplitter;
-use crate::framing::sse::SseParser;
-use crate::framing::Ending;
 use crate::host::{Host, MetricId, Stats};
 use crate::id;
 use crate::label::{BoundedLabel, OVERFLOW};
 use crate::metric;
+pub use crate::response::{End, Outcome, ParseFailure};
+use crate::response::{Limits, ResponseTracker};
 use config::TokenAccountingConfig;
-use observer::{Frame, Observation};
 use provider::{Detected, Wire};
 use serde::Deserialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
-
-/// How the exchange ended; the `stream_outcome` label and log field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Completed,
-    ClientCancelled,
-    UpstreamCut,
-    InBandError,
-}
-
-impl Outcome {
-    pub fn label(self) -> &'static str {
-        match self {
-            Outcome::Completed => "completed",
-            Outcome::ClientCancelled => "client_cancelled",
-            Outcome::UpstreamCut => "upstream_cut",
-            Outcome::InBandError => "in_band_error",
-        }
-    }
-}
-
-/// How the adapter saw the response end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    /// End of stream or trailers: the upstream finished the response.
-    Complete,
-    /// The stream was torn down first (the access-log callback came before the end).
-    Aborted,
-}
-
-/// Why bytes could not be read; the `reason` label of `llmobs.token_accounting.parse_failures`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ParseFailure {
-    RequestJson,
-    RequestOverLimit,
-    ResponseJson,
-    ResponseOverLimit,
-    Framing,
-    Compressed,
-}
-
-impl ParseFailure {
-    pub fn label(self) -> &'static str {
-        match self {
-            ParseFailure::RequestJson => "request_json",
-            ParseFailure::RequestOverLimit => "request_over_limit",
-            ParseFailure::ResponseJson => "response_json",
-            ParseFailure::ResponseOverLimit => "response_over_limit",
-            ParseFailure::Framing => "framing",
-            ParseFailure::Compressed => "compressed",
-        }
-    }
-}
-
-#[derive(Debug)]
-enum Reader {
-    /// Not read: no provider, an error status, or a compressed body.
-    None,
-    Json {
-        body: Vec<u8>,
-        over_limit: bool,
-    },
-    Sse(SseParser),
-    EventStream(EventStreamDecoder),
-    JsonArray(JsonArraySplitter),
-}
 
 /// Everything known about one request/response exchange; owned by the adapter's stream context.
 #[derive(Debug)]
@@ -110,11 +41,8 @@ pub struct Exchange {
     request_done: bool,
     request_model: Option<String>,
     stream_requested: bool,
-    status: u16,
-    streaming: bool,
-    reader: Reader,
-    observation: Observation,
-    first_content_ns: Option<u64>,
+    response: ResponseTracker,
+    /// Request-side parse failures (the response's are in the tracker).
     failures: Vec<ParseFailure>,
     finished: bool,
     buffer_request: bool,
@@ -140,11 +68,16 @@ impl Exchange {
 
     /// Whether response bytes are still read.
     pub fn wants_response_body(&self) -> bool {
-        !self.finished && !matches!(self.reader, Reader::None)
+        !self.finished && self.response.wants_body()
     }
 
     fn wire(&self) -> Option<Wire> {
         self.detected.as_ref().map(|d| d.wire)
+    }
+
+    /// The response as read so far (shared with error normalization in the bundle).
+    pub fn response(&self) -> &ResponseTracker {
+        &self.response
     }
 }
 
@@ -228,6 +161,7 @@ impl TokenAccounting {
             .flatten()
             .and_then(|raw| id::validate(&raw).ok().map(str::to_string));
         let stream_from_path = detected.as_ref().is_some_and(|d| d.path_stream);
+        let detected_wire = detected.as_ref().map(|d| d.wire);
         let mut ex = Exchange {
             request_model: detected.as_ref().and_then(|d| d.path_model.clone()),
             detected,
@@ -238,11 +172,7 @@ impl TokenAccounting {
             request_over_limit: false,
             request_done: false,
             stream_requested: stream_from_path,
-            status: 0,
-            streaming: false,
-            reader: Reader::None,
-            observation: Observation::default(),
-            first_content_ns: None,
+            response: ResponseTracker::new(detected_wire),
             failures: Vec::new(),
             finished: false,
             buffer_request: false,
@@ -351,34 +281,19 @@ impl TokenAccounting {
         ex.request_body = Vec::new();
     }
 
-    pub fn on_response_headers<H: Host>(&self, host: &mut H, ex: &mut Exchange, end_of_stream: bool) {
-        ex.status = host
-            .response_header(":status")
-            .and_then(|s| std::str::from_utf8(&s).ok().and_then(|s| s.parse().ok()))
-            .unwrap_or(0);
-        let Some(wire) = ex.wire() else { return };
-        let content_type = host.response_header("content-type").unwrap_or_default().to_ascii_lowercase();
-        let encoding = host.response_header("content-encoding").unwrap_or_default().to_ascii_lowercase();
-        let max_frame = self.config.max_frame_bytes;
-        ex.streaming = content_type.starts_with(b"text/event-stream")
-            || content_type.starts_with(b"application/vnd.amazon.eventstream")
-            || (wire == Wire::Gemini && ex.stream_requested && ex.status < 400);
-        if ex.injected && content_type.starts_with(b"text/event-stream") {
-            ex.stripper = Some(inject::UsageChunkStripper::new(max_frame));
-            host.remove_response_header("content-length");
+    fn limits(&self) -> Limits {
+        Limits {
+            max_body_bytes: self.config.max_response_body_bytes,
+            max_error_body_bytes: 64 << 10,
+            max_frame_bytes: self.config.max_frame_bytes,
         }
-        if !encoding.is_empty() && encoding != b"identity" {
-            ex.failures.push(ParseFailure::Compressed);
-            ex.reader = Reader::None;
-        } else if content_type.starts_with(b"text/event-stream") {
-            ex.reader = Reader::Sse(SseParser::new(max_frame));
-        } else if content_type.starts_with(b"application/vnd.amazon.eventstream") {
-            ex.reader = Reader::EventStream(EventStreamDecoder::new(max_frame));
-        } else if ex.streaming {
-            // Gemini streamGenerateContent without `alt=sse`: one JSON array, element by element.
-            ex.reader = Reader::JsonArray(JsonArraySplitter::new(max_frame));
-        } else if ex.status < 400 {
-            ex.reader = Reader::Json { body: Vec::new(), over_limit: false };
+    }
+
+    pub fn on_response_headers<H: Host>(&self, host: &mut H, ex: &mut Exchange, end_of_stream: bool) {
+        ex.response.on_headers(host, ex.stream_requested, self.limits());
+        if ex.injected && ex.response.streaming && ex.wire() == Some(Wire::OpenAiChat) {
+            ex.stripper = Some(inject::UsageChunkStripper::new(self.config.max_frame_bytes));
+            host.remove_response_header("content-length");
         }
         if end_of_stream {
             self.finish(host, ex, End::Complete);
@@ -390,43 +305,8 @@ impl TokenAccounting {
         if ex.finished {
             return;
         }
-        let Some(wire) = ex.wire() else {
-            if end_of_stream {
-                self.finish(host, ex, End::Complete);
-            }
-            return;
-        };
-        let now = host.now_nanos();
-        let obs = &mut ex.observation;
-        let mut content_seen = false;
-        match &mut ex.reader {
-            Reader::None => {}
-            Reader::Json { body, over_limit } => {
-                if !*over_limit {
-                    if body.len() + chunk.len() > self.config.max_response_body_bytes {
-                        *over_limit = true;
-                        *body = Vec::new();
-                    } else {
-                        body.extend_from_slice(chunk);
-                    }
-                }
-            }
-            Reader::Sse(parser) => parser.push(chunk, &mut |event| {
-                content_seen |= obs.on_stream_document(wire, event.data) == Frame::Content;
-            }),
-            Reader::JsonArray(splitter) => splitter.push(chunk, &mut |element| {
-                content_seen |= obs.on_stream_document(wire, element) == Frame::Content;
-            }),
-            Reader::EventStream(decoder) => {
-                // A decoding error is kept by the decoder and reported at the end.
-                let _ = decoder.push(chunk, &mut |message| {
-                    let frame = obs.on_bedrock_message(message.message_type(), message.event_type(), message.payload());
-                    content_seen |= frame == Frame::Content;
-                });
-            }
-        }
-        if content_seen && ex.first_content_ns.is_none() {
-            ex.first_content_ns = Some(now);
+        if ex.response.wants_body() {
+            ex.response.on_body(chunk, host.now_nanos());
         }
         if end_of_stream {
             self.finish(host, ex, End::Complete);
@@ -442,16 +322,18 @@ impl TokenAccounting {
         ex.finished = true;
         self.on_request_end(ex);
         let ended_ns = host.now_nanos();
-        let framing_clean = self.close_reader(ex);
+        ex.response.close();
         let synthetic = host.property(&["llmobs.synthetic"]).is_some_and(|v| v == b"true");
         let synthetic_label = metric::flag(synthetic);
-        let outcome = self.outcome(host, ex, end, framing_clean);
-        let usage = ex.wire().map(|w| ex.observation.usage.normalize(w)).unwrap_or_default();
-        let usage_source = if ex.observation.usage.is_empty() { "missing" } else { "provider" };
+        let outcome = ex.response.outcome(host, end);
+        let obs = &ex.response.observation;
+        let usage = ex.wire().map(|w| obs.usage.normalize(w)).unwrap_or_default();
+        let usage_source = if obs.usage.is_empty() { "missing" } else { "provider" };
         let operation = ex.detected.as_ref().map_or(OVERFLOW, |d| d.operation.label());
         let provider = ex.provider.clone();
 
-        let error_type = self.error_type(host, ex.status, outcome);
+        let status = ex.response.status;
+        let error_type = self.error_type(host, status, outcome);
         let requests = metric::name(
             "llmobs.token_accounting.requests",
             &[
@@ -463,7 +345,8 @@ impl TokenAccounting {
             ],
         );
         self.count(host, requests, 1);
-        for failure in ex.failures.clone() {
+        let failures: Vec<ParseFailure> = ex.failures.iter().chain(&ex.response.failures).copied().collect();
+        for failure in failures {
             let name = metric::name(
                 "llmobs.token_accounting.parse_failures",
                 &[("gen_ai.provider.name", &provider), ("reason", failure.label())],
@@ -474,7 +357,7 @@ impl TokenAccounting {
             write_outcome_state(host, ex, outcome, usage_source);
             return;
         }
-        if usage_source == "missing" && (200..300).contains(&ex.status) {
+        if usage_source == "missing" && (200..300).contains(&status) {
             let name = metric::name(
                 "llmobs.token_accounting.usage_missing",
                 &[
@@ -486,7 +369,7 @@ impl TokenAccounting {
             self.count(host, name, 1);
         }
 
-        let model = ex.request_model.clone().or_else(|| ex.observation.response_model.clone());
+        let model = ex.request_model.clone().or_else(|| ex.response.observation.response_model.clone());
         let model_label = self.models.admit(host, model.as_deref());
         if model_label.overflowed {
             host.increment_counter(self.overflow_model, 1);
@@ -514,19 +397,20 @@ impl TokenAccounting {
         let mut labels = base.to_vec();
         labels.push(("error.type", error_type.as_str()));
         self.record(host, metric::name("gen_ai.client.operation.duration_ms", &labels), duration_ms);
-        let ttfc_ms = ex.first_content_ns.map(|t| t.saturating_sub(ex.started_ns) / 1_000_000);
-        if ex.streaming {
+        let first_content_ns = ex.response.first_content_ns;
+        let ttfc_ms = first_content_ns.map(|t| t.saturating_sub(ex.started_ns) / 1_000_000);
+        if ex.response.streaming {
             if let Some(ttfc) = ttfc_ms {
                 self.record(host, metric::name("gen_ai.client.operation.time_to_first_chunk_ms", &base), ttfc);
             }
-            if let (Some(first), chunks @ 2..) = (ex.first_content_ns, ex.observation.content_chunks) {
+            if let (Some(first), chunks @ 2..) = (first_content_ns, ex.response.observation.content_chunks) {
                 let per_chunk = ended_ns.saturating_sub(first) / 1_000_000 / (chunks - 1);
                 self.record(host, metric::name("gen_ai.client.operation.time_per_output_chunk_ms", &base), per_chunk);
             }
         }
 
         write_outcome_state(host, ex, outcome, usage_source);
-        let obs = &ex.observation;
+        let obs = &ex.response.observation;
         let optional: [(&str, Option<String>); 13] = [
             (fs::REQUEST_MODEL, model_of(&ex.request_model)),
             (fs::RESPONSE_MODEL, model_of(&obs.response_model)),
@@ -548,7 +432,7 @@ impl TokenAccounting {
             (fs::TIME_TO_FIRST_CHUNK_MS, ttfc_ms.map(|v| v.to_string())),
             (
                 fs::OUTPUT_TOKENS_PER_SECOND,
-                output_rate(usage.output, ex.first_content_ns.unwrap_or(ex.started_ns), ended_ns),
+                output_rate(usage.output, first_content_ns.unwrap_or(ex.started_ns), ended_ns),
             ),
         ];
         for (key, value) in optional {
@@ -556,7 +440,7 @@ impl TokenAccounting {
                 host.set_filter_state(key, value.as_bytes());
             }
         }
-        host.set_filter_state(fs::STREAM, fs::flag(ex.streaming));
+        host.set_filter_state(fs::STREAM, fs::flag(ex.response.streaming));
         if let Some(tenant) = &ex.tenant {
             host.set_filter_state(fs::TENANT, tenant.as_bytes());
         }
@@ -564,66 +448,6 @@ impl TokenAccounting {
 
     fn wire_of(&self, ex: &Exchange) -> Wire {
         ex.wire().unwrap_or(Wire::OpenAiChat)
-    }
-
-    /// Ends the framer and reads a buffered body; false when a stream ended mid-frame or its
-    /// framing failed.
-    fn close_reader(&self, ex: &mut Exchange) -> bool {
-        let Some(wire) = ex.wire() else { return true };
-        let obs = &mut ex.observation;
-        let (clean, framing_failed) = match std::mem::replace(&mut ex.reader, Reader::None) {
-            Reader::None => (true, false),
-            Reader::Json { body, over_limit } => {
-                if over_limit {
-                    ex.failures.push(ParseFailure::ResponseOverLimit);
-                } else if !body.is_empty() {
-                    obs.on_body(wire, &body);
-                }
-                (true, false)
-            }
-            Reader::Sse(mut parser) => (parser.finish().is_clean(), parser.oversized_events() > 0),
-            Reader::JsonArray(mut splitter) => {
-                let ending = splitter.finish();
-                (ending.is_clean(), splitter.oversized_values() > 0 || ending == Ending::Malformed)
-            }
-            Reader::EventStream(mut decoder) => {
-                let failed = decoder.failure().is_some();
-                (decoder.finish().is_clean(), failed)
-            }
-        };
-        if framing_failed {
-            ex.failures.push(ParseFailure::Framing);
-        }
-        if ex.observation.parse_failures > 0 {
-            ex.failures.push(ParseFailure::ResponseJson);
-        }
-        clean
-    }
-
-    fn outcome<H: Host>(&self, host: &H, ex: &Exchange, end: End, framing_clean: bool) -> Outcome {
-        if ex.observation.in_band_error {
-            return Outcome::InBandError;
-        }
-        if end == End::Aborted {
-            // Envoy says who went away first: `downstream_remote_disconnect`, or an upstream
-            // reset such as `upstream_reset_after_response_started{remote_reset}`.
-            let details = host.property(&["response", "code_details"]).unwrap_or_default();
-            let downstream = details.windows(10).any(|w| w == b"downstream");
-            return if downstream { Outcome::ClientCancelled } else { Outcome::UpstreamCut };
-        }
-        if !ex.streaming || ex.status >= 400 {
-            return Outcome::Completed;
-        }
-        let terminated = match ex.wire() {
-            // Gemini streams have no terminator: a clean end after a finish reason is complete.
-            Some(Wire::Gemini) => framing_clean && ex.observation.finish_raw.is_some(),
-            _ => ex.observation.terminated,
-        };
-        if terminated {
-            Outcome::Completed
-        } else {
-            Outcome::UpstreamCut
-        }
     }
 
     /// `error.type`: the error-normalization filter's class when it ran in the same chain;
