@@ -55,3 +55,13 @@ pub const STREAM_OUTCOME: &str = "llmobs.stream_outcome";
 pub const TENANT: &str = "llmobs.tenant";
 /// The error class from the error-normalization filter (one documented taxonomy).
 pub const ERROR_TYPE: &str = "llmobs.error_type";
+
+// Error normalization (docs/filters/error-normalization.md).
+/// `true` or `false`: whether the same request may succeed if retried.
+pub const ERROR_RETRYABLE: &str = "llmobs.error_retryable";
+/// Milliseconds until a retry makes sense, when the provider said.
+pub const RETRY_AFTER_MS: &str = "llmobs.retry_after_ms";
+/// `upstream` or `gateway`.
+pub const ERROR_ORIGIN: &str = "llmobs.error_origin";
+/// The provider's own error code or type (label-safe, at most 64 characters).
+pub const ERROR_PROVIDER_CODE: &str = "llmobs.error_provider_code";

@@ -20,12 +20,15 @@
 //!   token accounting and error normalization.
 //! - [`label`]: bounded metric labels (allow-lists, per-process caps in shared data).
 //! - [`correlation`]: the correlation filter's behaviour.
+//! - [`error_normalization`]: one error taxonomy across providers and the gateway, with retry
+//!   hints.
 //! - [`token_accounting`]: the token-accounting filter's behaviour: providers, usage, finish
 //!   reasons, stream outcomes.
 
 pub mod baggage;
 pub mod config;
 pub mod correlation;
+pub mod error_normalization;
 pub mod filter_state;
 pub mod framing;
 pub mod host;

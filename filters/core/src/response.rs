@@ -248,6 +248,11 @@ impl ResponseTracker {
         if self.observation.in_band_error {
             return Outcome::InBandError;
         }
+        if end == End::Aborted && self.streaming && self.observation.terminated {
+            // The provider's terminator arrived; a client that hangs up right after `[DONE]`,
+            // before the last empty chunk, still got the whole stream.
+            return Outcome::Completed;
+        }
         if end == End::Aborted {
             // Envoy says who went away first: `downstream_remote_disconnect`, or an upstream
             // reset such as `upstream_reset_after_response_started{remote_reset}`.

@@ -320,6 +320,24 @@ fn a_stream_torn_down_by_the_client_is_client_cancelled() {
 }
 
 #[test]
+fn a_client_that_hangs_up_right_after_the_terminator_completed_its_stream() {
+    // Regression: the OpenAI SDK may close the connection after `[DONE]`, before the final empty
+    // chunk; Envoy then tears the stream down and only the access-log callback ends it.
+    let fixture = provider_fixtures().into_iter().find(|f| f.name == "openai-chat-stream-usage").unwrap();
+    let mut host = FakeHost::with_request_headers(&[(":path", "/v1/chat/completions")]);
+    host.set_property(&["response", "code_details"], b"downstream_remote_disconnect");
+    let filter = TokenAccounting::new(b"", &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    host.add_response_header(":status", "200");
+    host.add_response_header("content-type", "text/event-stream");
+    filter.on_response_headers(&mut host, &mut ex, false);
+    filter.on_response_body(&mut host, &mut ex, &fixture.response_body, false);
+    filter.finish(&mut host, &mut ex, End::Aborted);
+    assert_eq!(host.filter_state_str(fs::STREAM_OUTCOME).as_deref(), Some("completed"));
+    assert_eq!(host.filter_state_str(fs::ERROR), None);
+}
+
+#[test]
 fn finishing_twice_records_once() {
     let mut host = FakeHost::with_request_headers(&[(":path", "/v1/chat/completions")]);
     let filter = TokenAccounting::new(b"", &mut host).unwrap();

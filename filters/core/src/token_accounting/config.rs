@@ -1,6 +1,7 @@
 //! The token-accounting filter's plugin configuration (docs/filters/token-accounting.md).
 
 use crate::config::{check_header_name, parse_json, ConfigError};
+pub use super::provider::ProviderOverride;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -47,15 +48,6 @@ impl Default for TokenAccountingConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ProviderOverride {
-    pub cluster: Option<String>,
-    pub path_prefix: Option<String>,
-    /// The `gen_ai.provider.name` to report, e.g. `vllm` or `ollama`.
-    pub provider: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 pub struct LabelPolicy {
     /// When set, only these values are reported; others become `_OTHER`.
     pub allow: Vec<String>,
@@ -71,22 +63,7 @@ impl TokenAccountingConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        for (i, p) in self.providers.iter().enumerate() {
-            let field = format!("providers[{i}]");
-            let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
-            if set(&p.cluster) == set(&p.path_prefix) {
-                return Err(ConfigError::new(field, "set exactly one of `cluster` and `path_prefix`"));
-            }
-            let valid = !p.provider.is_empty()
-                && p.provider.len() <= 64
-                && p.provider.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-            if !valid {
-                return Err(ConfigError::new(
-                    format!("{field}.provider"),
-                    "must be 1-64 characters of a-z, 0-9, '.', '_', '-'",
-                ));
-            }
-        }
+        super::provider::validate_overrides(&self.providers)?;
         if !self.tenant_header.is_empty() {
             check_header_name("tenant_header", &self.tenant_header)?;
         }

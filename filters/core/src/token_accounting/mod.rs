@@ -146,12 +146,7 @@ impl TokenAccounting {
     }
 
     pub fn on_request_headers<H: Host>(&self, host: &mut H) -> Exchange {
-        let path = host.request_header(":path").map(|p| String::from_utf8_lossy(&p).into_owned()).unwrap_or_default();
-        let detected = provider::detect(&path);
-        let provider = match &detected {
-            Some(d) => self.provider_name(host, &path, d.provider),
-            None => OVERFLOW.to_string(),
-        };
+        let (_, detected, provider) = provider::request_route(host, &self.config.providers);
         if detected.is_some() && self.config.request_identity_encoding {
             // Keep provider responses uncompressed so usage can be read (design.md, "Bodies").
             host.remove_request_header("accept-encoding");
@@ -227,18 +222,6 @@ impl TokenAccounting {
         };
         self.on_response_body(host, ex, chunk, end_of_stream);
         out
-    }
-
-    fn provider_name<H: Host>(&self, host: &H, path: &str, detected: &'static str) -> String {
-        let cluster = host.property(&["xds", "cluster_name"]);
-        for o in &self.config.providers {
-            let by_cluster = o.cluster.as_deref().is_some_and(|c| cluster.as_deref() == Some(c.as_bytes()));
-            let by_prefix = o.path_prefix.as_deref().is_some_and(|p| path.starts_with(p));
-            if by_cluster || by_prefix {
-                return o.provider.clone();
-            }
-        }
-        detected.to_string()
     }
 
     /// New request body bytes (only the new chunk; the adapter keeps the read offset).

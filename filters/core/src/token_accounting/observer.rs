@@ -26,6 +26,10 @@ pub struct Observation {
     pub content_chunks: u64,
     /// Documents that did not parse as the provider's JSON.
     pub parse_failures: u64,
+    /// The first in-band error document (at most 8 KiB), for error classification.
+    pub error_document: Option<Vec<u8>>,
+    /// A Bedrock in-stream exception's `:exception-type` (or `:event-type`).
+    pub exception_type: Option<String>,
     bedrock_stop_seen: bool,
     bedrock_metadata_seen: bool,
 }
@@ -38,7 +42,16 @@ pub enum Frame {
     Other,
 }
 
+const MAX_ERROR_DOCUMENT: usize = 8 << 10;
+
 impl Observation {
+    fn in_band_error(&mut self, document: &[u8]) {
+        self.in_band_error = true;
+        if self.error_document.is_none() {
+            self.error_document = Some(document.get(..MAX_ERROR_DOCUMENT).unwrap_or(document).to_vec());
+        }
+    }
+
     fn set_first<T: Into<String>>(slot: &mut Option<String>, value: Option<T>) {
         if slot.is_none() {
             if let Some(v) = value {
@@ -105,7 +118,7 @@ impl Observation {
     fn on_openai_chat(&mut self, data: &[u8], stream: bool) -> Frame {
         let Some(doc) = self.parse::<ChatDoc>(data) else { return Frame::Other };
         if doc.error.is_some() {
-            self.in_band_error = true;
+            self.in_band_error(data);
             return Frame::Other;
         }
         Self::set_first(&mut self.response_id, doc.id);
@@ -158,7 +171,7 @@ impl Observation {
             "response.completed" | "response.incomplete" => self.terminated = true,
             "response.failed" | "error" => {
                 self.terminated = true;
-                self.in_band_error = true;
+                self.in_band_error(data);
             }
             _ => {}
         }
@@ -209,7 +222,7 @@ impl Observation {
             }
             "message_stop" => self.terminated = true,
             "error" => {
-                self.in_band_error = true;
+                self.in_band_error(data);
                 self.terminated = true;
             }
             _ => {}
@@ -220,7 +233,7 @@ impl Observation {
     fn on_gemini(&mut self, data: &[u8]) -> Frame {
         let Some(chunk) = self.parse::<GeminiChunk>(data) else { return Frame::Other };
         if chunk.error.is_some() {
-            self.in_band_error = true;
+            self.in_band_error(data);
             return Frame::Other;
         }
         Self::set_first(&mut self.response_id, chunk.response_id);
@@ -261,7 +274,8 @@ impl Observation {
     ) -> Frame {
         if message_type != Some("event") {
             // `exception` (modelStreamErrorException, throttlingException, ...) or `error`.
-            self.in_band_error = true;
+            self.in_band_error(payload);
+            self.exception_type = event_type.map(str::to_string);
             self.terminated = true;
             return Frame::Other;
         }

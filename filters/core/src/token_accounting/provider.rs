@@ -5,6 +5,62 @@
 //! Ollama, llama.cpp) speak the OpenAI wire format on the same paths, so they are told apart only
 //! by configuration (per cluster or path prefix): see [`super::config::ProviderOverride`].
 
+use crate::config::ConfigError;
+use crate::host::Host;
+use serde::Deserialize;
+
+/// A configured provider name for OpenAI-compatible servers and custom routes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderOverride {
+    pub cluster: Option<String>,
+    pub path_prefix: Option<String>,
+    /// The `gen_ai.provider.name` to report, e.g. `vllm` or `ollama`.
+    pub provider: String,
+}
+
+pub fn validate_overrides(overrides: &[ProviderOverride]) -> Result<(), ConfigError> {
+    for (i, p) in overrides.iter().enumerate() {
+        let field = format!("providers[{i}]");
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+        if set(&p.cluster) == set(&p.path_prefix) {
+            return Err(ConfigError::new(field, "set exactly one of `cluster` and `path_prefix`"));
+        }
+        let valid = !p.provider.is_empty()
+            && p.provider.len() <= 64
+            && p.provider.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+        if !valid {
+            return Err(ConfigError::new(format!("{field}.provider"), "must be 1-64 characters of a-z, 0-9, '.', '_', '-'"));
+        }
+    }
+    Ok(())
+}
+
+/// The `gen_ai.provider.name` for a request: the first override matching the request's cluster
+/// or path prefix, else the detected provider.
+pub fn provider_name<H: Host>(host: &H, path: &str, detected: &str, overrides: &[ProviderOverride]) -> String {
+    let cluster = host.property(&["xds", "cluster_name"]);
+    for o in overrides {
+        let by_cluster = o.cluster.as_deref().is_some_and(|c| cluster.as_deref() == Some(c.as_bytes()));
+        let by_prefix = o.path_prefix.as_deref().is_some_and(|p| path.starts_with(p));
+        if by_cluster || by_prefix {
+            return o.provider.clone();
+        }
+    }
+    detected.to_string()
+}
+
+/// The request's path, provider API and provider name, from its headers.
+pub fn request_route<H: Host>(host: &H, overrides: &[ProviderOverride]) -> (String, Option<Detected>, String) {
+    let path = host.request_header(":path").map(|p| String::from_utf8_lossy(&p).into_owned()).unwrap_or_default();
+    let detected = detect(&path);
+    let name = match &detected {
+        Some(d) => provider_name(host, &path, d.provider, overrides),
+        None => crate::label::OVERFLOW.to_string(),
+    };
+    (path, detected, name)
+}
+
 /// The wire format family; decides how requests and responses are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Wire {

@@ -1,0 +1,325 @@
+//! The error-normalization filter: every failure, from any provider or from the gateway itself,
+//! as one `error.type` from one documented taxonomy, with `retryable`, `retry_after_ms` and
+//! `error.origin`.
+//!
+//! Observe-only by default: the response reaches the client unchanged. Two opt-ins change it:
+//! response headers that carry the class (the filter then holds an error response's headers
+//! until its size-capped body is read), and, per route, a uniform error body in the shape
+//! OpenAI-style clients parse, with a structured degraded-mode reply for gateway failures.
+//! Failures inside a stream that already started are never rewritten (headers are gone): they
+//! are logged and counted only.
+
+pub mod classify;
+pub mod config;
+pub mod retry_after;
+pub mod taxonomy;
+
+use crate::config::ConfigError;
+use crate::filter_state as fs;
+use crate::host::{Host, MetricId, Stats};
+use crate::metric;
+use crate::response::{End, Limits, Outcome, ResponseTracker};
+use crate::token_accounting::provider::{self, Detected};
+use classify::{amzn_error_type, classify, Classified, ErrorDocument, Evidence};
+use config::ErrorNormalizationConfig;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use taxonomy::{ErrorType, Origin};
+
+/// What the filter concluded about one exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub error_type: ErrorType,
+    pub origin: Origin,
+    pub retryable: bool,
+    pub retry_after_ms: Option<u64>,
+    pub provider_code: Option<String>,
+    pub message: Option<String>,
+    /// The failure came after a success status (in-band error, cut stream).
+    pub after_success: bool,
+}
+
+/// Per-request state, owned by the adapter's stream context.
+#[derive(Debug)]
+pub struct ErrorExchange {
+    detected: Option<Detected>,
+    provider: String,
+    route_rewrites: bool,
+    response: ResponseTracker,
+    holding: bool,
+    finished: bool,
+    verdict: Option<Verdict>,
+}
+
+impl ErrorExchange {
+    /// The adapter holds the response (headers and body) until [`ErrorNormalization::finish`].
+    pub fn holding(&self) -> bool {
+        self.holding
+    }
+
+    pub fn wants_body(&self) -> bool {
+        !self.finished && self.response.wants_body()
+    }
+
+    pub fn verdict(&self) -> Option<&Verdict> {
+        self.verdict.as_ref()
+    }
+}
+
+/// How the response headers callback should continue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadersAction {
+    Continue,
+    /// Hold the headers until the error body has been read (the headers will carry its class).
+    Hold,
+}
+
+#[derive(Debug, Default)]
+struct Handles(RefCell<HashMap<String, MetricId>>);
+
+#[derive(Debug)]
+pub struct ErrorNormalization {
+    config: ErrorNormalizationConfig,
+    handles: Handles,
+}
+
+impl ErrorNormalization {
+    pub fn new<S: Stats>(config_json: &[u8], _stats: &mut S) -> Result<Self, ConfigError> {
+        Ok(Self { config: ErrorNormalizationConfig::parse(config_json)?, handles: Handles::default() })
+    }
+
+    pub fn max_error_body_bytes(&self) -> usize {
+        self.config.max_error_body_bytes
+    }
+
+    pub fn on_request_headers<H: Host>(&self, host: &mut H) -> ErrorExchange {
+        let (_, detected, provider) = provider::request_route(host, &self.config.providers);
+        let routes = &self.config.uniform_error_body_routes;
+        let route_rewrites = !routes.is_empty() && {
+            let route = host.property(&["xds", "route_name"]).unwrap_or_default();
+            routes.iter().any(|r| r == "*" || r.as_bytes() == route.as_slice())
+        };
+        ErrorExchange {
+            response: ResponseTracker::new(detected.as_ref().map(|d| d.wire)),
+            detected,
+            provider,
+            route_rewrites,
+            holding: false,
+            finished: false,
+            verdict: None,
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_body_bytes: 0,
+            max_error_body_bytes: self.config.max_error_body_bytes,
+            max_frame_bytes: 1 << 20,
+        }
+    }
+
+    pub fn on_response_headers<H: Host>(&self, host: &mut H, ex: &mut ErrorExchange, end_of_stream: bool) -> HeadersAction {
+        let stream_from_path = ex.detected.as_ref().is_some_and(|d| d.path_stream);
+        ex.response.on_headers(host, stream_from_path, self.limits());
+        let error = ex.response.status >= 400;
+        if end_of_stream {
+            // Bodiless: classify now, while the headers can still carry the class.
+            ex.holding = error && self.config.response_headers.any();
+            ex.route_rewrites = false;
+            self.finish(host, ex, End::Complete);
+            return HeadersAction::Continue;
+        }
+        if error && (self.config.response_headers.any() || ex.route_rewrites) {
+            ex.holding = true;
+            return HeadersAction::Hold;
+        }
+        HeadersAction::Continue
+    }
+
+    /// New response bytes (only the new chunk). While holding, a body past the limit stops the
+    /// hold: the exchange is classified by what is known and passed on unchanged.
+    /// At the end of the body, returns the replacement body when the route asks for the
+    /// uniform shape.
+    pub fn on_response_body<H: Host>(
+        &self,
+        host: &mut H,
+        ex: &mut ErrorExchange,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Option<Vec<u8>> {
+        if ex.finished {
+            return None;
+        }
+        if ex.response.wants_body() {
+            ex.response.on_body(chunk, host.now_nanos());
+        }
+        if end_of_stream {
+            return self.finish(host, ex, End::Complete);
+        }
+        None
+    }
+
+    /// The error body grew past the limit while held: release it unchanged.
+    pub fn release(&self, ex: &mut ErrorExchange) {
+        ex.holding = false;
+        ex.route_rewrites = false;
+    }
+
+    /// Classifies once, writes filter state and counts; later calls do nothing. Returns the
+    /// replacement body when the route asks for the uniform shape (only for responses still
+    /// held: a stream that already started is never rewritten).
+    pub fn finish<H: Host>(&self, host: &mut H, ex: &mut ErrorExchange, end: End) -> Option<Vec<u8>> {
+        if ex.finished {
+            return None;
+        }
+        ex.finished = true;
+        ex.response.close();
+        let outcome = ex.response.outcome(host, end);
+        let status = ex.response.status;
+        let verdict = self.verdict(host, ex, outcome, status)?;
+        self.record(host, &verdict, &ex.provider);
+        let holding = std::mem::replace(&mut ex.holding, false);
+        if holding {
+            self.set_headers(host, &verdict);
+        }
+        let body = (holding && ex.route_rewrites).then(|| {
+            host.set_response_header("content-type", "application/json");
+            host.remove_response_header("content-length");
+            uniform_body(host, &verdict, &ex.provider)
+        });
+        ex.verdict = Some(verdict);
+        body
+    }
+
+    fn verdict<H: Host>(&self, host: &H, ex: &ErrorExchange, outcome: Outcome, status: u16) -> Option<Verdict> {
+        let code_details = host
+            .property(&["response", "code_details"])
+            .map(|d| String::from_utf8_lossy(&d).into_owned())
+            .unwrap_or_default();
+        let header = |name: &str| host.response_header(name).map(|v| String::from_utf8_lossy(&v).into_owned());
+        let obs = &ex.response.observation;
+        let (document, amzn, after_success) = if status >= 400 {
+            let body = ex.response.error_body.as_deref().unwrap_or_default();
+            (ErrorDocument::parse(body), header("x-amzn-errortype").map(|h| amzn_error_type(&h)), false)
+        } else {
+            match outcome {
+                Outcome::Completed | Outcome::ClientCancelled => return None,
+                Outcome::InBandError => {
+                    let doc = obs.error_document.as_deref().map(ErrorDocument::parse).unwrap_or_default();
+                    (doc, obs.exception_type.clone(), true)
+                }
+                Outcome::UpstreamCut => (ErrorDocument::default(), None, true),
+            }
+        };
+        let classified = if status < 400 && outcome == Outcome::UpstreamCut {
+            // A stream that stopped without its terminator. Envoy cut it when its details name a
+            // timeout (route or idle timeout): then the gateway is the origin.
+            if code_details.contains("timeout") {
+                Classified { error_type: ErrorType::Timeout, origin: Origin::Gateway }
+            } else {
+                Classified { error_type: ErrorType::StreamInterrupted, origin: Origin::Upstream }
+            }
+        } else {
+            let evidence = Evidence {
+                status: if after_success { 500 } else { status },
+                document: document.clone(),
+                amzn_error_type: amzn,
+                code_details: if after_success { String::new() } else { code_details },
+                envoy_overloaded: header("x-envoy-overloaded").is_some(),
+            };
+            classify(&evidence)
+        };
+        let retry_after_ms = retry_after::retry_after_ms(&HostHeaders(host), document.retry_delay.as_deref(), host.now_nanos());
+        let provider_code = document.code.clone().or(document.kind.clone()).or(document.status.clone());
+        Some(Verdict {
+            error_type: classified.error_type,
+            origin: classified.origin,
+            retryable: classified.error_type.retryable(),
+            retry_after_ms,
+            provider_code: provider_code.map(|c| metric::label_value(&c).chars().take(64).collect()),
+            message: document.message,
+            after_success,
+        })
+    }
+
+    fn record<H: Host>(&self, host: &mut H, v: &Verdict, provider: &str) {
+        host.set_filter_state(fs::ERROR_TYPE, v.error_type.label().as_bytes());
+        host.set_filter_state(fs::ERROR_RETRYABLE, fs::flag(v.retryable));
+        host.set_filter_state(fs::ERROR_ORIGIN, v.origin.label().as_bytes());
+        if let Some(ms) = v.retry_after_ms {
+            host.set_filter_state(fs::RETRY_AFTER_MS, ms.to_string().as_bytes());
+        }
+        if let Some(code) = &v.provider_code {
+            host.set_filter_state(fs::ERROR_PROVIDER_CODE, code.as_bytes());
+        }
+        if v.after_success {
+            host.set_filter_state(fs::ERROR, b"true");
+        }
+        let synthetic = host.property(&["llmobs.synthetic"]).is_some_and(|s| s == b"true");
+        let name = metric::name(
+            "llmobs.errors",
+            &[
+                ("error.type", v.error_type.label()),
+                ("gen_ai.provider.name", provider),
+                ("origin", v.origin.label()),
+                ("retryable", metric::flag(v.retryable)),
+                ("synthetic", metric::flag(synthetic)),
+            ],
+        );
+        let id = self.handles.0.borrow().get(&name).copied();
+        let id = match id {
+            Some(id) => Some(id),
+            None => host.define_counter(&name).ok().inspect(|id| {
+                self.handles.0.borrow_mut().insert(name.clone(), *id);
+            }),
+        };
+        if let Some(id) = id {
+            host.increment_counter(id, 1);
+        }
+    }
+
+    fn set_headers<H: Host>(&self, host: &mut H, v: &Verdict) {
+        let h = &self.config.response_headers;
+        if !h.error_type.is_empty() {
+            host.set_response_header(&h.error_type, v.error_type.label());
+        }
+        if !h.retryable.is_empty() {
+            host.set_response_header(&h.retryable, metric::flag(v.retryable));
+        }
+        if let (false, Some(ms)) = (h.retry_after_ms.is_empty(), v.retry_after_ms) {
+            host.set_response_header(&h.retry_after_ms, &ms.to_string());
+        }
+    }
+}
+
+struct HostHeaders<'a, H: Host>(&'a H);
+
+impl<H: Host> retry_after::Headers for HostHeaders<'_, H> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.response_header(name).map(|v| String::from_utf8_lossy(&v).into_owned())
+    }
+}
+
+/// The uniform error body: the shape OpenAI-style clients parse (`error.message`, `type`,
+/// `code`, `param`), keeping the provider's message, with the class and hints added.
+fn uniform_body<H: Host>(host: &H, v: &Verdict, provider: &str) -> Vec<u8> {
+    let request_id = host.property(&[fs::REQUEST_ID]).map(|r| String::from_utf8_lossy(&r).into_owned());
+    let message = v.message.clone().unwrap_or_else(|| match v.origin {
+        Origin::Gateway => format!("the gateway could not complete the request ({})", v.error_type.label()),
+        Origin::Upstream => format!("the provider returned an error ({})", v.error_type.label()),
+    });
+    let body = serde_json::json!({
+        "error": {
+            "message": message,
+            "type": v.error_type.label(),
+            "code": v.provider_code,
+            "param": null,
+            "retryable": v.retryable,
+            "retry_after_ms": v.retry_after_ms,
+            "provider": provider,
+            "origin": v.origin.label(),
+            "request_id": request_id,
+        }
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
