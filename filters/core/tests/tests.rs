@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod correlation;
+mod error_normalization;
 mod framing;
 mod minting;
 mod token_accounting;

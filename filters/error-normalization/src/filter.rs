@@ -1,4 +1,4 @@
-use llmobs_core::error_normalization::{ErrorExchange, ErrorNormalization, HeadersAction};
+use llmobs_core::error_normalization::{ErrorExchange, ErrorNormalization};
 use llmobs_core::host::LogLevel;
 use llmobs_core::response::End;
 use llmobs_wasm_host::{body_bytes, configure, log, replace_body, ProxyHost};
@@ -36,8 +36,8 @@ impl RootContext for Root {
 struct Stream {
     filter: Option<Rc<ErrorNormalization>>,
     exchange: Option<ErrorExchange>,
-    /// Bytes of the held (paused) body already read: while paused, Envoy accumulates the body
-    /// and `body_size` is the total so far.
+    /// Bytes of the buffered error body already read: while the body callbacks pause, Envoy
+    /// accumulates the body and `body_size` is the total so far.
     held_bytes: usize,
 }
 
@@ -51,18 +51,18 @@ impl HttpContext for Stream {
         Action::Continue
     }
 
+    // Never pauses here: Envoy turns a Wasm headers pause into a pause of the body callbacks
+    // too (see the core module docs).
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         if let (Some(filter), Some(ex)) = (&self.filter, &mut self.exchange) {
-            if filter.on_response_headers(&mut ProxyHost, ex, end_of_stream) == HeadersAction::Hold {
-                return Action::Pause;
-            }
+            filter.on_response_headers(&mut ProxyHost, ex, end_of_stream);
         }
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let (Some(filter), Some(ex)) = (&self.filter, &mut self.exchange) else { return Action::Continue };
-        if !ex.holding() {
+        if !ex.rewriting() {
             // Not paused: the buffer holds exactly this callback's new bytes.
             let chunk = if ex.wants_body() { body_bytes(true, 0, body_size).unwrap_or_default() } else { Vec::new() };
             filter.on_response_body(&mut ProxyHost, ex, &chunk, end_of_stream);
@@ -72,7 +72,7 @@ impl HttpContext for Stream {
         let chunk = body_bytes(true, self.held_bytes, new_len).unwrap_or_default();
         self.held_bytes = body_size;
         if body_size > filter.max_error_body_bytes() && !end_of_stream {
-            // Too large to hold: classify by what is known, pass the body on unchanged.
+            // Too large to rewrite: classify by what was read, pass the body on unchanged.
             filter.on_response_body(&mut ProxyHost, ex, &chunk, false);
             filter.release(ex);
             self.held_bytes = 0;

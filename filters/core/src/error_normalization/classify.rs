@@ -2,6 +2,7 @@
 //! per known case (each proven by a case in `tests/fixtures/errors/cases.json`).
 
 use super::taxonomy::{ErrorType, Origin};
+use crate::token_accounting::provider::Wire;
 use serde_json::Value;
 
 /// The fields any provider's error document may carry, read from every known shape: OpenAI and
@@ -73,6 +74,9 @@ impl ErrorDocument {
 /// What is known about one failed exchange.
 #[derive(Debug, Clone, Default)]
 pub struct Evidence {
+    /// The provider API, when recognised: some error vocabularies only mean something from their
+    /// own provider (OpenAI-compatible servers also say `"type": "api_error"`).
+    pub wire: Option<Wire>,
     pub status: u16,
     pub document: ErrorDocument,
     /// Bedrock's `x-amzn-ErrorType` header, or the `:exception-type` of an in-stream exception,
@@ -92,6 +96,7 @@ pub struct Classified {
 
 /// One row of the mapping: every condition that is set must hold.
 struct Rule {
+    wire: Option<Wire>,
     code: Option<&'static str>,
     kind: Option<&'static str>,
     status_name: Option<&'static str>,
@@ -103,16 +108,29 @@ struct Rule {
 }
 
 const fn rule(then: ErrorType) -> Rule {
-    Rule { code: None, kind: None, status_name: None, reason: None, inner_code: None, amzn: None, message_contains: &[], then }
+    Rule {
+        wire: None,
+        code: None,
+        kind: None,
+        status_name: None,
+        reason: None,
+        inner_code: None,
+        amzn: None,
+        message_contains: &[],
+        then,
+    }
 }
 
 const CONTEXT_MESSAGES: &[&str] = &[
-    "maximum context length",          // OpenAI, vLLM and OpenAI-compatible servers
-    "prompt is too long",              // Anthropic (an invalid_request_error)
+    "maximum context length",               // OpenAI, vLLM and OpenAI-compatible servers
+    "prompt is too long",                   // Anthropic (an invalid_request_error)
     "exceeds the maximum number of tokens", // Gemini (an INVALID_ARGUMENT)
-    "input is too long",               // Bedrock (a ValidationException)
-    "too many input tokens",           // Bedrock
+    "input is too long",                    // Bedrock (a ValidationException)
+    "too many input tokens",                // Bedrock
 ];
+
+const ANTHROPIC: Option<Wire> = Some(Wire::AnthropicMessages);
+const GEMINI: Option<Wire> = Some(Wire::Gemini);
 
 /// Most specific first; the first rule that matches decides.
 const RULES: &[Rule] = &[
@@ -129,26 +147,26 @@ const RULES: &[Rule] = &[
     // Gemini: a bad key is a 400 INVALID_ARGUMENT with this reason.
     Rule { reason: Some("API_KEY_INVALID"), ..rule(ErrorType::InvalidApiKey) },
     // Anthropic error types.
-    Rule { kind: Some("authentication_error"), ..rule(ErrorType::InvalidApiKey) },
-    Rule { kind: Some("billing_error"), ..rule(ErrorType::QuotaExhausted) },
-    Rule { kind: Some("permission_error"), ..rule(ErrorType::PermissionDenied) },
-    Rule { kind: Some("not_found_error"), ..rule(ErrorType::ModelNotFound) },
-    Rule { kind: Some("request_too_large"), ..rule(ErrorType::RequestTooLarge) },
-    Rule { kind: Some("rate_limit_error"), ..rule(ErrorType::RateLimit) },
+    Rule { wire: ANTHROPIC, kind: Some("authentication_error"), ..rule(ErrorType::InvalidApiKey) },
+    Rule { wire: ANTHROPIC, kind: Some("billing_error"), ..rule(ErrorType::QuotaExhausted) },
+    Rule { wire: ANTHROPIC, kind: Some("permission_error"), ..rule(ErrorType::PermissionDenied) },
+    Rule { wire: ANTHROPIC, kind: Some("not_found_error"), ..rule(ErrorType::ModelNotFound) },
+    Rule { wire: ANTHROPIC, kind: Some("request_too_large"), ..rule(ErrorType::RequestTooLarge) },
+    Rule { wire: ANTHROPIC, kind: Some("rate_limit_error"), ..rule(ErrorType::RateLimit) },
     // 529, and mid-stream: an overload is not a rate limit.
-    Rule { kind: Some("overloaded_error"), ..rule(ErrorType::Overloaded) },
-    Rule { kind: Some("timeout_error"), ..rule(ErrorType::Timeout) },
-    Rule { kind: Some("api_error"), ..rule(ErrorType::Internal) },
-    Rule { kind: Some("invalid_request_error"), ..rule(ErrorType::BadRequest) },
+    Rule { wire: ANTHROPIC, kind: Some("overloaded_error"), ..rule(ErrorType::Overloaded) },
+    Rule { wire: ANTHROPIC, kind: Some("timeout_error"), ..rule(ErrorType::Timeout) },
+    Rule { wire: ANTHROPIC, kind: Some("api_error"), ..rule(ErrorType::Internal) },
+    Rule { wire: ANTHROPIC, kind: Some("invalid_request_error"), ..rule(ErrorType::BadRequest) },
     // Gemini statuses.
-    Rule { status_name: Some("RESOURCE_EXHAUSTED"), ..rule(ErrorType::RateLimit) },
-    Rule { status_name: Some("UNAUTHENTICATED"), ..rule(ErrorType::InvalidApiKey) },
-    Rule { status_name: Some("PERMISSION_DENIED"), ..rule(ErrorType::PermissionDenied) },
-    Rule { status_name: Some("NOT_FOUND"), ..rule(ErrorType::ModelNotFound) },
-    Rule { status_name: Some("UNAVAILABLE"), ..rule(ErrorType::UpstreamUnavailable) },
-    Rule { status_name: Some("DEADLINE_EXCEEDED"), ..rule(ErrorType::Timeout) },
-    Rule { status_name: Some("INTERNAL"), ..rule(ErrorType::Internal) },
-    Rule { status_name: Some("INVALID_ARGUMENT"), ..rule(ErrorType::BadRequest) },
+    Rule { wire: GEMINI, status_name: Some("RESOURCE_EXHAUSTED"), ..rule(ErrorType::RateLimit) },
+    Rule { wire: GEMINI, status_name: Some("UNAUTHENTICATED"), ..rule(ErrorType::InvalidApiKey) },
+    Rule { wire: GEMINI, status_name: Some("PERMISSION_DENIED"), ..rule(ErrorType::PermissionDenied) },
+    Rule { wire: GEMINI, status_name: Some("NOT_FOUND"), ..rule(ErrorType::ModelNotFound) },
+    Rule { wire: GEMINI, status_name: Some("UNAVAILABLE"), ..rule(ErrorType::UpstreamUnavailable) },
+    Rule { wire: GEMINI, status_name: Some("DEADLINE_EXCEEDED"), ..rule(ErrorType::Timeout) },
+    Rule { wire: GEMINI, status_name: Some("INTERNAL"), ..rule(ErrorType::Internal) },
+    Rule { wire: GEMINI, status_name: Some("INVALID_ARGUMENT"), ..rule(ErrorType::BadRequest) },
     // Bedrock exceptions (header `x-amzn-ErrorType`, or `:exception-type` in a stream).
     Rule { amzn: Some("ThrottlingException"), ..rule(ErrorType::RateLimit) },
     Rule { amzn: Some("ServiceQuotaExceededException"), ..rule(ErrorType::QuotaExhausted) },
@@ -169,8 +187,10 @@ impl Rule {
         let d = &e.document;
         let eq = |want: Option<&str>, got: &Option<String>| want.is_none_or(|w| got.as_deref() == Some(w));
         let amzn_ok = self.amzn.is_none_or(|w| e.amzn_error_type.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(w)));
-        let message_ok = self.message_contains.is_empty() || self.message_contains.iter().any(|m| d.message_contains(m));
-        eq(self.code, &d.code)
+        let message_ok =
+            self.message_contains.is_empty() || self.message_contains.iter().any(|m| d.message_contains(m));
+        self.wire.is_none_or(|w| e.wire == Some(w))
+            && eq(self.code, &d.code)
             && eq(self.kind, &d.kind)
             && eq(self.status_name, &d.status)
             && eq(self.reason, &d.reason)
@@ -185,12 +205,15 @@ impl Rule {
 pub fn classify(e: &Evidence) -> Classified {
     if !e.code_details.is_empty() && e.code_details != "via_upstream" {
         let d = e.code_details.as_str();
+        // Checked on Envoy 1.40: a route timeout is `response_timeout` (older releases:
+        // `upstream_response_timeout`); overload shedding is `overload`; a circuit-breaker
+        // overflow is `upstream_reset_before_response_started{overflow}` with x-envoy-overloaded.
         let error_type = if d.contains("timeout") {
             ErrorType::Timeout
-        } else if d == "no_healthy_upstream" || d.starts_with("upstream_reset_before_response_started") {
-            ErrorType::UpstreamUnavailable
         } else if d.contains("overload") || d.contains("overflow") || e.envoy_overloaded {
             ErrorType::Overloaded
+        } else if d == "no_healthy_upstream" || d.starts_with("upstream_reset_before_response_started") {
+            ErrorType::UpstreamUnavailable
         } else if d == "request_payload_too_large" || d.contains("too_large") {
             ErrorType::RequestTooLarge
         } else if d.contains("rate_limited") {
@@ -219,9 +242,12 @@ mod tests {
 
     #[test]
     fn documents_of_every_shape_are_read() {
-        let openai = ErrorDocument::parse(br#"{"error":{"message":"m","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#);
+        let openai = ErrorDocument::parse(
+            br#"{"error":{"message":"m","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
+        );
         assert_eq!(openai.code.as_deref(), Some("insufficient_quota"));
-        let anthropic = ErrorDocument::parse(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#);
+        let anthropic =
+            ErrorDocument::parse(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#);
         assert_eq!(anthropic.kind.as_deref(), Some("overloaded_error"));
         let gemini = ErrorDocument::parse(
             br#"{"error":{"code":429,"message":"m","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"30s"}]}}"#,
@@ -245,7 +271,10 @@ mod tests {
 
     #[test]
     fn the_bedrock_header_names_the_exception_before_the_colon() {
-        assert_eq!(amzn_error_type("ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/"), "ThrottlingException");
+        assert_eq!(
+            amzn_error_type("ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/"),
+            "ThrottlingException"
+        );
         assert_eq!(amzn_error_type("ValidationException"), "ValidationException");
     }
 }

@@ -3,11 +3,17 @@
 //! `error.origin`.
 //!
 //! Observe-only by default: the response reaches the client unchanged. Two opt-ins change it:
-//! response headers that carry the class (the filter then holds an error response's headers
-//! until its size-capped body is read), and, per route, a uniform error body in the shape
+//! response headers that carry the class, and, per route, a uniform error body in the shape
 //! OpenAI-style clients parse, with a structured degraded-mode reply for gateway failures.
-//! Failures inside a stream that already started are never rewritten (headers are gone): they
-//! are logged and counted only.
+//!
+//! Envoy converts a Wasm filter's `StopIteration` on response headers into
+//! `StopAllIterationAndWatermark` (source/extensions/common/wasm/context.cc,
+//! `convertVmCallResultToFilterHeadersStatus`): body callbacks stop too, so a Wasm filter cannot
+//! hold headers while it reads the body (checked on 1.40: the stream hangs until its idle
+//! timeout). The class headers are therefore set from what the status and headers alone prove
+//! (see [`ErrorNormalization::on_response_headers`]); the uniform body, written after the whole
+//! error body is read, always carries the exact class. Failures inside a stream that already
+//! started are never rewritten: they are logged and counted only.
 
 pub mod classify;
 pub mod config;
@@ -46,15 +52,18 @@ pub struct ErrorExchange {
     provider: String,
     route_rewrites: bool,
     response: ResponseTracker,
-    holding: bool,
+    /// The response headers classification reads, captured in the headers callback: after it,
+    /// Envoy may refuse header-map access, and proxy-wasm's hostcalls panic on such a status.
+    headers: Vec<(&'static str, String)>,
+    rewriting: bool,
     finished: bool,
     verdict: Option<Verdict>,
 }
 
 impl ErrorExchange {
-    /// The adapter holds the response (headers and body) until [`ErrorNormalization::finish`].
-    pub fn holding(&self) -> bool {
-        self.holding
+    /// The adapter buffers the error body until its end, then replaces it with the uniform one.
+    pub fn rewriting(&self) -> bool {
+        self.rewriting
     }
 
     pub fn wants_body(&self) -> bool {
@@ -64,14 +73,6 @@ impl ErrorExchange {
     pub fn verdict(&self) -> Option<&Verdict> {
         self.verdict.as_ref()
     }
-}
-
-/// How the response headers callback should continue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeadersAction {
-    Continue,
-    /// Hold the headers until the error body has been read (the headers will carry its class).
-    Hold,
 }
 
 #[derive(Debug, Default)]
@@ -104,40 +105,52 @@ impl ErrorNormalization {
             detected,
             provider,
             route_rewrites,
-            holding: false,
+            headers: Vec::new(),
+            rewriting: false,
             finished: false,
             verdict: None,
         }
     }
 
     fn limits(&self) -> Limits {
-        Limits {
-            max_body_bytes: 0,
-            max_error_body_bytes: self.config.max_error_body_bytes,
-            max_frame_bytes: 1 << 20,
-        }
+        Limits { max_body_bytes: 0, max_error_body_bytes: self.config.max_error_body_bytes, max_frame_bytes: 1 << 20 }
     }
 
-    pub fn on_response_headers<H: Host>(&self, host: &mut H, ex: &mut ErrorExchange, end_of_stream: bool) -> HeadersAction {
+    /// Sets the class headers when configured and the status and headers alone decide the
+    /// class: a gateway reply, a Bedrock `x-amzn-ErrorType`, or a 5xx. A 4xx body can change the
+    /// class (OpenAI's 429 is a rate limit or an exhausted quota), so for those only the
+    /// retry-after header is set; the uniform body, when on, carries the exact class.
+    pub fn on_response_headers<H: Host>(&self, host: &mut H, ex: &mut ErrorExchange, end_of_stream: bool) {
         let stream_from_path = ex.detected.as_ref().is_some_and(|d| d.path_stream);
         ex.response.on_headers(host, stream_from_path, self.limits());
-        let error = ex.response.status >= 400;
+        let status = ex.response.status;
+        ex.headers = CAPTURED
+            .iter()
+            .filter_map(|name| host.response_header(name).map(|v| (*name, String::from_utf8_lossy(&v).into_owned())))
+            .collect();
+        if status < 400 {
+            return;
+        }
+        if self.config.response_headers.any() {
+            let verdict = self.verdict(host, ex, Outcome::Completed, status);
+            if let Some(v) = verdict {
+                let conclusive = v.origin == Origin::Gateway
+                    || ex.header("x-amzn-errortype").is_some()
+                    || status >= 500
+                    || end_of_stream;
+                self.set_headers(host, &v, conclusive);
+            }
+        }
+        if ex.route_rewrites && !end_of_stream {
+            ex.rewriting = true;
+            host.set_response_header("content-type", "application/json");
+            host.remove_response_header("content-length");
+        }
         if end_of_stream {
-            // Bodiless: classify now, while the headers can still carry the class.
-            ex.holding = error && self.config.response_headers.any();
-            ex.route_rewrites = false;
             self.finish(host, ex, End::Complete);
-            return HeadersAction::Continue;
         }
-        if error && (self.config.response_headers.any() || ex.route_rewrites) {
-            ex.holding = true;
-            return HeadersAction::Hold;
-        }
-        HeadersAction::Continue
     }
 
-    /// New response bytes (only the new chunk). While holding, a body past the limit stops the
-    /// hold: the exchange is classified by what is known and passed on unchanged.
     /// At the end of the body, returns the replacement body when the route asks for the
     /// uniform shape.
     pub fn on_response_body<H: Host>(
@@ -159,10 +172,10 @@ impl ErrorNormalization {
         None
     }
 
-    /// The error body grew past the limit while held: release it unchanged.
+    /// The error body grew past the limit while buffered: pass it on unchanged (it is still
+    /// classified, by what was read).
     pub fn release(&self, ex: &mut ErrorExchange) {
-        ex.holding = false;
-        ex.route_rewrites = false;
+        ex.rewriting = false;
     }
 
     /// Classifies once, writes filter state and counts; later calls do nothing. Returns the
@@ -178,15 +191,8 @@ impl ErrorNormalization {
         let status = ex.response.status;
         let verdict = self.verdict(host, ex, outcome, status)?;
         self.record(host, &verdict, &ex.provider);
-        let holding = std::mem::replace(&mut ex.holding, false);
-        if holding {
-            self.set_headers(host, &verdict);
-        }
-        let body = (holding && ex.route_rewrites).then(|| {
-            host.set_response_header("content-type", "application/json");
-            host.remove_response_header("content-length");
-            uniform_body(host, &verdict, &ex.provider)
-        });
+        let rewriting = std::mem::replace(&mut ex.rewriting, false);
+        let body = rewriting.then(|| uniform_body(host, &verdict, &ex.provider));
         ex.verdict = Some(verdict);
         body
     }
@@ -196,7 +202,7 @@ impl ErrorNormalization {
             .property(&["response", "code_details"])
             .map(|d| String::from_utf8_lossy(&d).into_owned())
             .unwrap_or_default();
-        let header = |name: &str| host.response_header(name).map(|v| String::from_utf8_lossy(&v).into_owned());
+        let header = |name: &str| ex.header(name).map(str::to_string);
         let obs = &ex.response.observation;
         let (document, amzn, after_success) = if status >= 400 {
             let body = ex.response.error_body.as_deref().unwrap_or_default();
@@ -221,6 +227,7 @@ impl ErrorNormalization {
             }
         } else {
             let evidence = Evidence {
+                wire: ex.response.wire(),
                 status: if after_success { 500 } else { status },
                 document: document.clone(),
                 amzn_error_type: amzn,
@@ -229,7 +236,7 @@ impl ErrorNormalization {
             };
             classify(&evidence)
         };
-        let retry_after_ms = retry_after::retry_after_ms(&HostHeaders(host), document.retry_delay.as_deref(), host.now_nanos());
+        let retry_after_ms = retry_after::retry_after_ms(ex, document.retry_delay.as_deref(), host.now_nanos());
         let provider_code = document.code.clone().or(document.kind.clone()).or(document.status.clone());
         Some(Verdict {
             error_type: classified.error_type,
@@ -278,12 +285,12 @@ impl ErrorNormalization {
         }
     }
 
-    fn set_headers<H: Host>(&self, host: &mut H, v: &Verdict) {
+    fn set_headers<H: Host>(&self, host: &mut H, v: &Verdict, class_known: bool) {
         let h = &self.config.response_headers;
-        if !h.error_type.is_empty() {
+        if class_known && !h.error_type.is_empty() {
             host.set_response_header(&h.error_type, v.error_type.label());
         }
-        if !h.retryable.is_empty() {
+        if class_known && !h.retryable.is_empty() {
             host.set_response_header(&h.retryable, metric::flag(v.retryable));
         }
         if let (false, Some(ms)) = (h.retry_after_ms.is_empty(), v.retry_after_ms) {
@@ -292,11 +299,29 @@ impl ErrorNormalization {
     }
 }
 
-struct HostHeaders<'a, H: Host>(&'a H);
+/// Response headers that carry retry hints or error classes.
+const CAPTURED: [&str; 10] = [
+    "retry-after",
+    "retry-after-ms",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+    "anthropic-ratelimit-requests-reset",
+    "anthropic-ratelimit-tokens-reset",
+    "anthropic-ratelimit-input-tokens-reset",
+    "anthropic-ratelimit-output-tokens-reset",
+    "x-amzn-errortype",
+    "x-envoy-overloaded",
+];
 
-impl<H: Host> retry_after::Headers for HostHeaders<'_, H> {
+impl ErrorExchange {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+impl retry_after::Headers for ErrorExchange {
     fn get(&self, name: &str) -> Option<String> {
-        self.0.response_header(name).map(|v| String::from_utf8_lossy(&v).into_owned())
+        self.header(name).map(str::to_string)
     }
 }
 

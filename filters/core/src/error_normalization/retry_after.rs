@@ -145,7 +145,14 @@ mod tests {
 
     #[test]
     fn durations_parse_like_go() {
-        for (text, ms) in [("20ms", Some(20)), ("1m30.5s", Some(90_500)), ("2h", Some(7_200_000)), ("", None), ("5x", None), ("s", None)] {
+        for (text, ms) in [
+            ("20ms", Some(20)),
+            ("1m30.5s", Some(90_500)),
+            ("2h", Some(7_200_000)),
+            ("", None),
+            ("5x", None),
+            ("s", None),
+        ] {
             assert_eq!(duration_ms(text), ms, "{text}");
         }
     }

@@ -1,7 +1,7 @@
 //! The token-accounting filter's plugin configuration (docs/filters/token-accounting.md).
 
-use crate::config::{check_header_name, parse_json, ConfigError};
 pub use super::provider::ProviderOverride;
+use crate::config::{check_header_name, parse_json, ConfigError};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

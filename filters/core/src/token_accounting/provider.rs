@@ -30,7 +30,10 @@ pub fn validate_overrides(overrides: &[ProviderOverride]) -> Result<(), ConfigEr
             && p.provider.len() <= 64
             && p.provider.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
         if !valid {
-            return Err(ConfigError::new(format!("{field}.provider"), "must be 1-64 characters of a-z, 0-9, '.', '_', '-'"));
+            return Err(ConfigError::new(
+                format!("{field}.provider"),
+                "must be 1-64 characters of a-z, 0-9, '.', '_', '-'",
+            ));
         }
     }
     Ok(())
