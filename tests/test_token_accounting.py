@@ -205,6 +205,8 @@ def test_a_stalled_stream_cut_by_the_route_timeout_is_an_upstream_cut(start_envo
     assert line["llmobs.stream_outcome"] == "upstream_cut"
     assert "UT" in line["envoy.response_flags"]
     assert line["llmobs.error"] == "true"
+    # Envoy cut the stream: error normalization calls it a gateway timeout.
+    assert (line["error.type"], line["llmobs.error.origin"]) == ("timeout", "gateway")
 
 
 def test_a_stream_without_usage_counts_missing_usage_and_keeps_the_other_metrics(start_envoy):
