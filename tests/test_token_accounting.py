@@ -238,13 +238,13 @@ def test_an_unknown_api_is_counted_and_passed_through_untouched(start_envoy, fre
     assert "gen_ai.provider.name" not in line
 
 
-def test_an_http_error_is_timed_with_its_status_as_error_type(start_envoy, fresh_upstream):
+def test_an_http_error_is_timed_with_the_error_class_from_error_normalization(start_envoy, fresh_upstream):
     envoy = start_envoy()
     fresh_upstream.scenario({"type": "fail", "status": 429, "retry_after": 1, "times": 1})
     oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
     with pytest.raises(openai.RateLimitError):
         oa.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
-    assert envoy.wait_metric("gen_ai_client_operation_duration_ms_count", 1, error_type="429") == 1
+    assert envoy.wait_metric("gen_ai_client_operation_duration_ms_count", 1, error_type="rate_limit") == 1
     (line,) = envoy.wait_access_log(1)
     assert line["http.response.status_code"] == 429
     assert line["llmobs.usage_source"] == "missing"

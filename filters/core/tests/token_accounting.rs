@@ -425,3 +425,23 @@ fn usage_event_len(body: &[u8]) -> usize {
     let event_end = text[start..].find("\n\n").unwrap() + start + 2;
     event_end - event_start
 }
+
+#[test]
+fn without_error_normalization_the_duration_error_type_is_the_http_status() {
+    let mut host = FakeHost::with_request_headers(&[(":path", "/v1/chat/completions")]);
+    let filter = TokenAccounting::new(b"", &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    host.add_response_header(":status", "429");
+    filter.on_response_headers(&mut host, &mut ex, false);
+    filter.on_response_body(&mut host, &mut ex, br#"{"error": {}}"#, true);
+    assert_eq!(host.metric_names("gen_ai.client.operation.duration_ms").len(), 1);
+    assert!(host.metric_names("gen_ai.client.operation.duration_ms")[0].contains(".error.type=429;"));
+
+    let mut host = FakeHost::with_request_headers(&[(":path", "/v1/chat/completions")]);
+    host.set_property(&[fs::ERROR_TYPE], b"quota_exhausted");
+    let filter = TokenAccounting::new(b"", &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    host.add_response_header(":status", "429");
+    filter.on_response_headers(&mut host, &mut ex, true);
+    assert!(host.metric_names("gen_ai.client.operation.duration_ms")[0].contains(".error.type=quota_exhausted;"));
+}
