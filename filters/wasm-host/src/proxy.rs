@@ -1,32 +1,32 @@
+use crate::abi;
+use llmobs_core::config::ConfigError;
 use llmobs_core::host::{Host, HostError, LogLevel, MetricId, SharedDataError, Stats};
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, LogLevel as ProxyLevel, MapType, MetricType, Status};
-use std::time::UNIX_EPOCH;
 
-/// Stateless: every call goes straight to the host for the current context.
+/// Stateless: every call goes straight to the host for the current context, through
+/// [`crate::abi`], so no host status can panic the VM.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProxyHost;
 
-fn proxy_level(level: LogLevel) -> ProxyLevel {
+fn level(level: LogLevel) -> u32 {
     match level {
-        LogLevel::Trace => ProxyLevel::Trace,
-        LogLevel::Debug => ProxyLevel::Debug,
-        LogLevel::Info => ProxyLevel::Info,
-        LogLevel::Warn => ProxyLevel::Warn,
-        LogLevel::Error => ProxyLevel::Error,
-        LogLevel::Critical => ProxyLevel::Critical,
+        LogLevel::Trace => 0,
+        LogLevel::Debug => 1,
+        LogLevel::Info => 2,
+        LogLevel::Warn => 3,
+        LogLevel::Error => 4,
+        LogLevel::Critical => 5,
     }
 }
 
 /// Writes one line to the proxy's `wasm` log component. A failed log call has nowhere to be
 /// reported, so it is dropped.
-pub fn log(level: LogLevel, message: &str) {
-    let _ = hostcalls::log(proxy_level(level), message);
+pub fn log(at: LogLevel, message: &str) {
+    let _ = abi::log(level(at), message);
 }
 
 /// The plugin configuration bytes (empty when none is set).
 pub fn plugin_configuration() -> Vec<u8> {
-    hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten().unwrap_or_default()
+    abi::get_buffer(abi::BUFFER_PLUGIN_CONFIGURATION, 0, usize::MAX).unwrap_or_default()
 }
 
 /// Builds a filter from the plugin configuration. On a bad configuration, logs the one line
@@ -34,7 +34,7 @@ pub fn plugin_configuration() -> Vec<u8> {
 /// `None`, so `on_configure` returns false and Envoy rejects the configuration.
 pub fn configure<T>(
     filter_name: &str,
-    build: impl FnOnce(&[u8], &mut ProxyHost) -> Result<T, llmobs_core::config::ConfigError>,
+    build: impl FnOnce(&[u8], &mut ProxyHost) -> Result<T, ConfigError>,
 ) -> Option<T> {
     match build(&plugin_configuration(), &mut ProxyHost) {
         Ok(filter) => Some(filter),
@@ -45,98 +45,96 @@ pub fn configure<T>(
     }
 }
 
-/// A slice of the current request or response body buffer, read without unwrapping.
+fn body_buffer(response: bool) -> u32 {
+    if response {
+        abi::BUFFER_RESPONSE_BODY
+    } else {
+        abi::BUFFER_REQUEST_BODY
+    }
+}
+
+/// A slice of the current request or response body buffer.
 pub fn body_bytes(response: bool, start: usize, len: usize) -> Option<Vec<u8>> {
-    let buffer = if response { BufferType::HttpResponseBody } else { BufferType::HttpRequestBody };
-    hostcalls::get_buffer(buffer, start, len).ok().flatten()
+    if len == 0 {
+        return Some(Vec::new());
+    }
+    abi::get_buffer(body_buffer(response), start, len).ok()
 }
 
 /// Replaces `len` bytes at `start` of the current body buffer with `value`.
 pub fn replace_body(response: bool, start: usize, len: usize, value: &[u8]) -> bool {
-    let buffer = if response { BufferType::HttpResponseBody } else { BufferType::HttpRequestBody };
-    hostcalls::set_buffer(buffer, start, len, value).is_ok()
+    abi::set_buffer(body_buffer(response), start, len, value).is_ok()
 }
 
 impl Stats for ProxyHost {
     fn define_counter(&mut self, name: &str) -> Result<MetricId, HostError> {
-        hostcalls::define_metric(MetricType::Counter, name)
-            .map(MetricId)
-            .map_err(|_| HostError { call: "define_metric" })
+        abi::define_metric(abi::METRIC_COUNTER, name).map(MetricId).map_err(|_| HostError { call: "define_metric" })
     }
 
     fn define_histogram(&mut self, name: &str) -> Result<MetricId, HostError> {
-        hostcalls::define_metric(MetricType::Histogram, name)
-            .map(MetricId)
-            .map_err(|_| HostError { call: "define_metric" })
+        abi::define_metric(abi::METRIC_HISTOGRAM, name).map(MetricId).map_err(|_| HostError { call: "define_metric" })
     }
 }
 
 impl Host for ProxyHost {
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {
-        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok().flatten()
+        abi::get_header(abi::MAP_REQUEST_HEADERS, name).ok().flatten()
     }
 
     fn set_request_header(&mut self, name: &str, value: &str) {
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+        let _ = abi::replace_header(abi::MAP_REQUEST_HEADERS, name, value);
     }
 
     fn remove_request_header(&mut self, name: &str) {
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+        let _ = abi::remove_header(abi::MAP_REQUEST_HEADERS, name);
     }
 
     fn set_response_header(&mut self, name: &str, value: &str) {
-        let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value));
+        let _ = abi::replace_header(abi::MAP_RESPONSE_HEADERS, name, value);
     }
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        hostcalls::get_property(path.to_vec()).ok().flatten()
+        abi::get_property(path).ok().flatten()
     }
 
     fn set_filter_state(&mut self, key: &str, value: &[u8]) {
-        let _ = hostcalls::set_property(vec![key], Some(value));
+        let _ = abi::set_property(&[key], value);
     }
 
     fn increment_counter(&mut self, metric: MetricId, delta: u64) {
-        let delta = i64::try_from(delta).unwrap_or(i64::MAX);
-        let _ = hostcalls::increment_metric(metric.0, delta);
+        let _ = abi::increment_metric(metric.0, i64::try_from(delta).unwrap_or(i64::MAX));
     }
 
     fn record_histogram(&mut self, metric: MetricId, value: u64) {
-        let _ = hostcalls::record_metric(metric.0, value);
+        let _ = abi::record_metric(metric.0, value);
     }
 
     fn response_header(&self, name: &str) -> Option<Vec<u8>> {
-        hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name).ok().flatten()
+        abi::get_header(abi::MAP_RESPONSE_HEADERS, name).ok().flatten()
     }
 
     fn remove_response_header(&mut self, name: &str) {
-        let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, None);
+        let _ = abi::remove_header(abi::MAP_RESPONSE_HEADERS, name);
     }
 
     fn now_nanos(&self) -> u64 {
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        abi::now_nanos().unwrap_or(0)
     }
 
     fn shared_data(&self, key: &str) -> Option<(Vec<u8>, u32)> {
-        match hostcalls::get_shared_data(key) {
-            Ok((Some(value), Some(cas))) => Some((value, cas)),
-            _ => None,
-        }
+        abi::get_shared_data(key).ok().flatten()
     }
 
     fn set_shared_data(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SharedDataError> {
-        match hostcalls::set_shared_data(key, Some(value), cas) {
+        match abi::set_shared_data(key, value, cas.unwrap_or(0)) {
             Ok(()) => Ok(()),
-            Err(Status::CasMismatch) => Err(SharedDataError::CasMismatch),
+            Err(abi::CAS_MISMATCH) => Err(SharedDataError::CasMismatch),
             Err(_) => Err(SharedDataError::Failed),
         }
     }
 
-    fn log(&self, level: LogLevel, message: &str) {
-        log(level, message);
+    fn log(&self, at: LogLevel, message: &str) {
+        log(at, message);
     }
 
     fn fill_random(&mut self, buf: &mut [u8]) -> bool {

@@ -1,0 +1,208 @@
+//! The proxy-wasm ABI calls this crate uses, declared here so that every status comes back as
+//! a value.
+//!
+//! proxy-wasm 0.2's `hostcalls` wrappers `panic!` on any status they do not expect (for example
+//! reading a response header after Envoy stopped exposing the header map), and a panic in a
+//! filter fails its VM. These declarations import the same host functions (ABI 0.2.1, module
+//! `env`) and return the raw status. Memory the host hands back was allocated through the SDK's
+//! exported `proxy_on_memory_allocate`, i.e. the global allocator, so it is owned by a `Vec`.
+
+// The one place the project needs `unsafe`: calls across the Wasm import boundary.
+#![allow(unsafe_code)]
+
+use std::ptr::null_mut;
+
+pub const OK: u32 = 0;
+pub const NOT_FOUND: u32 = 1;
+pub const CAS_MISMATCH: u32 = 8;
+
+pub const MAP_REQUEST_HEADERS: u32 = 0;
+pub const MAP_RESPONSE_HEADERS: u32 = 2;
+pub const BUFFER_REQUEST_BODY: u32 = 0;
+pub const BUFFER_RESPONSE_BODY: u32 = 1;
+pub const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
+pub const METRIC_COUNTER: u32 = 0;
+pub const METRIC_HISTOGRAM: u32 = 2;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        size: usize,
+        buffer_data: *const u8,
+        buffer_size: usize,
+    ) -> u32;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_property(path_data: *const u8, path_size: usize, value_data: *const u8, value_size: usize) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
+    fn proxy_define_metric(metric_type: u32, name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+}
+
+/// Takes ownership of bytes the host returned (null means none).
+fn owned(data: *mut u8, size: usize) -> Vec<u8> {
+    if data.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: the host allocated `size` bytes at `data` through proxy_on_memory_allocate (the
+    // global allocator) and transferred ownership to the module.
+    unsafe { Vec::from_raw_parts(data, size, size) }
+}
+
+fn status_to(status: u32) -> Result<(), u32> {
+    if status == OK {
+        Ok(())
+    } else {
+        Err(status)
+    }
+}
+
+pub fn log(level: u32, message: &str) -> Result<(), u32> {
+    // SAFETY: the pointer and length describe a live &str.
+    status_to(unsafe { proxy_log(level, message.as_ptr(), message.len()) })
+}
+
+pub fn now_nanos() -> Result<u64, u32> {
+    let mut t = 0u64;
+    // SAFETY: `t` is a valid out-pointer for the call's duration.
+    status_to(unsafe { proxy_get_current_time_nanoseconds(&mut t) }).map(|()| t)
+}
+
+pub fn get_buffer(buffer_type: u32, start: usize, max_size: usize) -> Result<Vec<u8>, u32> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: out-pointers are valid for the call's duration.
+    let status = unsafe { proxy_get_buffer_bytes(buffer_type, start, max_size, &mut data, &mut size) };
+    match status {
+        OK => Ok(owned(data, size)),
+        NOT_FOUND => Ok(Vec::new()),
+        other => Err(other),
+    }
+}
+
+pub fn set_buffer(buffer_type: u32, start: usize, size: usize, value: &[u8]) -> Result<(), u32> {
+    // SAFETY: the pointer and length describe a live slice.
+    status_to(unsafe { proxy_set_buffer_bytes(buffer_type, start, size, value.as_ptr(), value.len()) })
+}
+
+pub fn get_header(map_type: u32, name: &str) -> Result<Option<Vec<u8>>, u32> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: the key is a live &str; out-pointers are valid for the call's duration.
+    let status = unsafe { proxy_get_header_map_value(map_type, name.as_ptr(), name.len(), &mut data, &mut size) };
+    match status {
+        OK => Ok(Some(owned(data, size))),
+        NOT_FOUND => Ok(None),
+        other => Err(other),
+    }
+}
+
+pub fn replace_header(map_type: u32, name: &str, value: &str) -> Result<(), u32> {
+    // SAFETY: key and value are live &strs.
+    status_to(unsafe {
+        proxy_replace_header_map_value(map_type, name.as_ptr(), name.len(), value.as_ptr(), value.len())
+    })
+}
+
+pub fn remove_header(map_type: u32, name: &str) -> Result<(), u32> {
+    // SAFETY: the key is a live &str.
+    status_to(unsafe { proxy_remove_header_map_value(map_type, name.as_ptr(), name.len()) })
+}
+
+/// Property paths are their parts joined by NUL (ABI 0.2.1).
+fn path_bytes(path: &[&str]) -> Vec<u8> {
+    path.join("\0").into_bytes()
+}
+
+pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, u32> {
+    let path = path_bytes(path);
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: the path is a live Vec; out-pointers are valid for the call's duration.
+    let status = unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) };
+    match status {
+        OK if data.is_null() => Ok(None),
+        OK => Ok(Some(owned(data, size))),
+        NOT_FOUND => Ok(None),
+        other => Err(other),
+    }
+}
+
+pub fn set_property(path: &[&str], value: &[u8]) -> Result<(), u32> {
+    let path = path_bytes(path);
+    // SAFETY: path and value are live slices.
+    status_to(unsafe { proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len()) })
+}
+
+pub fn get_shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, u32> {
+    let (mut data, mut size, mut cas) = (null_mut(), 0usize, 0u32);
+    // SAFETY: the key is a live &str; out-pointers are valid for the call's duration.
+    let status = unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    match status {
+        OK => Ok(Some((owned(data, size), cas))),
+        NOT_FOUND => Ok(None),
+        other => Err(other),
+    }
+}
+
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), u32> {
+    // SAFETY: key and value are live slices.
+    status_to(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) })
+}
+
+pub fn define_metric(metric_type: u32, name: &str) -> Result<u32, u32> {
+    let mut id = 0u32;
+    // SAFETY: the name is a live &str; `id` is a valid out-pointer.
+    status_to(unsafe { proxy_define_metric(metric_type, name.as_ptr(), name.len(), &mut id) }).map(|()| id)
+}
+
+pub fn increment_metric(id: u32, offset: i64) -> Result<(), u32> {
+    // SAFETY: plain values.
+    status_to(unsafe { proxy_increment_metric(id, offset) })
+}
+
+pub fn record_metric(id: u32, value: u64) -> Result<(), u32> {
+    // SAFETY: plain values.
+    status_to(unsafe { proxy_record_metric(id, value) })
+}
