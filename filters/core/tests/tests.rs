@@ -11,4 +11,5 @@ mod correlation;
 mod error_normalization;
 mod framing;
 mod minting;
+mod pii;
 mod token_accounting;

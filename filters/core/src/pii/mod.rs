@@ -1,0 +1,1 @@
+//! PII and secret detection (docs/filters/pii-redaction.md).

@@ -1,0 +1,1 @@
+// PII detector accuracy against the committed corpus.
