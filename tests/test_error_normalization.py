@@ -136,3 +136,26 @@ def test_error_bodies_reach_clients_unchanged_by_default(start_envoy, fresh_upst
     assert "error" in json.loads(body)
     assert b'"type"' in body and b"retryable" not in body
     assert only_line(envoy)["error.type"] == "invalid_api_key"
+
+
+def test_a_malformed_chunk_reaches_the_client_unchanged_and_never_breaks_the_filter(start_envoy, fresh_upstream):
+    envoy = start_envoy()
+    fresh_upstream.scenario({"type": "stream_fault", "kind": "malformed", "after_chunks": 2})
+    status, _, body = post_json(envoy.url + "/v1/chat/completions", {**CHAT, "stream": True})
+    assert status == 200
+    events = [l[5:].strip() for l in body.decode().splitlines() if l.startswith("data:")]
+    def not_json(event: str) -> bool:
+        try:
+            json.loads(event)
+            return False
+        except ValueError:
+            return True
+
+    bad = [e for e in events if e != "[DONE]" and not_json(e)]
+    assert bad, "llmock's malformed chunk did not reach the client"
+    line = only_line(envoy)
+    # A malformed chunk is counted as a parse failure; the stream still ended with its
+    # terminator, so it is not a failure of the exchange.
+    assert envoy.metric("llmobs_token_accounting_parse_failures", reason="response_json") == 1
+    assert line["llmobs.stream_outcome"] == "completed"
+    assert "error.type" not in line

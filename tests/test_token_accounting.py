@@ -14,6 +14,7 @@ from conftest import validate_log_line
 from harness import ROOT, http_get, post_json, route_everything_to, set_route_timeout
 
 FIXTURES = ROOT / "tests" / "fixtures" / "providers"
+CHAT_BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}
 
 
 def by_request_id(lines: list[dict]) -> dict[str, dict]:
@@ -302,3 +303,15 @@ def test_a_10_mb_request_passes_unchanged_and_is_counted_over_the_limit(start_en
     (received,) = fresh_upstream.seen()
     assert received["header_map"]["content-length"] == str(len(body))
     assert envoy.metric("llmobs_token_accounting_parse_failures", reason="request_over_limit") == 1
+
+
+def test_a_10_mb_response_reaches_the_client_whole_and_is_counted_over_the_limit(start_envoy, fresh_upstream):
+    envoy = start_envoy()
+    text = "y" * (10 << 20)
+    fresh_upstream.scenario({"type": "reply", "text": text, "times": 1})
+    status, _, body = post_json(envoy.url + "/v1/chat/completions", CHAT_BODY, timeout=60)
+    assert status == 200
+    assert json.loads(body)["choices"][0]["message"]["content"] == text
+    line = envoy.wait_access_log(1)[0]
+    assert line["llmobs.usage_source"] == "missing"
+    assert envoy.metric("llmobs_token_accounting_parse_failures", reason="response_over_limit") == 1
