@@ -18,6 +18,7 @@
 //! - [`filter_state`]: the filter-state keys the access log reads (the log schema's source).
 //! - [`response`]: reading a provider response once (framer, observer, outcome), shared by
 //!   token accounting and error normalization.
+//! - [`pseudonym`]: keyed pseudonyms (HMAC-SHA256 with a key id).
 //! - [`pii`]: PII and secret detectors with structural validation.
 //! - [`label`]: bounded metric labels (allow-lists, per-process caps in shared data).
 //! - [`correlation`]: the correlation filter's behaviour.
@@ -37,6 +38,7 @@ pub mod id;
 pub mod label;
 pub mod metric;
 pub mod pii;
+pub mod pseudonym;
 pub mod response;
 pub mod sampling;
 pub mod token_accounting;
