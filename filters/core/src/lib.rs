@@ -8,6 +8,7 @@
 //!
 //! Modules:
 //! - [`host`]: the seam between logic and proxy (headers, filter state, metrics, log, random).
+//! - [`content`]: where conversation text lives in each provider's request (typed walk).
 //! - [`config`]: strict JSON parsing with errors that name the field.
 //! - [`id`]: correlation-id validation and minting.
 //! - [`trace_context`]: W3C `traceparent` parsing, validation and minting.
@@ -29,6 +30,7 @@
 
 pub mod baggage;
 pub mod config;
+pub mod content;
 pub mod correlation;
 pub mod error_normalization;
 pub mod filter_state;
