@@ -1,35 +1,10 @@
 use llmobs_core::correlation::{Correlation, RequestIds};
-use llmobs_wasm_host::{configure, ProxyHost};
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel as ProxyLevel};
+use llmobs_wasm_host::ProxyHost;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
 use std::rc::Rc;
 
-proxy_wasm::main! {{
-    // Also installs the SDK's panic hook, which logs a panic at Critical before the VM aborts.
-    proxy_wasm::set_log_level(ProxyLevel::Trace);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { filter: None }) });
-}}
-
-struct Root {
-    filter: Option<Rc<Correlation>>,
-}
-
-impl Context for Root {}
-
-impl RootContext for Root {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        self.filter = configure("correlation", Correlation::new).map(Rc::new);
-        self.filter.is_some()
-    }
-
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Stream { filter: self.filter.clone(), ids: None }))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
-}
+llmobs_wasm_host::module!("correlation", Correlation::new, |filter| Box::new(Stream { filter, ids: None }));
 
 struct Stream {
     filter: Option<Rc<Correlation>>,

@@ -1,37 +1,16 @@
 use llmobs_core::error_normalization::{ErrorExchange, ErrorNormalization};
 use llmobs_core::host::LogLevel;
 use llmobs_core::response::End;
-use llmobs_wasm_host::{body_bytes, configure, log, replace_body, ProxyHost};
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel as ProxyLevel};
+use llmobs_wasm_host::{body_bytes, log, replace_body, ProxyHost};
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
 use std::rc::Rc;
 
-proxy_wasm::main! {{
-    // Also installs the SDK's panic hook, which logs a panic at Critical before the VM aborts.
-    proxy_wasm::set_log_level(ProxyLevel::Trace);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { filter: None }) });
-}}
-
-struct Root {
-    filter: Option<Rc<ErrorNormalization>>,
-}
-
-impl Context for Root {}
-
-impl RootContext for Root {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        self.filter = configure("error_normalization", ErrorNormalization::new).map(Rc::new);
-        self.filter.is_some()
-    }
-
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Stream { filter: self.filter.clone(), exchange: None, held_bytes: 0 }))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
-}
+llmobs_wasm_host::module!("error_normalization", ErrorNormalization::new, |filter| Box::new(Stream {
+    filter,
+    exchange: None,
+    held_bytes: 0
+}));
 
 struct Stream {
     filter: Option<Rc<ErrorNormalization>>,

@@ -1,36 +1,14 @@
 use llmobs_core::host::LogLevel;
 use llmobs_core::token_accounting::{End, Exchange, TokenAccounting};
-use llmobs_wasm_host::{body_bytes, configure, log, replace_body, ProxyHost};
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel as ProxyLevel};
+use llmobs_wasm_host::{body_bytes, log, replace_body, ProxyHost};
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
 use std::rc::Rc;
 
-proxy_wasm::main! {{
-    // Also installs the SDK's panic hook, which logs a panic at Critical before the VM aborts.
-    proxy_wasm::set_log_level(ProxyLevel::Trace);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { filter: None }) });
-}}
-
-struct Root {
-    filter: Option<Rc<TokenAccounting>>,
-}
-
-impl Context for Root {}
-
-impl RootContext for Root {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        self.filter = configure("token_accounting", TokenAccounting::new).map(Rc::new);
-        self.filter.is_some()
-    }
-
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Stream { filter: self.filter.clone(), exchange: None }))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
-}
+llmobs_wasm_host::module!("token_accounting", TokenAccounting::new, |filter| Box::new(Stream {
+    filter,
+    exchange: None
+}));
 
 struct Stream {
     filter: Option<Rc<TokenAccounting>>,

@@ -14,6 +14,10 @@
 mod abi;
 #[cfg(target_arch = "wasm32")]
 mod proxy;
+#[cfg(target_arch = "wasm32")]
+mod root;
 
 #[cfg(target_arch = "wasm32")]
 pub use proxy::{body_bytes, configure, log, plugin_configuration, replace_body, ProxyHost};
+#[cfg(target_arch = "wasm32")]
+pub use root::Root;

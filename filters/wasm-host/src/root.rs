@@ -1,0 +1,63 @@
+use crate::proxy::{configure, ProxyHost};
+use llmobs_core::config::ConfigError;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::ContextType;
+use std::rc::Rc;
+
+type Build<F> = fn(&[u8], &mut ProxyHost) -> Result<F, ConfigError>;
+type NewStream<F> = fn(Option<Rc<F>>) -> Box<dyn HttpContext>;
+
+/// The root context every module shares: parses and compiles the configuration once in
+/// `on_configure` (a bad one logs one line naming the field and returns false, so Envoy refuses
+/// it), then hands the compiled filter to each new HTTP stream.
+pub struct Root<F> {
+    name: &'static str,
+    build: Build<F>,
+    new_stream: NewStream<F>,
+    filter: Option<Rc<F>>,
+}
+
+impl<F> std::fmt::Debug for Root<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Root").field("name", &self.name).field("configured", &self.filter.is_some()).finish()
+    }
+}
+
+impl<F> Root<F> {
+    pub fn new(name: &'static str, build: Build<F>, new_stream: NewStream<F>) -> Self {
+        Self { name, build, new_stream, filter: None }
+    }
+}
+
+impl<F> Context for Root<F> {}
+
+impl<F> RootContext for Root<F> {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        self.filter = configure(self.name, self.build).map(Rc::new);
+        self.filter.is_some()
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some((self.new_stream)(self.filter.clone()))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// The module entry point: installs the shared [`Root`] for a filter. Also installs the SDK's
+/// panic hook (through `set_log_level`), which logs a panic at Critical before the VM aborts.
+///
+/// `llmobs_wasm_host::module!("correlation", Correlation::new, |filter| Box::new(Stream { .. }));`
+#[macro_export]
+macro_rules! module {
+    ($name:literal, $build:expr, $new_stream:expr) => {
+        proxy_wasm::main! {{
+            proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);
+            proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
+                Box::new($crate::Root::new($name, $build, $new_stream))
+            });
+        }}
+    };
+}
