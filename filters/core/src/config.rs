@@ -50,10 +50,27 @@ pub fn parse_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Conf
 }
 
 fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => message.get(..at).unwrap_or(message).to_string(),
-        None => message.to_string(),
+    let message = match message.rfind(" at line ") {
+        Some(at) => message.get(..at).unwrap_or(message),
+        None => message,
+    };
+    without_values(message)
+}
+
+/// serde quotes the offending value (`invalid type: string "…", expected f64`, ``unknown variant
+/// `…` ``); configuration can hold patterns or names security treats as sensitive, so the value
+/// is cut out and only its kind stays.
+fn without_values(message: &str) -> String {
+    for (open, close, kind) in [("string \"", "\", ", "string"), ("variant `", "`, ", "variant")] {
+        if let Some(start) = message.find(open) {
+            if let Some(len) = message.get(start + open.len()..).and_then(|rest| rest.find(close)) {
+                let before = message.get(..start).unwrap_or_default();
+                let after = message.get(start + open.len() + len + close.len() - 2..).unwrap_or_default();
+                return format!("{before}{kind}{after}");
+            }
+        }
     }
+    message.to_string()
 }
 
 /// A rate in `[0, 1]`.
@@ -114,6 +131,25 @@ mod tests {
         let err = parse_json::<Outer>(br#"{"inner": {"size": "big"}}"#).unwrap_err();
         assert_eq!(err.field, "inner.size");
         assert!(err.reason.contains("invalid type"), "{}", err.reason);
+    }
+
+    #[test]
+    fn errors_never_quote_the_configured_value() {
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        struct Modes {
+            rate: f64,
+            mode: Option<Mode>,
+        }
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Mode {
+            Manage,
+        }
+        let err = parse_json::<Modes>(br#"{"rate": "sk-secret-value"}"#).unwrap_err();
+        assert_eq!(err.reason, "invalid type: string, expected f64");
+        let err = parse_json::<Modes>(br#"{"mode": "sk-secret-value"}"#).unwrap_err();
+        assert_eq!(err.reason, "unknown variant, expected `manage`");
     }
 
     #[test]
