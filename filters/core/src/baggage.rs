@@ -90,8 +90,14 @@ fn is_value_byte(b: u8) -> bool {
     matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E)
 }
 
-/// Splits a member into its key and checks its shape; `None` when malformed.
-fn member_key(member: &[u8]) -> Option<&str> {
+/// A valid member in canonical form: `key=value;prop;prop=x`, whitespace around the parts
+/// removed (the spec allows it; forwarding it would carry tabs upstream). `None` when malformed.
+struct Member {
+    key: String,
+    canonical: Vec<u8>,
+}
+
+fn parse_member(member: &[u8]) -> Option<Member> {
     let eq = member.iter().position(|&b| b == b'=')?;
     let key = trim_ows(member.get(..eq)?);
     let after = member.get(eq + 1..)?;
@@ -103,20 +109,26 @@ fn member_key(member: &[u8]) -> Option<&str> {
     if !value.iter().copied().all(is_value_byte) {
         return None;
     }
+    let mut canonical = Vec::with_capacity(member.len());
+    canonical.extend_from_slice(key);
+    canonical.push(b'=');
+    canonical.extend_from_slice(value);
     // Properties: `key` or `key=value`, each trimmed; anything else is malformed.
     for property in parts {
         let property = trim_ows(property);
         if property.is_empty() || !property.iter().all(|&b| b == b'=' || is_token_byte(b) || is_value_byte(b)) {
             return None;
         }
+        canonical.push(b';');
+        canonical.extend_from_slice(property);
     }
-    std::str::from_utf8(key).ok()
+    Some(Member { key: std::str::from_utf8(key).ok()?.to_string(), canonical })
 }
 
 /// Filters an inbound `baggage` header for one destination.
 pub fn filter(raw: &[u8], limits: Limits, allowed: &dyn Fn(&str) -> bool) -> Filtered {
     let mut out = Filtered::default();
-    let mut kept: Vec<&[u8]> = Vec::new();
+    let mut kept: Vec<Vec<u8>> = Vec::new();
     let mut seen = 0usize;
     let mut bytes = 0usize;
     for member in raw.split(|&b| b == b',') {
@@ -131,9 +143,9 @@ pub fn filter(raw: &[u8], limits: Limits, allowed: &dyn Fn(&str) -> bool) -> Fil
             continue;
         }
         bytes += separator + member.len();
-        match member_key(member) {
+        match parse_member(member) {
             None => out.count(Drop::Malformed),
-            Some(key) if allowed(key) => kept.push(member),
+            Some(m) if allowed(&m.key) => kept.push(m.canonical),
             Some(_) => out.count(Drop::Policy),
         }
     }
@@ -204,6 +216,13 @@ mod tests {
         let f = filter(b"a=\xff, b=\r, c=ok", Limits::default(), &|_| true);
         assert_eq!(f.value.as_deref(), Some("c=ok"));
         assert_eq!(f.dropped_malformed, 2);
+    }
+
+    /// Found by the `ids_and_context` fuzz target: OWS around `=` was forwarded as is.
+    #[test]
+    fn a_member_with_whitespace_around_the_equals_sign_is_forwarded_without_it() {
+        let f = filter(b"daan\t=att ;\tp=1 , k = v", Limits::default(), &|_| true);
+        assert_eq!(f.value.as_deref(), Some("daan=att;p=1,k=v"));
     }
 
     #[test]
