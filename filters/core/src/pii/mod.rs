@@ -1,1 +1,311 @@
-//! PII and secret detection (docs/filters/pii-redaction.md).
+//! PII and secret detection (docs/filters/pii-redaction.md, accuracy in docs/pii-accuracy.md).
+//!
+//! A [`Detector`] is built once from the entities to look for. [`Detector::scan`] finds
+//! candidates with a few regexes compiled once (the `regex` crate: linear time, Unicode tables
+//! off, one regex per family of entities), confirms each candidate with a structural validator
+//! from [`validate`] (Luhn and issuer table, IBAN mod-97, SSN area rules, JWT decoding, ...) plus
+//! context checks (word boundaries, "part of a longer number", keywords), and resolves overlaps:
+//! the longest match wins, and between equal spans the more specific entity (a JWT or an API key
+//! over a generic bearer token).
+//!
+//! Where the regexes run: the prefixed secrets, bearer tokens and emails over the whole text
+//! (their literal prefixes, or `@`, let the engine skip ahead with vectorised search); the
+//! digit-based patterns (cards, SSNs, phones, IPv4, IBANs) only inside the digit clusters that
+//! could hold one; IPv6 only around colons with hex digits on both sides. The gates skip text
+//! where no candidate can start, so results equal whole-text passes (docs/pii-accuracy.md has the
+//! throughput).
+//!
+//! Only the enabled entities are searched, so a disabled entity cannot shadow an enabled one.
+//! Nothing here logs or stores matched text: a [`Match`] is an entity and byte offsets.
+//!
+//! Out of scope: names and street addresses (they need NER, not patterns).
+
+mod clusters;
+mod patterns;
+pub mod validate;
+
+use std::cmp::Reverse;
+
+use regex::bytes::{Regex, RegexBuilder};
+
+use patterns::Pass;
+
+/// A built-in entity type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Entity {
+    Email,
+    Phone,
+    PaymentCard,
+    Iban,
+    UsSsn,
+    Ipv4,
+    Ipv6,
+    Jwt,
+    OpenAiKey,
+    AnthropicKey,
+    AwsAccessKey,
+    GithubToken,
+    SlackToken,
+    GoogleApiKey,
+    PrivateKey,
+    BearerToken,
+}
+
+impl Entity {
+    /// Every built-in entity.
+    pub const ALL: [Entity; 16] = [
+        Entity::Email,
+        Entity::Phone,
+        Entity::PaymentCard,
+        Entity::Iban,
+        Entity::UsSsn,
+        Entity::Ipv4,
+        Entity::Ipv6,
+        Entity::Jwt,
+        Entity::OpenAiKey,
+        Entity::AnthropicKey,
+        Entity::AwsAccessKey,
+        Entity::GithubToken,
+        Entity::SlackToken,
+        Entity::GoogleApiKey,
+        Entity::PrivateKey,
+        Entity::BearerToken,
+    ];
+
+    /// The snake_case name used in configuration, metrics and placeholders.
+    pub fn label(self) -> &'static str {
+        match self {
+            Entity::Email => "email",
+            Entity::Phone => "phone",
+            Entity::PaymentCard => "payment_card",
+            Entity::Iban => "iban",
+            Entity::UsSsn => "us_ssn",
+            Entity::Ipv4 => "ipv4",
+            Entity::Ipv6 => "ipv6",
+            Entity::Jwt => "jwt",
+            Entity::OpenAiKey => "openai_key",
+            Entity::AnthropicKey => "anthropic_key",
+            Entity::AwsAccessKey => "aws_access_key",
+            Entity::GithubToken => "github_token",
+            Entity::SlackToken => "slack_token",
+            Entity::GoogleApiKey => "google_api_key",
+            Entity::PrivateKey => "private_key",
+            Entity::BearerToken => "bearer_token",
+        }
+    }
+
+    /// The entity with this [`label`](Entity::label).
+    pub fn from_label(label: &str) -> Option<Entity> {
+        Entity::ALL.into_iter().find(|e| e.label() == label)
+    }
+
+    /// Tie-break between equal spans: lower is more specific.
+    fn specificity(self) -> u8 {
+        match self {
+            Entity::PrivateKey => 0,
+            Entity::Jwt => 1,
+            Entity::AnthropicKey => 2,
+            Entity::OpenAiKey => 3,
+            Entity::GithubToken => 4,
+            Entity::SlackToken => 5,
+            Entity::GoogleApiKey => 6,
+            Entity::AwsAccessKey => 7,
+            Entity::Iban => 8,
+            Entity::Email => 9,
+            Entity::PaymentCard => 10,
+            Entity::UsSsn => 11,
+            Entity::Ipv6 => 12,
+            Entity::Ipv4 => 13,
+            Entity::Phone => 14,
+            Entity::BearerToken => 15,
+        }
+    }
+}
+
+/// One detection: the entity and the byte range `start..end` of the scanned text (always on
+/// character boundaries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Match {
+    pub entity: Entity,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The built-in detectors for a set of entities. Build once per configuration (compiling the
+/// regexes takes a few milliseconds), scan many times; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    passes: Vec<(Pass, Regex)>,
+    enabled: [bool; 16],
+}
+
+impl Default for Detector {
+    /// Every built-in entity.
+    fn default() -> Self {
+        Detector::new(&Entity::ALL)
+    }
+}
+
+/// The position of an entity in [`Entity::ALL`] (declaration order).
+fn index(entity: Entity) -> usize {
+    entity as usize
+}
+
+impl Detector {
+    /// A detector for these entities (duplicates ignored). Never fails: the built-in patterns
+    /// are fixed and tested to compile.
+    pub fn new(entities: &[Entity]) -> Detector {
+        let mut enabled = [false; 16];
+        for &e in entities {
+            if let Some(slot) = enabled.get_mut(index(e)) {
+                *slot = true;
+            }
+        }
+        let passes = Pass::ALL
+            .into_iter()
+            .filter(|pass| pass.entities().iter().any(|&e| enabled.get(index(e)).copied().unwrap_or(false)))
+            .filter_map(|pass| RegexBuilder::new(pass.pattern()).unicode(false).build().ok().map(|re| (pass, re)))
+            .collect();
+        Detector { passes, enabled }
+    }
+
+    /// The entities this detector reports.
+    pub fn entities(&self) -> Vec<Entity> {
+        Entity::ALL.into_iter().filter(|&e| self.is_enabled(e)).collect()
+    }
+
+    fn is_enabled(&self, entity: Entity) -> bool {
+        self.enabled.get(index(entity)).copied().unwrap_or(false)
+    }
+
+    /// Whether every pattern compiled (always true for the built-ins; a test holds it to that).
+    pub fn is_complete(&self) -> bool {
+        Pass::ALL.iter().all(|pass| {
+            !pass.entities().iter().any(|&e| self.is_enabled(e)) || self.passes.iter().any(|(p, _)| p == pass)
+        })
+    }
+
+    /// Every detection in `text`, ordered by start, non-overlapping.
+    pub fn scan(&self, text: &str) -> Vec<Match> {
+        let bytes = text.as_bytes();
+        let mut found = Vec::new();
+        for (pass, re) in self.passes.iter().filter(|(pass, _)| !pass.gated() && !pass.colon_gated()) {
+            self.run(*pass, re, bytes, Window { from: 0, to: bytes.len(), last_start: None }, &mut found);
+        }
+        if let Some((pass, re)) = self.passes.iter().find(|(pass, _)| pass.colon_gated()) {
+            // An address holding this colon starts at most 45 bytes before it and ends at most
+            // 56 after it. Candidates up to the colon are tried (not before what earlier colons
+            // covered), then the scan goes on after them.
+            let mut covered = 0usize;
+            clusters::for_each_ipv6_colon(bytes, |colon| {
+                if colon < covered || !clusters::ipv6_run_is_clear(bytes, colon) {
+                    return colon + 1;
+                }
+                let to = (colon + 57).min(bytes.len());
+                let from = colon.saturating_sub(45).max(covered);
+                covered =
+                    self.run(*pass, re, bytes, Window { from, to, last_start: Some(colon) }, &mut found).max(colon + 1);
+                covered
+            });
+        }
+        let gated: Vec<&(Pass, Regex)> = self.passes.iter().filter(|(pass, _)| pass.gated()).collect();
+        if !gated.is_empty() {
+            clusters::for_each(bytes, |cluster| {
+                for (pass, re) in &gated {
+                    if pass.may_match(bytes, &cluster) {
+                        let end = pass.window_end(bytes.len(), &cluster);
+                        let window = Window { from: cluster.start, to: end, last_start: None };
+                        self.run(*pass, re, bytes, window, &mut found);
+                    }
+                }
+            });
+        }
+        resolve(found)
+    }
+
+    /// [`scan`](Detector::scan) with every pass run over the whole text, no gates: slower, same
+    /// results (a test holds the gates to that).
+    #[doc(hidden)]
+    pub fn scan_without_gates(&self, text: &str) -> Vec<Match> {
+        let bytes = text.as_bytes();
+        let mut found = Vec::new();
+        for (pass, re) in &self.passes {
+            self.run(*pass, re, bytes, Window { from: 0, to: bytes.len(), last_start: None }, &mut found);
+        }
+        resolve(found)
+    }
+
+    /// Runs one pass over the candidates of `window`. Returns the end of the last candidate tried.
+    fn run(&self, pass: Pass, re: &Regex, text: &[u8], window: Window, found: &mut Vec<Match>) -> usize {
+        let Window { from, to, last_start } = window;
+        let Some(haystack) = text.get(..to) else { return from };
+        let mut pos = from;
+        let mut last_end = from;
+        while pos <= haystack.len() {
+            let Some(m) = re.find_at(haystack, pos) else { break };
+            if last_start.is_some_and(|last| m.start() > last) {
+                break;
+            }
+            last_end = m.end();
+            match patterns::confirm(pass, text, m.start(), m.end()) {
+                Some(f) => {
+                    if self.is_enabled(f.entity) {
+                        found.push(Match { entity: f.entity, start: f.start, end: f.end });
+                    }
+                    pos = m.end().max(f.end).max(m.start() + 1);
+                }
+                None => pos = pass.resume_after_reject(m.start(), m.end()),
+            }
+        }
+        last_end
+    }
+}
+
+/// Where a pass looks: candidates starting in `from..to` and ending by `to`, or only those
+/// starting up to `last_start`.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    from: usize,
+    to: usize,
+    last_start: Option<usize>,
+}
+
+/// Overlapping detections: the longest wins, then the most specific entity, then the earliest.
+fn resolve(mut found: Vec<Match>) -> Vec<Match> {
+    if found.len() < 2 {
+        return found;
+    }
+    found.sort_by_key(|m| (m.start, Reverse(m.end), m.entity.specificity()));
+    found.dedup();
+    let mut out = Vec::with_capacity(found.len());
+    let mut rest = found.as_slice();
+    while let Some(first) = rest.first() {
+        // The cluster of detections chained by overlap with the first one.
+        let mut end = first.end;
+        let mut n = 1;
+        while let Some(next) = rest.get(n) {
+            if next.start >= end {
+                break;
+            }
+            end = end.max(next.end);
+            n += 1;
+        }
+        let (cluster, tail) = rest.split_at(n.min(rest.len()));
+        if let [single] = cluster {
+            out.push(*single);
+        } else {
+            let mut by_rank = cluster.to_vec();
+            by_rank.sort_by_key(|m| (Reverse(m.end - m.start), m.entity.specificity(), m.start));
+            let mut kept: Vec<Match> = Vec::new();
+            for m in by_rank {
+                if kept.iter().all(|k| k.end <= m.start || m.end <= k.start) {
+                    kept.push(m);
+                }
+            }
+            kept.sort_by_key(|m| m.start);
+            out.extend(kept);
+        }
+        rest = tail;
+    }
+    out
+}

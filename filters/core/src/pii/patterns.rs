@@ -1,0 +1,485 @@
+//! Candidate regexes (one per family of entities) and the context checks around each candidate:
+//! word boundaries, "part of a longer number" rules and keywords. The structural decision is
+//! [`super::validate`]'s.
+//!
+//! Every pattern is linear-time (`regex`, Unicode off, ASCII classes) and starts with a byte that
+//! cannot occur inside a multi-byte UTF-8 character, so every span is on character boundaries.
+
+use super::validate;
+use super::Entity;
+
+/// A family of entities sharing one candidate regex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pass {
+    /// Prefixed secrets: private key blocks, JWTs and the API key families.
+    Tokens,
+    Bearer,
+    Email,
+    Card,
+    Ssn,
+    /// `+` and a country code.
+    PhoneIntl,
+    /// A parenthesised area code first: `(415) 555-0132`, `1 (800) 555-0199`.
+    PhoneParen,
+    /// Digit groups: `415-555-0132`, `020 7946 0958`, `030/1234567`.
+    PhoneNational,
+    Iban,
+    Ipv4,
+    Ipv6,
+}
+
+impl Pass {
+    pub(super) const ALL: [Pass; 11] = [
+        Pass::Tokens,
+        Pass::Bearer,
+        Pass::Email,
+        Pass::Card,
+        Pass::Ssn,
+        Pass::PhoneIntl,
+        Pass::PhoneParen,
+        Pass::PhoneNational,
+        Pass::Iban,
+        Pass::Ipv4,
+        Pass::Ipv6,
+    ];
+
+    /// The entities this pass can report.
+    pub(super) fn entities(self) -> &'static [Entity] {
+        match self {
+            Pass::Tokens => &[
+                Entity::PrivateKey,
+                Entity::Jwt,
+                Entity::OpenAiKey,
+                Entity::AnthropicKey,
+                Entity::AwsAccessKey,
+                Entity::GithubToken,
+                Entity::SlackToken,
+                Entity::GoogleApiKey,
+            ],
+            Pass::Bearer => &[Entity::BearerToken],
+            Pass::Email => &[Entity::Email],
+            Pass::Card => &[Entity::PaymentCard],
+            Pass::Ssn => &[Entity::UsSsn],
+            Pass::PhoneIntl | Pass::PhoneParen | Pass::PhoneNational => &[Entity::Phone],
+            Pass::Iban => &[Entity::Iban],
+            Pass::Ipv4 => &[Entity::Ipv4],
+            Pass::Ipv6 => &[Entity::Ipv6],
+        }
+    }
+
+    /// The candidate regex (compiled with Unicode mode off).
+    ///
+    /// The digit-based patterns start with a digit (never an optional literal or a keyword) so
+    /// that the engine can skip text without digits with its vectorised prefilter; keywords
+    /// (`SSN`) and country codes (IBAN) are checked around the candidate instead.
+    pub(super) fn pattern(self) -> &'static str {
+        match self {
+            Pass::Tokens => concat!(
+                r"-----BEGIN (?:RSA |EC |OPENSSH |DSA |ENCRYPTED )?PRIVATE KEY-----",
+                r"|(?:eyJ|eyA|ewo|ew0)[A-Za-z0-9_-]*\.(?:eyJ|eyA|ewo|ew0)[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*",
+                r"|sk-[A-Za-z0-9_-]+",
+                r"|A[KS]IA[A-Z0-9]+",
+                r"|gh[pousr]_[A-Za-z0-9]+|github_pat_[A-Za-z0-9_]+",
+                r"|xox[abprs]-[A-Za-z0-9-]+",
+                r"|AIza[A-Za-z0-9_-]+",
+            ),
+            Pass::Bearer => r"(?i:bearer)[ \t]+[A-Za-z0-9._~+/-]+=*",
+            Pass::Email => concat!(
+                r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@",
+                r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,63}",
+            ),
+            Pass::Card => concat!(
+                r"[0-9](?:[0-9]{3} [0-9]{4} [0-9]{4} [0-9]{4}|[0-9]{3}-[0-9]{4}-[0-9]{4}-[0-9]{4}",
+                r"|[0-9]{3} [0-9]{6} [0-9]{5}|[0-9]{3}-[0-9]{6}-[0-9]{5}|[0-9]{12,18})",
+            ),
+            Pass::Ssn => r"[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9}",
+            Pass::PhoneIntl => r"\+[0-9]{1,3}(?:[ .-]?(?:\([0-9]{1,5}\)|[0-9]{1,8})){0,8}",
+            Pass::PhoneParen => r"(?:1[ .-])?\([0-9]{2,5}\) ?(?:[0-9]{2,8}[ ./-]){0,4}[0-9]{2,8}",
+            Pass::PhoneNational => r"[0-9]{1,5}[ ./-](?:[0-9]{2,8}[ ./-]){0,4}[0-9]{2,8}",
+            // Check digits first; the country code is the two letters before.
+            Pass::Iban => r"[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?",
+            Pass::Ipv4 => r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}",
+            Pass::Ipv6 => r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,8}(?:\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})?",
+        }
+    }
+
+    /// Whether this pass runs only inside digit clusters ([`super::clusters`]) rather than over
+    /// the whole text.
+    pub(super) fn gated(self) -> bool {
+        matches!(
+            self,
+            Pass::Card | Pass::Ssn | Pass::PhoneIntl | Pass::PhoneParen | Pass::PhoneNational | Pass::Iban | Pass::Ipv4
+        )
+    }
+
+    /// Whether this pass runs only around colons that may belong to an IPv6 address.
+    pub(super) fn colon_gated(self) -> bool {
+        self == Pass::Ipv6
+    }
+
+    /// Whether a candidate of this pass can start in `cluster` (a cheap necessary condition).
+    pub(super) fn may_match(self, text: &[u8], c: &super::clusters::Cluster) -> bool {
+        let body = text.get(c.start..c.end).unwrap_or_default();
+        // Every candidate needs a clear left edge, and one starting inside the cluster follows a
+        // digit and a space, dot, dash or slash (rejected as the tail of a longer number): a
+        // cluster of those joiners glued to a word on the left holds none (IPv4 excepted:
+        // `v1 10.0.0.1`). Phones also need a clear right edge and reject such a joiner and a
+        // digit after them, so one glued on the right holds none either. A bare run is one
+        // candidate or none. Parentheses and `+` inside make no such promise.
+        let plain = !body.iter().any(|b| matches!(b, b'(' | b')' | b'+'));
+        let glued_left = plain && before(text, c.start).is_some_and(is_word);
+        let glued_right = plain && at(text, c.end).is_some_and(is_word);
+        match self {
+            Pass::Iban => {
+                let country = c.start.checked_sub(2).and_then(|i| text.get(i..c.start)).unwrap_or_default();
+                country.len() == 2
+                    && country.iter().all(u8::is_ascii_uppercase)
+                    && body.get(..2).is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+            }
+            Pass::Ipv4 => c.dots >= 3 && c.digits >= 4,
+            _ if glued_left => false,
+            Pass::Card => {
+                if c.joined {
+                    c.digits >= 13
+                } else {
+                    (13..=19).contains(&c.digits) && !glued_right
+                }
+            }
+            Pass::Ssn => {
+                if c.joined {
+                    c.digits >= 9
+                } else {
+                    c.digits == 9 && !glued_right
+                }
+            }
+            _ if glued_right => false,
+            Pass::PhoneIntl => c.digits >= 7 && body.contains(&b'+'),
+            Pass::PhoneParen => c.digits >= 7 && body.contains(&b'('),
+            Pass::PhoneNational => c.digits >= 7 && c.joined,
+            Pass::Tokens | Pass::Bearer | Pass::Email | Pass::Ipv6 => false,
+        }
+    }
+
+    /// How far past the cluster start a candidate of this pass may reach (IBANs run on through
+    /// letters, which end a cluster).
+    pub(super) fn window_end(self, text_len: usize, c: &super::clusters::Cluster) -> usize {
+        match self {
+            Pass::Iban => (c.start + 48).min(text_len),
+            _ => c.end,
+        }
+    }
+
+    /// Where to look next after a rejected candidate at `start..end`: past it, or (for short
+    /// patterns whose rejected candidate may hide a real one starting inside it) one byte on.
+    pub(super) fn resume_after_reject(self, start: usize, end: usize) -> usize {
+        match self {
+            Pass::Ipv6 | Pass::Iban => start + 1,
+            _ => end.max(start + 1),
+        }
+    }
+}
+
+/// A confirmed candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Found {
+    pub entity: Entity,
+    pub start: usize,
+    pub end: usize,
+}
+
+fn at(text: &[u8], i: usize) -> Option<u8> {
+    text.get(i).copied()
+}
+
+fn before(text: &[u8], i: usize) -> Option<u8> {
+    i.checked_sub(1).and_then(|j| text.get(j).copied())
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn is_digit(b: Option<u8>) -> bool {
+    b.is_some_and(|b| b.is_ascii_digit())
+}
+
+/// Not glued to a letter, digit or underscore on the left, and not the tail of a longer number
+/// (`<digit><sep>` right before, with a separator of space, dot, dash or slash).
+fn clear_left_of_number(text: &[u8], start: usize) -> bool {
+    match before(text, start) {
+        None => true,
+        Some(b) if is_word(b) => false,
+        Some(b' ' | b'.' | b'-' | b'/') => !is_digit(before(text, start - 1)),
+        Some(_) => true,
+    }
+}
+
+/// Not glued to a letter, digit or underscore on the right.
+fn clear_right_of_word(text: &[u8], end: usize) -> bool {
+    at(text, end).is_none_or(|b| !is_word(b))
+}
+
+/// Whether `text[end..]` starts with `sep` and then a digit.
+fn continues_with(text: &[u8], end: usize, seps: &[u8]) -> bool {
+    at(text, end).is_some_and(|b| seps.contains(&b)) && is_digit(at(text, end + 1))
+}
+
+/// Confirms the regex candidate `start..end` of `pass`, possibly narrowing or widening it.
+pub(super) fn confirm(pass: Pass, text: &[u8], start: usize, end: usize) -> Option<Found> {
+    let value = text.get(start..end)?;
+    let found = |entity| Some(Found { entity, start, end });
+    match pass {
+        Pass::Tokens => confirm_token(text, start, end, value),
+        Pass::Bearer => confirm_bearer(text, start, value),
+        Pass::Email => {
+            // The regex cannot start inside a local part, and it ends the domain greedily: what
+            // follows must not be more domain (`.c0m`), more word or another `@`.
+            let right_ok = at(text, end).is_none_or(|b| !(is_word(b) || b == b'-' || b == b'@'))
+                && !(at(text, end) == Some(b'.') && at(text, end + 1).is_some_and(is_word));
+            (right_ok && validate::email(value)).then_some(())?;
+            found(Entity::Email)
+        }
+        Pass::Card => {
+            let sep = value.iter().copied().find(|b| !b.is_ascii_digit());
+            let right_ok = clear_right_of_word(text, end)
+                && !continues_with(text, end, b".-")
+                && !sep.is_some_and(|s| at(text, end) == Some(s) && digit_run(text, end + 1) >= 4);
+            (clear_left_of_number(text, start) && right_ok && validate::payment_card(value)).then_some(())?;
+            found(Entity::PaymentCard)
+        }
+        Pass::Ssn => confirm_ssn(text, start, end, value),
+        Pass::PhoneIntl | Pass::PhoneParen | Pass::PhoneNational => {
+            let left_ok = if pass == Pass::PhoneIntl {
+                before(text, start).is_none_or(|b| !(is_word(b) || b == b'+'))
+            } else {
+                // A national number right after `+` is the tail of an international one.
+                clear_left_of_number(text, start) && before(text, start) != Some(b'+')
+            };
+            let right_ok = clear_right_of_word(text, end) && !continues_with(text, end, b" .-/");
+            (left_ok && right_ok && validate::phone(value)).then_some(())?;
+            found(Entity::Phone)
+        }
+        Pass::Iban => confirm_iban(text, start, value),
+        Pass::Ipv4 => {
+            let left_ok = match before(text, start) {
+                None => true,
+                Some(b) if is_word(b) => false,
+                Some(b'.') => !before(text, start - 1).is_some_and(|b| b.is_ascii_alphanumeric()),
+                // A product token in a user agent: `Chrome/120.0.0.0`.
+                Some(b'/') => !before(text, start - 1).is_some_and(|b| b.is_ascii_alphabetic()),
+                Some(_) => true,
+            };
+            let right_ok = clear_right_of_word(text, end)
+                && !(at(text, end) == Some(b'.') && at(text, end + 1).is_some_and(is_word));
+            (left_ok && right_ok && !after_version_word(text, start) && validate::ipv4(value)).then_some(())?;
+            found(Entity::Ipv4)
+        }
+        Pass::Ipv6 => confirm_ipv6(text, start, end, value),
+    }
+}
+
+fn digit_run(text: &[u8], from: usize) -> usize {
+    text.get(from..).unwrap_or_default().iter().take_while(|b| b.is_ascii_digit()).count()
+}
+
+/// `version 1.2.3.4`, `release: 1.2.3.4`, `build=1.2.3.4`, `rev 1.2.3.4`.
+fn after_version_word(text: &[u8], start: usize) -> bool {
+    let head = text.get(..start).unwrap_or_default();
+    let trimmed = head.len() - head.iter().rev().take_while(|b| matches!(b, b' ' | b'\t' | b':' | b'=')).count();
+    let head = head.get(..trimmed).unwrap_or_default();
+    let word_len = head.iter().rev().take_while(|b| b.is_ascii_alphabetic()).count();
+    let word = head.get(trimmed - word_len..).unwrap_or_default();
+    [&b"version"[..], b"ver", b"release", b"build", b"rev", b"revision", b"firmware"]
+        .iter()
+        .any(|w| w.eq_ignore_ascii_case(word))
+}
+
+fn b64_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+fn confirm_token(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<Found> {
+    let left = before(text, start);
+    // Glued to a character of its own kind on the left, or the tail of a dotted token.
+    let dotted = left == Some(b'.') && before(text, start - 1).is_some_and(b64_word);
+    let glued = |ok: fn(u8) -> bool| dotted || left.is_some_and(ok);
+    let found = |entity| Some(Found { entity, start, end });
+    if value.starts_with(b"-----BEGIN ") {
+        return confirm_private_key(text, start, end);
+    }
+    if value.starts_with(b"sk-") {
+        if glued(b64_word) {
+            return None;
+        }
+        if value.starts_with(b"sk-ant-") {
+            return validate::anthropic_key(value).then_some(()).and(found(Entity::AnthropicKey));
+        }
+        return validate::openai_key(value).then_some(()).and(found(Entity::OpenAiKey));
+    }
+    if value.starts_with(b"AKIA") || value.starts_with(b"ASIA") {
+        let ok = !glued(|b| b.is_ascii_alphanumeric()) && validate::aws_access_key(value);
+        return ok.then_some(()).and(found(Entity::AwsAccessKey));
+    }
+    if value.starts_with(b"gh") || value.starts_with(b"github_pat_") {
+        let ok = !glued(is_word) && clear_right_of_word(text, end) && validate::github_token(value);
+        return ok.then_some(()).and(found(Entity::GithubToken));
+    }
+    if value.starts_with(b"xox") {
+        let ok = !glued(b64_word) && validate::slack_token(value);
+        return ok.then_some(()).and(found(Entity::SlackToken));
+    }
+    if value.starts_with(b"AIza") {
+        let ok = !glued(b64_word) && validate::google_api_key(value);
+        return ok.then_some(()).and(found(Entity::GoogleApiKey));
+    }
+    // JWT: not glued on the left, and not followed by a fourth segment (JWE or something else).
+    let more = at(text, end) == Some(b'.') && at(text, end + 1).is_some_and(b64_word);
+    let ok = !glued(|b| b64_word(b) || b == b'.') && !more && validate::jwt(value);
+    ok.then_some(()).and(found(Entity::Jwt))
+}
+
+/// A BEGIN line: the block runs to the first `-----` marker after it, which must be the matching
+/// END line.
+fn confirm_private_key(text: &[u8], start: usize, begin_end: usize) -> Option<Found> {
+    let rest = text.get(begin_end..)?;
+    let marker = rest.windows(5).position(|w| w == b"-----")?;
+    let begin = text.get(start..begin_end)?;
+    let kind = begin.strip_prefix(b"-----BEGIN ")?.strip_suffix(b"PRIVATE KEY-----")?;
+    let end_line_len = "-----END ".len() + kind.len() + "PRIVATE KEY-----".len();
+    let end = begin_end + marker + end_line_len;
+    let block = text.get(start..end)?;
+    validate::private_key_block(block).then_some(Found { entity: Entity::PrivateKey, start, end })
+}
+
+fn confirm_bearer(text: &[u8], start: usize, value: &[u8]) -> Option<Found> {
+    if before(text, start).is_some_and(is_word) {
+        return None;
+    }
+    let scheme_and_space = 6 + value.get(6..)?.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
+    let token = value.get(scheme_and_space..)?;
+    // A sentence may end right after the token.
+    let token_len = token.len() - token.iter().rev().take_while(|&&b| b == b'.').count();
+    let token = token.get(..token_len)?;
+    let token_start = start + scheme_and_space;
+    validate::bearer_token(token).then_some(Found {
+        entity: Entity::BearerToken,
+        start: token_start,
+        end: token_start + token_len,
+    })
+}
+
+fn confirm_ssn(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<Found> {
+    let right_ok = clear_right_of_word(text, end) && !continues_with(text, end, b".-/");
+    let spaced_tail = value.get(3) == Some(&b' ') && continues_with(text, end, b" ");
+    // Nine bare digits are an SSN only right after a keyword.
+    let keyword_ok = value.len() != 9 || ssn_keyword_before(text, start);
+    (right_ok && !spaced_tail && keyword_ok && clear_left_of_number(text, start) && validate::us_ssn(value))
+        .then_some(Found { entity: Entity::UsSsn, start, end })
+}
+
+/// The word (ASCII letters) ending at `end`, and where it starts.
+fn word_before(text: &[u8], end: usize) -> (&[u8], usize) {
+    let head = text.get(..end).unwrap_or_default();
+    let len = head.iter().rev().take_while(|b| b.is_ascii_alphabetic()).count();
+    (head.get(end - len..).unwrap_or_default(), end - len)
+}
+
+/// Back over at most `max` bytes of punctuation or blanks (not letters, digits or line breaks).
+fn skip_punctuation_back(text: &[u8], end: usize, max: usize) -> usize {
+    let head = text.get(..end).unwrap_or_default();
+    end - head.iter().rev().take(max).take_while(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'\n' | b'\r'))).count()
+}
+
+/// `SSN`, `SSN:`, `ssn#`, `SSN is`, `social security number:`, `Social Security No.`,
+/// `social-security #` right before `start`.
+fn ssn_keyword_before(text: &[u8], start: usize) -> bool {
+    let mut i = skip_punctuation_back(text, start, 4);
+    let (mut word, mut word_start) = word_before(text, i);
+    if word.eq_ignore_ascii_case(b"is") && word_start < i && skip_punctuation_back(text, word_start, 3) < word_start {
+        i = skip_punctuation_back(text, word_start, 3);
+        (word, word_start) = word_before(text, i);
+    }
+    let keyword_start = if word.eq_ignore_ascii_case(b"ssn") {
+        Some(word_start)
+    } else {
+        let (mut w, mut ws) = (word, word_start);
+        if [&b"number"[..], b"no", b"num"].iter().any(|k| k.eq_ignore_ascii_case(w)) {
+            (w, ws) = joined_word_before(text, ws);
+        }
+        if w.eq_ignore_ascii_case(b"security") {
+            let (social, social_start) = joined_word_before(text, ws);
+            social.eq_ignore_ascii_case(b"social").then_some(social_start)
+        } else {
+            None
+        }
+    };
+    keyword_start.is_some_and(|k| !before(text, k).is_some_and(|b| b.is_ascii_alphanumeric()))
+}
+
+/// The word before `start` when exactly one space or dash separates them.
+fn joined_word_before(text: &[u8], start: usize) -> (&[u8], usize) {
+    match before(text, start) {
+        Some(b' ' | b'-') => word_before(text, start - 1),
+        _ => (&[], start),
+    }
+}
+
+/// The candidate may run past the IBAN (`BE68 5390 0754 7034 FROM`): cut it at the country's
+/// length, then validate.
+fn confirm_iban(text: &[u8], digits_start: usize, value: &[u8]) -> Option<Found> {
+    let start = digits_start.checked_sub(2)?;
+    let country = text.get(start..digits_start)?;
+    if !country.iter().all(u8::is_ascii_uppercase) || before(text, start).is_some_and(is_word) {
+        return None;
+    }
+    let want = validate::iban_length(country)?.checked_sub(2)?;
+    let mut seen = 0usize;
+    let mut len = 0usize;
+    for &b in value {
+        len += 1;
+        if b != b' ' {
+            seen += 1;
+            if seen == want {
+                break;
+            }
+        }
+    }
+    // What the cut left over may be a word (`FROM`), not more digits of a longer number.
+    if seen != want || value.get(len..).unwrap_or_default().iter().any(u8::is_ascii_digit) {
+        return None;
+    }
+    let end = digits_start + len;
+    (clear_right_of_word(text, end) && validate::iban(text.get(start..end)?)).then_some(Found {
+        entity: Entity::Iban,
+        start,
+        end,
+    })
+}
+
+fn confirm_ipv6(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<Found> {
+    let hexish = |b: u8| b.is_ascii_hexdigit() || b == b':';
+    let left_ok = match before(text, start) {
+        None => true,
+        Some(b) if is_word(b) => false,
+        // `1:2:3:4:5:6:7:8:9` must not yield `2:3:4:5:6:7:8:9`; `host:fe80::1` is fine.
+        Some(b':') => !before(text, start - 1).is_some_and(hexish),
+        Some(b'.') => !before(text, start - 1).is_some_and(|b| b.is_ascii_alphanumeric()),
+        Some(_) => true,
+    };
+    if !left_ok {
+        return None;
+    }
+    // `fe80::1: unreachable`: a single trailing colon is punctuation.
+    let (value, end) = match value.strip_suffix(b":") {
+        Some(v) if !v.ends_with(b":") && !validate::ipv6(value) => (v, end - 1),
+        _ => (value, end),
+    };
+    let right_ok = match at(text, end) {
+        None => true,
+        Some(b) if is_word(b) => false,
+        Some(b':') => !at(text, end + 1).is_some_and(|b| b.is_ascii_hexdigit() || b == b':'),
+        Some(b'.') => !at(text, end + 1).is_some_and(|b| b.is_ascii_digit()),
+        Some(_) => true,
+    };
+    (right_ok && validate::ipv6(value)).then_some(Found { entity: Entity::Ipv6, start, end })
+}
