@@ -21,6 +21,12 @@ pub const SYNTHETIC: &str = "llmobs.synthetic";
 /// a cut stream). The access log keeps every request with this flag.
 pub const ERROR: &str = "llmobs.error";
 
+/// Whether the correlation filter marked this request as a synthetic probe (false when it is
+/// not in the chain).
+pub fn synthetic<H: crate::host::Host>(host: &H) -> bool {
+    host.property(&[SYNTHETIC]).is_some_and(|v| v == b"true")
+}
+
 /// Renders a boolean the way the access-log CEL filter compares it (`b'true'`).
 pub fn flag(value: bool) -> &'static [u8] {
     if value {

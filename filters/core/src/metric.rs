@@ -10,6 +10,41 @@
 //! Label values must come from a bounded set (an enum or an allow-list with an overflow value),
 //! never from free text; [`label_value`] makes sure a value cannot break the encoding.
 
+use crate::host::{Host, MetricId};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// Metric handles for label sets known only at request time (a model, a provider, an error
+/// class), defined with the host once on first use and then found in this VM-local map, so no
+/// request asks the host for a metric by name twice.
+#[derive(Debug, Default)]
+pub struct Handles(RefCell<HashMap<String, MetricId>>);
+
+impl Handles {
+    fn get<H: Host>(&self, host: &mut H, name: String, histogram: bool) -> Option<MetricId> {
+        if let Some(id) = self.0.borrow().get(&name) {
+            return Some(*id);
+        }
+        let id = if histogram { host.define_histogram(&name) } else { host.define_counter(&name) }.ok()?;
+        self.0.borrow_mut().insert(name, id);
+        Some(id)
+    }
+
+    /// Adds `delta` to the counter `name` (an encoded name from [`name`]).
+    pub fn count<H: Host>(&self, host: &mut H, name: String, delta: u64) {
+        if let Some(id) = self.get(host, name, false) {
+            host.increment_counter(id, delta);
+        }
+    }
+
+    /// Records `value` in the histogram `name`.
+    pub fn record<H: Host>(&self, host: &mut H, name: String, value: u64) {
+        if let Some(id) = self.get(host, name, true) {
+            host.record_histogram(id, value);
+        }
+    }
+}
+
 /// Builds `<base>.<k1>=<v1>;.<k2>=<v2>;...`.
 pub fn name(base: &str, labels: &[(&str, &str)]) -> String {
     let mut out = String::with_capacity(base.len() + labels.len() * 24);

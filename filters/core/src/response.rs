@@ -71,7 +71,7 @@ impl ParseFailure {
 /// Limits for one tracker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Bytes of a non-streaming success body kept for usage.
+    /// Bytes of a non-streaming success body kept for usage; 0: not read at all.
     pub max_body_bytes: usize,
     /// Bytes of an error body kept for classification.
     pub max_error_body_bytes: usize,
@@ -79,7 +79,7 @@ pub struct Limits {
     pub max_frame_bytes: usize,
 }
 
-#[derive(Debug)]
+/// Not `Debug`: it holds response bytes.
 enum Reader {
     /// Not read: no provider, or a compressed body.
     None,
@@ -94,7 +94,6 @@ enum Reader {
 }
 
 /// Everything read from one response.
-#[derive(Debug)]
 pub struct ResponseTracker {
     wire: Option<Wire>,
     pub status: u16,
@@ -159,6 +158,7 @@ impl ResponseTracker {
             Some(_) if event_stream => Reader::EventStream(EventStreamDecoder::new(max_frame)),
             // Gemini streamGenerateContent without `alt=sse`: one JSON array, element by element.
             Some(_) if self.streaming => Reader::JsonArray(JsonArraySplitter::new(max_frame)),
+            Some(_) if limits.max_body_bytes == 0 => Reader::None,
             Some(_) => Reader::Json { body: Vec::new(), over_limit: false, limit: limits.max_body_bytes },
         };
     }
@@ -273,5 +273,18 @@ impl ResponseTracker {
         } else {
             Outcome::UpstreamCut
         }
+    }
+}
+
+// Hand-written so that no body, prompt or provider message can reach a log through `{:?}`.
+impl std::fmt::Debug for ResponseTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseTracker")
+            .field("wire", &self.wire)
+            .field("status", &self.status)
+            .field("streaming", &self.streaming)
+            .field("error_body_bytes", &self.error_body.as_ref().map(Vec::len))
+            .field("failures", &self.failures)
+            .finish_non_exhaustive()
     }
 }

@@ -12,6 +12,7 @@
 #![allow(clippy::panic, clippy::expect_used, clippy::indexing_slicing)]
 
 use llmobs_core::host::{Host, HostError, LogLevel, MetricId, SharedDataError, Stats};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone)]
@@ -28,7 +29,8 @@ pub struct FakeHost {
     pub filter_state: BTreeMap<String, Vec<u8>>,
     /// Defined metrics by id: name and value.
     pub metrics: Vec<(String, u64)>,
-    pub logs: Vec<(LogLevel, String)>,
+    /// Every line the filter logged (`Host::log` takes `&self`, as the proxy's does).
+    pub logs: RefCell<Vec<(LogLevel, String)>>,
     pub random_available: bool,
     /// Makes `define_counter` fail, to test configure-time host failures.
     pub refuse_metrics: bool,
@@ -46,7 +48,7 @@ impl Default for FakeHost {
             properties: HashMap::new(),
             filter_state: BTreeMap::new(),
             metrics: Vec::new(),
-            logs: Vec::new(),
+            logs: RefCell::new(Vec::new()),
             random_available: true,
             refuse_metrics: false,
             rng_state: 0x9e37_79b9_7f4a_7c15,
@@ -90,7 +92,7 @@ impl FakeHost {
         self.request_headers = fresh.request_headers;
         self.response_headers.clear();
         self.filter_state.clear();
-        self.logs.clear();
+        self.logs.borrow_mut().clear();
     }
 
     pub fn advance_ms(&mut self, ms: u64) {
@@ -139,7 +141,7 @@ impl FakeHost {
     /// headers, as one string to search for canaries.
     pub fn all_sinks(&self) -> String {
         let mut out = String::new();
-        for (_, line) in &self.logs {
+        for (_, line) in self.logs.borrow().iter() {
             out.push_str(line);
             out.push('\n');
         }
@@ -252,9 +254,8 @@ impl Host for FakeHost {
         Ok(())
     }
 
-    fn log(&self, _level: LogLevel, _message: &str) {
-        // `log` takes &self (as the proxy's does); FakeHost records through interior state
-        // only where a test needs it, via `logs` pushed by adapters under test.
+    fn log(&self, level: LogLevel, message: &str) {
+        self.logs.borrow_mut().push((level, message.to_string()));
     }
 
     fn fill_random(&mut self, buf: &mut [u8]) -> bool {

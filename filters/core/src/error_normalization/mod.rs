@@ -22,18 +22,16 @@ pub mod taxonomy;
 
 use crate::config::ConfigError;
 use crate::filter_state as fs;
-use crate::host::{Host, MetricId, Stats};
+use crate::host::{Host, Stats};
 use crate::metric;
 use crate::response::{End, Limits, Outcome, ResponseTracker};
 use crate::token_accounting::provider::{self, Detected};
 use classify::{amzn_error_type, classify, Classified, ErrorDocument, Evidence};
 use config::ErrorNormalizationConfig;
-use std::cell::RefCell;
-use std::collections::HashMap;
 use taxonomy::{ErrorType, Origin};
 
 /// What the filter concluded about one exchange.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub error_type: ErrorType,
     pub origin: Origin,
@@ -46,7 +44,6 @@ pub struct Verdict {
 }
 
 /// Per-request state, owned by the adapter's stream context.
-#[derive(Debug)]
 pub struct ErrorExchange {
     detected: Option<Detected>,
     provider: String,
@@ -75,18 +72,15 @@ impl ErrorExchange {
     }
 }
 
-#[derive(Debug, Default)]
-struct Handles(RefCell<HashMap<String, MetricId>>);
-
 #[derive(Debug)]
 pub struct ErrorNormalization {
     config: ErrorNormalizationConfig,
-    handles: Handles,
+    handles: metric::Handles,
 }
 
 impl ErrorNormalization {
     pub fn new<S: Stats>(config_json: &[u8], _stats: &mut S) -> Result<Self, ConfigError> {
-        Ok(Self { config: ErrorNormalizationConfig::parse(config_json)?, handles: Handles::default() })
+        Ok(Self { config: ErrorNormalizationConfig::parse(config_json)?, handles: metric::Handles::default() })
     }
 
     pub fn max_error_body_bytes(&self) -> usize {
@@ -262,7 +256,7 @@ impl ErrorNormalization {
         if v.after_success {
             host.set_filter_state(fs::ERROR, b"true");
         }
-        let synthetic = host.property(&["llmobs.synthetic"]).is_some_and(|s| s == b"true");
+        let synthetic = fs::synthetic(host);
         let name = metric::name(
             "llmobs.errors",
             &[
@@ -273,16 +267,7 @@ impl ErrorNormalization {
                 ("synthetic", metric::flag(synthetic)),
             ],
         );
-        let id = self.handles.0.borrow().get(&name).copied();
-        let id = match id {
-            Some(id) => Some(id),
-            None => host.define_counter(&name).ok().inspect(|id| {
-                self.handles.0.borrow_mut().insert(name.clone(), *id);
-            }),
-        };
-        if let Some(id) = id {
-            host.increment_counter(id, 1);
-        }
+        self.handles.count(host, name, 1);
     }
 
     fn set_headers<H: Host>(&self, host: &mut H, v: &Verdict, class_known: bool) {
@@ -347,4 +332,28 @@ fn uniform_body<H: Host>(host: &H, v: &Verdict, provider: &str) -> Vec<u8> {
         }
     });
     serde_json::to_vec(&body).unwrap_or_default()
+}
+
+// Hand-written so that no body, prompt or provider message can reach a log through `{:?}`.
+impl std::fmt::Debug for ErrorExchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErrorExchange")
+            .field("provider", &self.provider)
+            .field("response", &self.response)
+            .field("verdict", &self.verdict)
+            .finish_non_exhaustive()
+    }
+}
+
+// Hand-written so that no body, prompt or provider message can reach a log through `{:?}`.
+impl std::fmt::Debug for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verdict")
+            .field("error_type", &self.error_type)
+            .field("origin", &self.origin)
+            .field("retryable", &self.retryable)
+            .field("retry_after_ms", &self.retry_after_ms)
+            .field("provider_code", &self.provider_code)
+            .finish_non_exhaustive()
+    }
 }

@@ -26,11 +26,8 @@ use crate::response::{Limits, ResponseTracker};
 use config::TokenAccountingConfig;
 use provider::{Detected, Wire};
 use serde::Deserialize;
-use std::cell::RefCell;
-use std::collections::HashMap;
 
 /// Everything known about one request/response exchange; owned by the adapter's stream context.
-#[derive(Debug)]
 pub struct Exchange {
     detected: Option<Detected>,
     provider: String,
@@ -87,21 +84,6 @@ struct RequestDoc {
     stream: Option<bool>,
 }
 
-/// Metric handles by full encoded name, defined on first use of a label set.
-#[derive(Debug, Default)]
-struct Handles(RefCell<HashMap<String, MetricId>>);
-
-impl Handles {
-    fn get<H: Host>(&self, host: &mut H, name: String, histogram: bool) -> Option<MetricId> {
-        if let Some(id) = self.0.borrow().get(&name) {
-            return Some(*id);
-        }
-        let id = if histogram { host.define_histogram(&name) } else { host.define_counter(&name) }.ok()?;
-        self.0.borrow_mut().insert(name, id);
-        Some(id)
-    }
-}
-
 /// The configured filter; one per plugin configuration, shared by every request in the VM.
 #[derive(Debug)]
 pub struct TokenAccounting {
@@ -110,7 +92,7 @@ pub struct TokenAccounting {
     tenants: BoundedLabel,
     overflow_model: MetricId,
     overflow_tenant: MetricId,
-    handles: Handles,
+    handles: metric::Handles,
 }
 
 impl TokenAccounting {
@@ -137,7 +119,7 @@ impl TokenAccounting {
             config,
             overflow_model,
             overflow_tenant,
-            handles: Handles::default(),
+            handles: metric::Handles::default(),
         })
     }
 
@@ -196,7 +178,7 @@ impl TokenAccounting {
         let edited = inject::add_include_usage(body)?;
         ex.injected = true;
         let name = metric::name("llmobs.token_accounting.usage_injected", &[("gen_ai.provider.name", &ex.provider)]);
-        self.count(host, name, 1);
+        self.handles.count(host, name, 1);
         Some(edited)
     }
 
@@ -306,7 +288,7 @@ impl TokenAccounting {
         self.on_request_end(ex);
         let ended_ns = host.now_nanos();
         ex.response.close();
-        let synthetic = host.property(&["llmobs.synthetic"]).is_some_and(|v| v == b"true");
+        let synthetic = fs::synthetic(host);
         let synthetic_label = metric::flag(synthetic);
         let outcome = ex.response.outcome(host, end);
         let obs = &ex.response.observation;
@@ -327,14 +309,14 @@ impl TokenAccounting {
                 ("synthetic", synthetic_label),
             ],
         );
-        self.count(host, requests, 1);
+        self.handles.count(host, requests, 1);
         let failures: Vec<ParseFailure> = ex.failures.iter().chain(&ex.response.failures).copied().collect();
         for failure in failures {
             let name = metric::name(
                 "llmobs.token_accounting.parse_failures",
                 &[("gen_ai.provider.name", &provider), ("reason", failure.label())],
             );
-            self.count(host, name, 1);
+            self.handles.count(host, name, 1);
         }
         if ex.detected.is_none() {
             write_outcome_state(host, ex, outcome, usage_source);
@@ -349,7 +331,7 @@ impl TokenAccounting {
                     ("synthetic", synthetic_label),
                 ],
             );
-            self.count(host, name, 1);
+            self.handles.count(host, name, 1);
         }
 
         let model = ex.request_model.clone().or_else(|| ex.response.observation.response_model.clone());
@@ -371,24 +353,28 @@ impl TokenAccounting {
         for (token_type, count) in usage.by_type() {
             let mut labels = vec![("gen_ai.token.type", token_type)];
             labels.extend_from_slice(&base);
-            self.record(host, metric::name("gen_ai.client.token.usage", &labels), count);
+            self.handles.record(host, metric::name("gen_ai.client.token.usage", &labels), count);
             // Envoy's histogram `_sum` is approximate (log-linear buckets); cost dashboards need
             // exact totals, so every count also goes to a counter.
-            self.count(host, metric::name("llmobs.token_accounting.tokens", &labels), count);
+            self.handles.count(host, metric::name("llmobs.token_accounting.tokens", &labels), count);
         }
         let duration_ms = ended_ns.saturating_sub(ex.started_ns) / 1_000_000;
         let mut labels = base.to_vec();
         labels.push(("error.type", error_type.as_str()));
-        self.record(host, metric::name("gen_ai.client.operation.duration_ms", &labels), duration_ms);
+        self.handles.record(host, metric::name("gen_ai.client.operation.duration_ms", &labels), duration_ms);
         let first_content_ns = ex.response.first_content_ns;
         let ttfc_ms = first_content_ns.map(|t| t.saturating_sub(ex.started_ns) / 1_000_000);
         if ex.response.streaming {
             if let Some(ttfc) = ttfc_ms {
-                self.record(host, metric::name("gen_ai.client.operation.time_to_first_chunk_ms", &base), ttfc);
+                self.handles.record(host, metric::name("gen_ai.client.operation.time_to_first_chunk_ms", &base), ttfc);
             }
             if let (Some(first), chunks @ 2..) = (first_content_ns, ex.response.observation.content_chunks) {
                 let per_chunk = ended_ns.saturating_sub(first) / 1_000_000 / (chunks - 1);
-                self.record(host, metric::name("gen_ai.client.operation.time_per_output_chunk_ms", &base), per_chunk);
+                self.handles.record(
+                    host,
+                    metric::name("gen_ai.client.operation.time_per_output_chunk_ms", &base),
+                    per_chunk,
+                );
             }
         }
 
@@ -445,18 +431,6 @@ impl TokenAccounting {
             (_, other) => other.label().to_string(),
         }
     }
-
-    fn count<H: Host>(&self, host: &mut H, name: String, delta: u64) {
-        if let Some(id) = self.handles.get(host, name, false) {
-            host.increment_counter(id, delta);
-        }
-    }
-
-    fn record<H: Host>(&self, host: &mut H, name: String, value: u64) {
-        if let Some(id) = self.handles.get(host, name, true) {
-            host.record_histogram(id, value);
-        }
-    }
 }
 
 /// A model name for the log: at most 128 characters of `[A-Za-z0-9._:/@+-]` (model ids carry
@@ -488,5 +462,17 @@ fn write_outcome_state<H: Host>(host: &mut H, ex: &Exchange, outcome: Outcome, u
         // A failure the status code may not show (a cut or failed stream after a 200): the
         // access log keeps every request with this flag.
         host.set_filter_state(fs::ERROR, b"true");
+    }
+}
+
+// Hand-written so that no body, prompt or provider message can reach a log through `{:?}`.
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("provider", &self.provider)
+            .field("request_body_bytes", &self.request_body.len())
+            .field("response", &self.response)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
     }
 }

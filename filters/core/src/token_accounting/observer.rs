@@ -12,7 +12,7 @@ use serde::Deserialize;
 use std::borrow::Cow;
 
 /// What one response has said so far.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Observation {
     pub response_model: Option<String>,
     pub response_id: Option<String>,
@@ -89,6 +89,19 @@ impl Observation {
     /// One streamed JSON document (an SSE `data` or a JSON-array element). `data` may be the
     /// OpenAI terminator `[DONE]`.
     pub fn on_stream_document(&mut self, wire: Wire, data: &[u8]) -> Frame {
+        match self.stream_document(wire, data) {
+            Frame::Content => self.content(),
+            Frame::Other => Frame::Other,
+        }
+    }
+
+    /// Counts a content frame, in the one place that does.
+    fn content(&mut self) -> Frame {
+        self.content_chunks += 1;
+        Frame::Content
+    }
+
+    fn stream_document(&mut self, wire: Wire, data: &[u8]) -> Frame {
         match wire {
             Wire::OpenAiChat => {
                 if data.trim_ascii() == b"[DONE]" {
@@ -136,9 +149,6 @@ impl Observation {
         if let Some(u) = doc.usage {
             self.usage.merge(u.reported());
         }
-        if frame == Frame::Content {
-            self.content_chunks += 1;
-        }
         frame
     }
 
@@ -179,7 +189,6 @@ impl Observation {
             self.fold_response_object(r);
         }
         if kind.ends_with(".delta") {
-            self.content_chunks += 1;
             return Frame::Content;
         }
         Frame::Other
@@ -207,10 +216,7 @@ impl Observation {
                     }
                 }
             }
-            "content_block_delta" => {
-                self.content_chunks += 1;
-                return Frame::Content;
-            }
+            "content_block_delta" => return Frame::Content,
             "message_delta" => {
                 if let Some(d) = event.delta {
                     self.finish(d.stop_reason);
@@ -251,9 +257,6 @@ impl Observation {
             // Every chunk may carry cumulative usage: the last one wins.
             self.usage.merge(u.reported());
         }
-        if frame == Frame::Content {
-            self.content_chunks += 1;
-        }
         frame
     }
 
@@ -280,10 +283,7 @@ impl Observation {
             return Frame::Other;
         }
         match event_type.unwrap_or_default() {
-            "contentBlockDelta" => {
-                self.content_chunks += 1;
-                return Frame::Content;
-            }
+            "contentBlockDelta" => return self.content(),
             "messageStop" => {
                 if let Some(stop) = self.parse::<BedrockStop>(payload) {
                     self.finish(stop.stop_reason);
@@ -564,5 +564,18 @@ impl BedrockUsage {
             cache_creation: self.cache_write_input_tokens,
             ..Reported::default()
         }
+    }
+}
+
+// Hand-written so that no body, prompt or provider message can reach a log through `{:?}`.
+impl std::fmt::Debug for Observation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observation")
+            .field("usage", &self.usage)
+            .field("finish_raw", &self.finish_raw)
+            .field("in_band_error", &self.in_band_error)
+            .field("terminated", &self.terminated)
+            .field("content_chunks", &self.content_chunks)
+            .finish_non_exhaustive()
     }
 }
