@@ -24,6 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "docs" / "log-schema.json").read_text())
 
 
+DEMO_CARD = "4111 1111 1111 1111"
+DEMO_EMAIL = "jane.doe@example.com"
+DEMO_PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n-----END RSA PRIVATE KEY-----"
+
+
 class Demo:
     def __init__(self, args):
         self.args = args
@@ -95,6 +100,29 @@ class Demo:
             extra_headers={"x-request-id": "<bad id>", "x-llmobs-synthetic": "true"})
         self.sent += 1
         self.check(r.headers.get("x-request-id", "") != "<bad id>", "invalid request id was passed on")
+
+        # PII: a card, an email and an employee id in a prompt (redacted or pseudonymized before
+        # llmock sees them), a model that says a card back in a stream, and a private key that
+        # blocks the request.
+        oa.chat.completions.create(
+            model="gpt-4o-mini", user="demo-user-42",
+            messages=[{"role": "system", "content": "You are a billing assistant. Today is 2026-11-27."},
+                      {"role": "user", "content": f"Charge {DEMO_CARD} and mail {DEMO_EMAIL}; I am EMP-004211."}])
+        self.sent += 1
+        seen = json.loads(urllib.request.urlopen(self.args.llmock + "/_llmock/requests", timeout=5).read())
+        sent_text = json.dumps(seen["requests"][-1]["body"])
+        self.check(DEMO_CARD not in sent_text and DEMO_EMAIL not in sent_text, "PII reached the provider")
+        self.scenario({"type": "reply", "text": f"The card on file is {DEMO_CARD}.", "times": 1})
+        streamed = "".join(c.choices[0].delta.content or "" for c in oa.chat.completions.create(
+            model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "which card?"}]) if c.choices)
+        self.sent += 1
+        self.check(DEMO_CARD not in streamed and "[PAYMENT_CARD]" in streamed, "a streamed card reached the client")
+        try:
+            oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": DEMO_PEM}])
+            self.check(False, "expected the private key to block the request")
+        except openai.BadRequestError as err:
+            self.check(err.code == "pii_blocked", f"expected pii_blocked, got {err.code}")
+        self.sent += 1
 
         # Errors, injected per request through llmock's scenario API.
         self.scenario({"type": "fail", "status": 429, "retry_after": 1, "times": 1})
@@ -172,6 +200,20 @@ class Demo:
         self.check(errors.get(("overloaded", "upstream")) == 1, "the 529 was not classified as overloaded")
         conversations = Counter(l.get("gen_ai.conversation.id", "-") for l in lines)
         print("requests by conversation:", ", ".join(f"{k}: {v}" for k, v in sorted(conversations.items())))
+        detections = {(l["entity"], l["action"], l["direction"]): v for n, l, v in metrics
+                      if n == "llmobs_pii_detections" and v}
+        print("PII detections by entity and action (direction):")
+        for (entity, action, direction), v in sorted(detections.items()):
+            print(f"  {entity:<16} {action:<13} {direction:<9} {v:.0f}")
+        self.check(detections.get(("payment_card", "redact", "request")) == 1, "the prompt's card was not redacted")
+        self.check(detections.get(("payment_card", "redact", "response")) == 1, "the streamed card was not redacted")
+        self.check(detections.get(("email", "pseudonymize", "request")) == 1, "the email was not pseudonymized")
+        self.check(total("llmobs_pii_blocked", reason="entity") == 1, "the private key did not block")
+        rule_sets = [l["rule_set_version"] for n, l, v in metrics if n == "llmobs_pii_rule_set" and v == 1]
+        print("PII rule set in force:", ", ".join(rule_sets) or "none",
+              "| outcomes:", ", ".join(f"{k}: {v}" for k, v in sorted(Counter(l.get("llmobs.pii.outcome", "-") for l in lines).items())))
+        for secret in (DEMO_CARD, DEMO_EMAIL, "MIIEowIBAAKCAQEA"):
+            self.check(secret not in text, f"PII reached a log: {secret[:4]}...")
         print(f"access-log lines: {len(lines)} (all errors, and successes at the sample rate)")
         print("sample access-log lines:")
         picks = [lines[0]] + [l for l in lines if l["http.response.status_code"] >= 400][:1] + \

@@ -25,6 +25,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+# 32 random bytes, base64: the test pseudonym key. Tests grep every sink for it.
+PII_KEY_B64 = "q0Yh3uJ7e1Vd0c2m9WZrT8sLbN4pF6aXgK5oQyIiR3E="
 ENVOY = os.environ.get("LLMOBS_ENVOY", str(VENV_BIN / "envoy"))
 DIST = ROOT / "dist"
 DEMO_CONFIG = ROOT / "envoy" / "demo.yaml"
@@ -126,6 +128,12 @@ def route_everything_to(config: dict, port: int, rewrites: dict | None = None) -
     })
 
 
+def without_filter(config: dict, name: str) -> None:
+    """Removes the wasm filter whose `config.name` is `name` (e.g. `llmobs_pii_redaction`)."""
+    filters = _find_http_filters(config)
+    filters[:] = [f for f in filters if f.get("typed_config", {}).get("config", {}).get("name") != name]
+
+
 def set_route_timeout(config: dict, timeout: str) -> None:
     for route in hcm_of(config)["route_config"]["virtual_hosts"][0]["routes"]:
         route["route"]["timeout"] = timeout
@@ -175,7 +183,8 @@ class Envoy:
     """One Envoy process with a given bootstrap, on its own ports."""
 
     def __init__(self, tmp: Path, config: dict, ports: dict, log_level: str = "info",
-                 component_log_levels: str = "wasm:trace", wait_ready: bool = True):
+                 component_log_levels: str = "wasm:trace", wait_ready: bool = True,
+                 env: dict | None = None):
         self.tmp = tmp
         self.config_path = tmp / "envoy.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
@@ -190,7 +199,10 @@ class Envoy:
                "-l", log_level]
         if component_log_levels:
             cmd += ["--component-log-level", component_log_levels]
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp)
+        # The PII filter's pseudonym key reaches the VM only through the environment
+        # (vm_config.environment_variables.host_env_keys), as a Kubernetes Secret would.
+        environment = {**os.environ, "LLMOBS_PII_KEY": PII_KEY_B64, **(env or {})}
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp, env=environment)
         if wait_ready:
             wait_until(self._ready, 30, "Envoy to become ready")
 

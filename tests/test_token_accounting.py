@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from conftest import validate_log_line
-from harness import ROOT, http_get, post_json, route_everything_to, set_route_timeout
+from harness import ROOT, http_get, post_json, route_everything_to, set_route_timeout, without_filter
 
 FIXTURES = ROOT / "tests" / "fixtures" / "providers"
 CHAT_BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}
@@ -130,7 +130,12 @@ def test_every_recorded_provider_exchange_replayed_through_envoy_is_read_exactly
         headers = {**meta.get("request_headers", {}), "x-fixture": case, "x-request-id": request_id}
         status, _, received = post_json(envoy.url + prefix + meta["path"], body, headers)
         assert status == meta["status"], case
-        assert received == (FIXTURES / case / meta["response_file"]).read_bytes(), f"{case}: bytes changed"
+        recorded = (FIXTURES / case / meta["response_file"]).read_bytes()
+        if case == "openai-chat-stream-pii-char-per-event":
+            # The demo chain's PII filter rewrites this one (tests/test_pii_redaction.py).
+            assert b'"4"' in recorded and b"[PAYMENT_CARD]" in received, f"{case}: not redacted"
+        else:
+            assert received == recorded, f"{case}: bytes changed"
         sent[request_id] = (case, meta["expected"])
     lines = by_request_id(envoy.wait_access_log(len(sent)))
     mismatches = []
@@ -295,7 +300,8 @@ def test_the_tenant_header_becomes_a_bounded_label(start_envoy):
 
 
 def test_a_10_mb_request_passes_unchanged_and_is_counted_over_the_limit(start_envoy, fresh_upstream):
-    envoy = start_envoy()
+    # Token accounting alone: the PII filter in traffic mode forwards edited requests chunked.
+    envoy = start_envoy(mutate=lambda c: without_filter(c, "llmobs_pii_redaction"))
     big = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * (10 << 20)}]}
     body = json.dumps(big).encode()
     status, _, _ = post_json(envoy.url + "/v1/chat/completions", body)

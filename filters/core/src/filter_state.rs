@@ -71,3 +71,18 @@ pub const RETRY_AFTER_MS: &str = "llmobs.retry_after_ms";
 pub const ERROR_ORIGIN: &str = "llmobs.error_origin";
 /// The provider's own error code or type (label-safe, at most 64 characters).
 pub const ERROR_PROVIDER_CODE: &str = "llmobs.error_provider_code";
+
+// PII redaction (docs/filters/pii-redaction.md). Never a matched value: counts, labels, hashes,
+// and captured text only after it was scrubbed.
+/// The active rule set, `<version>@<12 hex of the configuration's SHA-256>`.
+pub const PII_RULE_SET: &str = "llmobs.pii.rule_set";
+/// Detections by direction and entity, `request:email=2,response:payment_card=1`.
+pub const PII_DETECTIONS: &str = "llmobs.pii.detections";
+/// `clean`, `detected`, `redacted`, `blocked`, `over_limit` or `skipped`.
+pub const PII_OUTCOME: &str = "llmobs.pii.outcome";
+/// A keyed hash of the whitespace-normalized, masked system prompt, `<key id>:<16 hex>`.
+pub const PROMPT_FINGERPRINT: &str = "llmobs.prompt_fingerprint";
+/// Opt-in content capture (sampled requests only, scrubbed, size-capped).
+pub const CAPTURE_LAST_USER: &str = "llmobs.capture.last_user";
+pub const CAPTURE_SYSTEM: &str = "llmobs.capture.system";
+pub const CAPTURE_COMPLETION: &str = "llmobs.capture.completion";

@@ -40,6 +40,17 @@ pub trait Stats {
     fn define_counter(&mut self, name: &str) -> Result<MetricId, HostError>;
     /// Envoy histograms hold integers: record milliseconds or tokens, with the unit in the name.
     fn define_histogram(&mut self, name: &str) -> Result<MetricId, HostError>;
+    fn define_gauge(&mut self, name: &str) -> Result<MetricId, HostError>;
+    /// Sets a gauge; the only metric a root context writes (the active rule set, for one).
+    fn set_gauge(&mut self, metric: MetricId, value: u64);
+}
+
+/// The VM's environment variables: Envoy passes only the host variables named in
+/// `vm_config.environment_variables.host_env_keys` (and literal `key_values`) to the module,
+/// through WASI `environ_get`. Secrets come from here, never from plugin configuration, which
+/// Envoy prints in `/config_dump`.
+pub trait Environment {
+    fn env_var(&self, name: &str) -> Option<Vec<u8>>;
 }
 
 /// A compare-and-swap write to shared data lost a race; read again and retry.
@@ -77,4 +88,7 @@ pub trait Host: Stats {
     fn log(&self, level: LogLevel, message: &str);
     /// Fills `buf` from the host's CSPRNG; false when none is available.
     fn fill_random(&mut self, buf: &mut [u8]) -> bool;
+    /// Answers the request locally (the upstream is never called); false when the host refused.
+    /// `details` becomes Envoy's `%RESPONSE_CODE_DETAILS%` (no spaces).
+    fn send_local_response(&mut self, status: u16, details: &str, headers: &[(&str, &str)], body: &[u8]) -> bool;
 }

@@ -21,6 +21,7 @@
 //!   token accounting and error normalization.
 //! - [`pseudonym`]: keyed pseudonyms (HMAC-SHA256 with a key id).
 //! - [`pii`]: PII and secret detectors with structural validation.
+//! - [`redaction`]: the PII redaction filter's behaviour (requests, streams, telemetry).
 //! - [`label`]: bounded metric labels (allow-lists, per-process caps in shared data).
 //! - [`correlation`]: the correlation filter's behaviour.
 //! - [`error_normalization`]: one error taxonomy across providers and the gateway, with retry
@@ -41,6 +42,7 @@ pub mod label;
 pub mod metric;
 pub mod pii;
 pub mod pseudonym;
+pub mod redaction;
 pub mod response;
 pub mod sampling;
 pub mod token_accounting;

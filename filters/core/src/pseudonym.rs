@@ -63,6 +63,18 @@ impl Pseudonymizer {
     }
 }
 
+impl Pseudonymizer {
+    /// A keyed fingerprint of a text (a system prompt): `<key id>:<16 hex>`. Domain-separated
+    /// from pseudonyms, so a fingerprint never equals a pseudonym of the same text.
+    pub fn fingerprint(&self, text: &str) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(b"llmobs.fingerprint\0");
+        mac.update(text.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        format!("{}:{}", self.key_id, crate::id::hex(digest.get(..8).unwrap_or_default()))
+    }
+}
+
 /// HMAC-SHA256 of `data` under `key`, for keyed fingerprints (system prompts).
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Option<[u8; 32]> {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).ok()?;

@@ -12,4 +12,6 @@ mod error_normalization;
 mod framing;
 mod minting;
 mod pii;
+mod redaction;
+mod redaction_stream;
 mod token_accounting;

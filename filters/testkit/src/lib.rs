@@ -15,6 +15,9 @@ use llmobs_core::host::{Host, HostError, LogLevel, MetricId, SharedDataError, St
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
+/// A local reply the filter sent: status, headers, body.
+pub type LocalResponse = (u16, Vec<(String, String)>, Vec<u8>);
+
 #[derive(Debug, Clone)]
 pub struct FakeHost {
     /// Request headers in order; names lower-case as Envoy presents them.
@@ -34,6 +37,10 @@ pub struct FakeHost {
     pub random_available: bool,
     /// Makes `define_counter` fail, to test configure-time host failures.
     pub refuse_metrics: bool,
+    /// The VM environment (`Environment::env_var`).
+    pub env: HashMap<String, Vec<u8>>,
+    /// The local reply the filter sent, if any: status, headers, body.
+    pub local_response: Option<LocalResponse>,
     rng_state: u64,
 }
 
@@ -51,6 +58,8 @@ impl Default for FakeHost {
             logs: RefCell::new(Vec::new()),
             random_available: true,
             refuse_metrics: false,
+            env: HashMap::new(),
+            local_response: None,
             rng_state: 0x9e37_79b9_7f4a_7c15,
         }
     }
@@ -155,6 +164,18 @@ impl FakeHost {
             out.push_str(name);
             out.push('\n');
         }
+        for (name, value) in &self.response_headers {
+            out.push_str(name);
+            out.push('=');
+            out.push_str(value);
+            out.push('\n');
+        }
+        if let Some((_, headers, body)) = &self.local_response {
+            for (name, value) in headers {
+                out.push_str(&format!("{name}={value}\n"));
+            }
+            out.push_str(&String::from_utf8_lossy(body));
+        }
         out
     }
 
@@ -173,6 +194,16 @@ impl Stats for FakeHost {
         self.define_counter(name)
     }
 
+    fn define_gauge(&mut self, name: &str) -> Result<MetricId, HostError> {
+        self.define_counter(name)
+    }
+
+    fn set_gauge(&mut self, metric: MetricId, value: u64) {
+        if let Some((_, current)) = self.metrics.get_mut(metric.0 as usize) {
+            *current = value;
+        }
+    }
+
     fn define_counter(&mut self, name: &str) -> Result<MetricId, HostError> {
         if self.refuse_metrics {
             return Err(HostError { call: "define_metric" });
@@ -182,6 +213,12 @@ impl Stats for FakeHost {
         }
         self.metrics.push((name.to_string(), 0));
         Ok(MetricId(u32::try_from(self.metrics.len() - 1).unwrap_or(u32::MAX)))
+    }
+}
+
+impl llmobs_core::host::Environment for FakeHost {
+    fn env_var(&self, name: &str) -> Option<Vec<u8>> {
+        self.env.get(name).cloned()
     }
 }
 
@@ -268,6 +305,12 @@ impl Host for FakeHost {
                 *dst = src;
             }
         }
+        true
+    }
+
+    fn send_local_response(&mut self, status: u16, _details: &str, headers: &[(&str, &str)], body: &[u8]) -> bool {
+        let headers = headers.iter().map(|(n, v)| ((*n).to_string(), (*v).to_string())).collect();
+        self.local_response = Some((status, headers, body.to_vec()));
         true
     }
 }

@@ -1,6 +1,6 @@
 use crate::abi;
 use llmobs_core::config::ConfigError;
-use llmobs_core::host::{Host, HostError, LogLevel, MetricId, SharedDataError, Stats};
+use llmobs_core::host::{Environment, Host, HostError, LogLevel, MetricId, SharedDataError, Stats};
 
 /// Stateless: every call goes straight to the host for the current context, through
 /// [`crate::abi`], so no host status can panic the VM.
@@ -74,6 +74,22 @@ impl Stats for ProxyHost {
     fn define_histogram(&mut self, name: &str) -> Result<MetricId, HostError> {
         abi::define_metric(abi::METRIC_HISTOGRAM, name).map(MetricId).map_err(|_| HostError { call: "define_metric" })
     }
+
+    fn define_gauge(&mut self, name: &str) -> Result<MetricId, HostError> {
+        abi::define_metric(abi::METRIC_GAUGE, name).map(MetricId).map_err(|_| HostError { call: "define_metric" })
+    }
+
+    fn set_gauge(&mut self, metric: MetricId, value: u64) {
+        let _ = abi::record_metric(metric.0, value);
+    }
+}
+
+impl Environment for ProxyHost {
+    // wasm32-wasip1's std reads the environment through WASI `environ_get`, which Envoy serves
+    // from `vm_config.environment_variables` (and nothing else of the host's).
+    fn env_var(&self, name: &str) -> Option<Vec<u8>> {
+        std::env::var_os(name).map(|v| v.into_encoded_bytes())
+    }
 }
 
 impl Host for ProxyHost {
@@ -140,5 +156,9 @@ impl Host for ProxyHost {
     fn fill_random(&mut self, buf: &mut [u8]) -> bool {
         // WASI `random_get`, which Envoy implements from its own CSPRNG.
         getrandom::fill(buf).is_ok()
+    }
+
+    fn send_local_response(&mut self, status: u16, details: &str, headers: &[(&str, &str)], body: &[u8]) -> bool {
+        abi::send_local_response(u32::from(status), details, body, headers).is_ok()
     }
 }

@@ -1,0 +1,308 @@
+//! The PII redaction filter's configuration: what security owns (entities, actions, custom
+//! rules, blocked fields, the rule-set version) and what operators tune (mode, direction,
+//! limits, capture). Documented field by field in `docs/configuration.md`.
+
+use crate::config::{parse_json, ConfigError};
+use crate::pii::Entity;
+use crate::token_accounting::provider::{validate_overrides, ProviderOverride};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Whether the filter scrubs what the pack records, what goes over the wire, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Bodies are untouched; detections are counted and captured content is redacted.
+    #[default]
+    Telemetry,
+    /// The request sent upstream and the response sent to the client are rewritten.
+    Traffic,
+    Both,
+}
+
+impl Mode {
+    pub fn rewrites(self) -> bool {
+        matches!(self, Mode::Traffic | Mode::Both)
+    }
+
+    pub fn captures(self) -> bool {
+        matches!(self, Mode::Telemetry | Mode::Both)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Request,
+    Response,
+    #[default]
+    Both,
+}
+
+impl Direction {
+    pub fn requests(self) -> bool {
+        matches!(self, Direction::Request | Direction::Both)
+    }
+
+    pub fn responses(self) -> bool {
+        matches!(self, Direction::Response | Direction::Both)
+    }
+}
+
+/// What happens to a detected value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Replaced by a typed placeholder, `[EMAIL]`.
+    Redact,
+    /// Replaced by a keyed pseudonym, `EMAIL_k1_5f2b0c9ad1e84c73`.
+    Pseudonymize,
+    /// The request is refused with a structured 400 naming the entity type. In a response (after
+    /// the status was sent) it can only replace the content: `[BLOCKED:EMAIL]`.
+    Block,
+    /// Counted, never changed.
+    Count,
+    /// Not searched at all.
+    Off,
+}
+
+impl Action {
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Redact => "redact",
+            Action::Pseudonymize => "pseudonymize",
+            Action::Block => "block",
+            Action::Count => "count",
+            Action::Off => "off",
+        }
+    }
+}
+
+/// A security-owned pattern: linear-time regex (the `regex` crate has no backtracking), size
+/// limits checked at load.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomRule {
+    /// The entity label it reports (`employee_id`): 1-32 of `a-z`, `0-9`, `_`.
+    pub entity: String,
+    pub pattern: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldAction {
+    /// The field is deleted from the body.
+    #[default]
+    Remove,
+    /// The field's value becomes the string `[REMOVED]`.
+    Replace,
+}
+
+/// A JSON path removed or replaced entirely, never scanned, never captured: `$.user`,
+/// `$.metadata.user_id`, `$.messages[*].name`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockedField {
+    pub path: String,
+    #[serde(default)]
+    pub action: FieldAction,
+}
+
+/// Where the pseudonym key comes from: an environment variable of the VM, never this file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySource {
+    /// The VM environment variable holding the key, base64 (standard alphabet), >= 32 bytes
+    /// decoded. Listed in `vm_config.environment_variables.host_env_keys`.
+    pub env: String,
+    /// Written into every pseudonym and fingerprint, so keys can rotate: 1-16 of `a-z0-9`.
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OverLimit {
+    /// Forwarded unchanged and uninspected, flagged in the log and counted.
+    #[default]
+    Pass,
+    /// Refused with a structured 413 (requests only: a response's status is already sent).
+    Block,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamConfig {
+    /// The longest value that can still be caught when spread over events; text this far back
+    /// from the newest byte is released even mid-word.
+    pub window_bytes: usize,
+    pub max_held_events: usize,
+    pub max_held_bytes: usize,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self { window_bytes: 256, max_held_events: 256, max_held_bytes: 64 * 1024 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapturePart {
+    LastUser,
+    System,
+    Completion,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    pub parts: Vec<CapturePart>,
+    /// Per part, after redaction; cut on a character boundary.
+    pub max_bytes: usize,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self { parts: Vec::new(), max_bytes: 1024 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FingerprintConfig {
+    pub enabled: bool,
+    /// Dynamic parts of a system prompt (dates, user names) masked before hashing, so one
+    /// prompt version keeps one fingerprint. Same engine and limits as custom rules.
+    pub mask_patterns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PiiRedactionConfig {
+    pub mode: Mode,
+    pub direction: Direction,
+    /// The action for every built-in entity not named in `entities`.
+    pub default_action: Action,
+    /// Per built-in entity label (`email`, `payment_card`, ...).
+    pub entities: BTreeMap<String, Action>,
+    pub custom_rules: Vec<CustomRule>,
+    pub blocked_fields: Vec<BlockedField>,
+    pub pseudonym_key: Option<KeySource>,
+    /// Map pseudonyms the model echoes back to the original values, for the client only
+    /// (traffic mode, requests pseudonymized in the same exchange).
+    pub restore_pseudonyms: bool,
+    /// The largest body inspected; keep it under Envoy's buffer limit (1 MiB by default), or
+    /// Envoy answers 413/500 itself.
+    pub max_inspected_bytes: usize,
+    pub over_limit: OverLimit,
+    /// Edit requests to Bedrock even when SigV4-signed: only when Envoy's
+    /// `aws_request_signing` filter signs after this one.
+    pub signed_after_filter: bool,
+    pub stream: StreamConfig,
+    pub capture: CaptureConfig,
+    pub fingerprint: FingerprintConfig,
+    /// Security's name for this rule set, shown with its hash in the log and a gauge.
+    pub rule_set_version: String,
+    pub providers: Vec<ProviderOverride>,
+}
+
+impl Default for PiiRedactionConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::default(),
+            direction: Direction::default(),
+            default_action: Action::Redact,
+            entities: BTreeMap::new(),
+            custom_rules: Vec::new(),
+            blocked_fields: Vec::new(),
+            pseudonym_key: None,
+            restore_pseudonyms: false,
+            max_inspected_bytes: 512 * 1024,
+            over_limit: OverLimit::default(),
+            signed_after_filter: false,
+            stream: StreamConfig::default(),
+            capture: CaptureConfig::default(),
+            fingerprint: FingerprintConfig::default(),
+            rule_set_version: "unversioned".to_string(),
+            providers: Vec::new(),
+        }
+    }
+}
+
+pub const MAX_CUSTOM_RULES: usize = 64;
+pub const MAX_PATTERN_BYTES: usize = 1024;
+/// Compiled-program limit per pattern; a pattern over it is refused at load, not at traffic.
+pub const MAX_COMPILED_BYTES: usize = 256 * 1024;
+
+fn valid_label(s: &str, max: usize) -> bool {
+    (1..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+impl PiiRedactionConfig {
+    pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let config: Self = parse_json(bytes)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for label in self.entities.keys() {
+            if Entity::from_label(label).is_none() {
+                return Err(ConfigError::new(
+                    "entities",
+                    "names an unknown built-in entity (see docs/filters/pii-redaction.md)",
+                ));
+            }
+        }
+        if self.custom_rules.len() > MAX_CUSTOM_RULES {
+            return Err(ConfigError::new("custom_rules", format!("at most {MAX_CUSTOM_RULES} rules")));
+        }
+        for (i, rule) in self.custom_rules.iter().enumerate() {
+            if !valid_label(&rule.entity, 32) || Entity::from_label(&rule.entity).is_some() {
+                return Err(ConfigError::new(
+                    format!("custom_rules[{i}].entity"),
+                    "must be 1-32 characters of a-z, 0-9, '_' and not a built-in entity",
+                ));
+            }
+        }
+        if !valid_label(&self.rule_set_version.replace(['.', '-'], "_"), 64) {
+            return Err(ConfigError::new("rule_set_version", "must be 1-64 characters of a-z, 0-9, '.', '-', '_'"));
+        }
+        let uses_key = self.actions().any(|a| a == Action::Pseudonymize) || self.fingerprint.enabled;
+        if uses_key && self.pseudonym_key.is_none() {
+            return Err(ConfigError::new(
+                "pseudonym_key",
+                "is required when an action is pseudonymize or the fingerprint is enabled",
+            ));
+        }
+        if self.restore_pseudonyms && !self.mode.rewrites() {
+            return Err(ConfigError::new("restore_pseudonyms", "needs mode traffic or both"));
+        }
+        if self.max_inspected_bytes == 0 || self.max_inspected_bytes > 64 * 1024 * 1024 {
+            return Err(ConfigError::new("max_inspected_bytes", "must be 1 byte to 64 MiB"));
+        }
+        let s = &self.stream;
+        if s.window_bytes < 64 || s.max_held_events == 0 || s.max_held_bytes < s.window_bytes {
+            return Err(ConfigError::new(
+                "stream",
+                "window_bytes must be >= 64, max_held_events >= 1, max_held_bytes >= window_bytes",
+            ));
+        }
+        if self.capture.max_bytes > 16 * 1024 {
+            return Err(ConfigError::new("capture.max_bytes", "must be at most 16384"));
+        }
+        validate_overrides(&self.providers)
+    }
+
+    /// Every action in force (built-in default, per-entity, custom).
+    pub fn actions(&self) -> impl Iterator<Item = Action> + '_ {
+        std::iter::once(self.default_action)
+            .chain(self.entities.values().copied())
+            .chain(self.custom_rules.iter().map(|r| r.action))
+    }
+
+    pub fn action_for(&self, entity: Entity) -> Action {
+        self.entities.get(entity.label()).copied().unwrap_or(self.default_action)
+    }
+}

@@ -1,0 +1,924 @@
+//! The PII redaction filter: finds personal data and secrets in LLM requests and responses, and
+//! redacts, pseudonymizes, blocks or counts them, so that nothing raw reaches a log sink and,
+//! in traffic mode, nothing raw reaches the provider.
+//!
+//! - Detection: the built-in detectors ([`crate::pii`]) plus security's custom rules
+//!   ([`rules`]), longest match first. Only conversation text is scanned, through the typed
+//!   per-provider walk ([`crate::content`]); block-listed fields ([`fields`]) are removed or
+//!   replaced before anything is scanned.
+//! - Requests: in traffic mode the adapter buffers the body (up to `max_inspected_bytes`), this
+//!   module rewrites it as a JSON value (so escaping and length are right) or refuses it with a
+//!   structured 400; in telemetry mode it reads a copy and never changes a byte.
+//! - Responses: SSE streams go through [`stream::StreamRedactor`] (hold-back window, events
+//!   rewritten in place); JSON bodies are rewritten whole. After a 200, `block` can only replace
+//!   content (`[BLOCKED:EMAIL]`), never the status.
+//! - Telemetry: detection counts by entity, action and direction (never the text), a keyed
+//!   system-prompt fingerprint, opt-in redacted content capture for sampled requests, and the
+//!   active rule set's version and hash (a gauge and a log field).
+//!
+//! Nothing here logs or stores a matched value: the only per-request copy of an original value is
+//! the restore map (pseudonym -> original, traffic mode with `restore_pseudonyms`), which lives in
+//! the exchange and is dropped with it.
+
+pub mod config;
+pub mod fields;
+pub mod rules;
+pub mod stream;
+
+use crate::config::ConfigError;
+use crate::content::{self, Part};
+use crate::filter_state as fs;
+use crate::host::{Environment, Host, LogLevel};
+use crate::metric;
+use crate::pii::{Detector, Entity};
+use crate::pseudonym::Pseudonymizer;
+use crate::token_accounting::provider::{self, Wire};
+use base64::Engine;
+use config::{Action, CapturePart, OverLimit, PiiRedactionConfig};
+use fields::FieldPath;
+use rules::Rules;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use stream::{Edit, StreamLimits, StreamRedactor};
+
+/// The `kind` of a restore edit in the stream redactor (detections use their entity index).
+const RESTORE_KIND: u16 = u16::MAX;
+/// Custom rule `i` has kind `CUSTOM_BASE + i`.
+const CUSTOM_BASE: u16 = 1000;
+/// Captured completions are read this much longer than the cap, scrubbed, then cut, so a value
+/// at the cap boundary is scrubbed whole before the cut.
+const CAPTURE_SLACK: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Kind {
+    Builtin(Entity),
+    Custom(usize),
+}
+
+impl Kind {
+    fn code(self) -> u16 {
+        match self {
+            Kind::Builtin(e) => Entity::ALL.iter().position(|x| *x == e).map_or(0, |i| i as u16),
+            Kind::Custom(i) => CUSTOM_BASE.saturating_add(u16::try_from(i).unwrap_or(0)),
+        }
+    }
+
+    fn from_code(code: u16) -> Option<Kind> {
+        if code >= CUSTOM_BASE {
+            Some(Kind::Custom(usize::from(code - CUSTOM_BASE)))
+        } else {
+            Entity::ALL.get(usize::from(code)).copied().map(Kind::Builtin)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Side {
+    Request,
+    Response,
+}
+
+impl Side {
+    fn label(self) -> &'static str {
+        match self {
+            Side::Request => "request",
+            Side::Response => "response",
+        }
+    }
+}
+
+/// A detection in one piece of text (offsets only, never the text).
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    kind: Kind,
+    start: usize,
+    end: usize,
+}
+
+/// What the adapter does with a request body.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RequestVerdict {
+    /// Send it on unchanged.
+    Forward,
+    /// Send these bytes instead.
+    Replace(Vec<u8>),
+    /// Answer locally; the upstream is never called.
+    Reject { status: u16, body: Vec<u8> },
+}
+
+enum ResponsePlan {
+    None,
+    Stream(Box<StreamRedactor>),
+    Json { body: Vec<u8>, over_limit: bool },
+}
+
+/// One request/response exchange. Not `Debug`: it holds body bytes and the restore map.
+pub struct Exchange {
+    wire: Option<Wire>,
+    /// Streaming chosen by the path (Gemini `streamGenerateContent`).
+    path_stream: bool,
+    buffer_request: bool,
+    observe_request: bool,
+    request_body: Vec<u8>,
+    request_over_limit: bool,
+    request_done: bool,
+    response: ResponsePlan,
+    rewrite_response: bool,
+    /// Pseudonym -> original value, for `restore_pseudonyms`; never logged, dropped with the
+    /// exchange.
+    restore: HashMap<String, String>,
+    detections: BTreeMap<(Side, Kind, Action), u64>,
+    restored: u64,
+    /// Stream releases forced by the hold-back caps (a value may have passed unseen).
+    window_forced: u64,
+    blocked: Option<String>,
+    changed: bool,
+    over_limit: bool,
+    skipped: Vec<(Side, &'static str)>,
+    sampled: bool,
+    fingerprint: Option<String>,
+    captures: BTreeMap<CapturePart, String>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Exchange {
+    // Only what is safe to print: no body bytes, no restore map.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("wire", &self.wire)
+            .field("detections", &self.detections.len())
+            .field("blocked", &self.blocked.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Exchange {
+    /// The adapter pauses the request until its end and hands the whole body to
+    /// [`PiiRedaction::on_request_body`].
+    pub fn buffers_request(&self) -> bool {
+        self.buffer_request
+    }
+
+    /// The adapter copies request chunks into [`PiiRedaction::on_request_chunk`] (telemetry).
+    pub fn observes_request(&self) -> bool {
+        self.observe_request && !self.request_done && !self.request_over_limit
+    }
+
+    /// The adapter pauses the response until its end (a JSON body rewritten whole).
+    pub fn buffers_response(&self) -> bool {
+        self.rewrite_response && matches!(self.response, ResponsePlan::Json { over_limit: false, .. })
+    }
+
+    /// Response chunks go to [`PiiRedaction::on_response_chunk`] (a stream or a copied JSON body).
+    pub fn reads_response(&self) -> bool {
+        !self.finished && !matches!(self.response, ResponsePlan::None)
+    }
+
+    /// Whether the adapter replaces response chunks with what `on_response_chunk` returns.
+    pub fn rewrites_stream(&self) -> bool {
+        self.rewrite_response && matches!(self.response, ResponsePlan::Stream(_))
+    }
+}
+
+/// The configured filter; one per plugin configuration.
+#[derive(Debug)]
+pub struct PiiRedaction {
+    config: PiiRedactionConfig,
+    detector: Detector,
+    custom: Rules,
+    masks: Rules,
+    fields: Vec<FieldPath>,
+    pseudonymizer: Option<Pseudonymizer>,
+    /// `<version>@<12 hex of the configuration's SHA-256>`.
+    rule_set: String,
+    handles: metric::Handles,
+}
+
+/// Envoy's shared-data key remembering the active rule-set gauge, so a reload zeroes the old one.
+fn rule_set_key(plugin: &str) -> String {
+    format!("llmobs.pii.rule_set.{plugin}")
+}
+
+impl PiiRedaction {
+    pub fn new<H: Host + Environment>(config_json: &[u8], host: &mut H) -> Result<Self, ConfigError> {
+        let config = PiiRedactionConfig::parse(config_json)?;
+        let custom = Rules::compile("custom_rules", config.custom_rules.iter().map(|r| r.pattern.as_str()))?;
+        let masks =
+            Rules::compile("fingerprint.mask_patterns", config.fingerprint.mask_patterns.iter().map(String::as_str))?;
+        let fields =
+            config.blocked_fields.iter().enumerate().map(|(i, f)| FieldPath::parse(i, f)).collect::<Result<_, _>>()?;
+        let pseudonymizer = match &config.pseudonym_key {
+            Some(source) => Some(load_key(host, &source.env, &source.id)?),
+            None => None,
+        };
+        let enabled: Vec<Entity> = Entity::ALL.into_iter().filter(|e| config.action_for(*e) != Action::Off).collect();
+        let hash = crate::id::hex(Sha256::digest(config_json).get(..6).unwrap_or_default());
+        let rule_set = format!("{}@{}", config.rule_set_version, hash);
+        let filter = Self {
+            detector: Detector::new(&enabled),
+            custom,
+            masks,
+            fields,
+            pseudonymizer,
+            rule_set,
+            handles: metric::Handles::default(),
+            config,
+        };
+        filter.publish_rule_set(host, &hash)?;
+        Ok(filter)
+    }
+
+    /// Sets `llmobs.pii.rule_set{plugin,rule_set_version,rule_set_hash}` to 1 and the previous
+    /// rule set's gauge (remembered in shared data) to 0, so exactly one series per plugin reads 1.
+    fn publish_rule_set<H: Host>(&self, host: &mut H, hash: &str) -> Result<(), ConfigError> {
+        let plugin = host.property(&["plugin_name"]).map(|p| String::from_utf8_lossy(&p).into_owned());
+        let plugin = metric::label_value(plugin.as_deref().unwrap_or("default"));
+        let name = metric::name(
+            "llmobs.pii.rule_set",
+            &[("plugin", &plugin), ("rule_set_version", &self.config.rule_set_version), ("rule_set_hash", hash)],
+        );
+        let key = rule_set_key(&plugin);
+        if let Some((previous, _)) = host.shared_data(&key) {
+            if previous != name.as_bytes() {
+                if let Ok(old) = host.define_gauge(&String::from_utf8_lossy(&previous)) {
+                    host.set_gauge(old, 0);
+                }
+            }
+        }
+        let gauge =
+            host.define_gauge(&name).map_err(|e| ConfigError::new(".", format!("cannot define metrics: {e}")))?;
+        host.set_gauge(gauge, 1);
+        // A lost race means another worker published the same rule set at the same moment.
+        let _ = host.set_shared_data(&key, name.as_bytes(), None);
+        Ok(())
+    }
+
+    pub fn rule_set(&self) -> &str {
+        &self.rule_set
+    }
+
+    pub fn max_inspected_bytes(&self) -> usize {
+        self.config.max_inspected_bytes
+    }
+
+    pub fn on_request_headers<H: Host>(&self, host: &mut H) -> Exchange {
+        let (_, detected, _) = provider::request_route(host, &self.config.providers);
+        let wire = detected.as_ref().map(|d| d.wire);
+        let mut ex = Exchange {
+            wire,
+            path_stream: detected.as_ref().is_some_and(|d| d.path_stream),
+            buffer_request: false,
+            observe_request: false,
+            request_body: Vec::new(),
+            request_over_limit: false,
+            request_done: false,
+            response: ResponsePlan::None,
+            rewrite_response: false,
+            restore: HashMap::new(),
+            detections: BTreeMap::new(),
+            restored: 0,
+            window_forced: 0,
+            blocked: None,
+            changed: false,
+            over_limit: false,
+            skipped: Vec::new(),
+            sampled: host.property(&[fs::SAMPLED]).is_some_and(|v| v == b"true"),
+            fingerprint: None,
+            captures: BTreeMap::new(),
+            finished: false,
+        };
+        if wire.is_none() || !self.config.direction.requests() {
+            return ex;
+        }
+        if host.request_header("content-encoding").is_some_and(|v| !v.eq_ignore_ascii_case(b"identity")) {
+            ex.skipped.push((Side::Request, "compressed"));
+            return ex;
+        }
+        // A SigV4 signature covers the body: editing it breaks the request, unless Envoy's
+        // aws_request_signing filter signs after this one (docs/filters/pii-redaction.md).
+        let signed = host.request_header("authorization").is_some_and(|a| a.starts_with(b"AWS4-HMAC-SHA256"));
+        let may_edit = !signed || self.config.signed_after_filter;
+        if self.config.mode.rewrites() && may_edit {
+            ex.buffer_request = true;
+            host.remove_request_header("content-length");
+        } else {
+            if signed && self.config.mode.rewrites() {
+                ex.skipped.push((Side::Request, "signed"));
+            }
+            ex.observe_request = true;
+        }
+        ex
+    }
+
+    /// Telemetry mode: a copy of the next request chunk.
+    pub fn on_request_chunk(&self, ex: &mut Exchange, chunk: &[u8]) {
+        if ex.request_body.len() + chunk.len() > self.config.max_inspected_bytes {
+            ex.request_over_limit = true;
+            ex.over_limit = true;
+            ex.skipped.push((Side::Request, "over_limit"));
+            ex.request_body = Vec::new();
+            return;
+        }
+        ex.request_body.extend_from_slice(chunk);
+    }
+
+    /// Telemetry mode: the request ended; scans the copy.
+    pub fn on_request_end<H: Host>(&self, host: &mut H, ex: &mut Exchange) {
+        if ex.request_done || !ex.observe_request || ex.request_over_limit {
+            return;
+        }
+        let body = std::mem::take(&mut ex.request_body);
+        let _ = self.on_request_body(host, ex, &body);
+    }
+
+    /// The buffered request grew past `max_inspected_bytes`: the named policy decides.
+    pub fn on_request_over_limit<H: Host>(&self, host: &mut H, ex: &mut Exchange) -> RequestVerdict {
+        host.log(LogLevel::Debug, "llmobs pii_redaction: a request is over the inspection limit");
+        ex.buffer_request = false;
+        ex.request_done = true;
+        ex.over_limit = true;
+        ex.skipped.push((Side::Request, "over_limit"));
+        match self.config.over_limit {
+            OverLimit::Pass => RequestVerdict::Forward,
+            OverLimit::Block => {
+                ex.blocked = Some("over_limit".to_string());
+                let message = format!(
+                    "The request body is larger than the {} bytes the gateway's data-protection policy can inspect.",
+                    self.config.max_inspected_bytes
+                );
+                RequestVerdict::Reject {
+                    status: 413,
+                    body: error_body(ex.wire, 413, "request_too_large", &message, None),
+                }
+            }
+        }
+    }
+
+    /// The whole request body (traffic mode) or its copy (telemetry): scans, rewrites or refuses.
+    pub fn on_request_body<H: Host>(&self, host: &mut H, ex: &mut Exchange, body: &[u8]) -> RequestVerdict {
+        ex.buffer_request = false;
+        ex.request_done = true;
+        let Some(wire) = ex.wire else { return RequestVerdict::Forward };
+        let Ok(mut doc) = serde_json::from_slice::<Value>(body) else {
+            ex.skipped.push((Side::Request, "not_json"));
+            return RequestVerdict::Forward;
+        };
+        let mut fields_changed = 0;
+        for field in &self.fields {
+            fields_changed += field.apply(&mut doc);
+        }
+        let mut texts_changed = false;
+        let mut system = Vec::new();
+        let mut last_user = None;
+        let mut found_total = Vec::new();
+        content::visit_request(wire, &mut doc, &mut |part, text| {
+            let found = self.scan(text);
+            let record = self.scrub(text, &found);
+            if part == Part::System {
+                system.push(record.clone());
+            }
+            if part == Part::User {
+                last_user = Some(record);
+            }
+            if found.is_empty() {
+                return;
+            }
+            let wire_text = self.apply(text, &found, Side::Request, ex);
+            found_total.extend(found.iter().map(|f| f.kind));
+            if wire_text != *text {
+                *text = wire_text;
+                texts_changed = true;
+            }
+        });
+        for kind in found_total {
+            *ex.detections.entry((Side::Request, kind, self.action(kind))).or_default() += 1;
+        }
+        if fields_changed > 0 {
+            self.handles.count(host, metric::name("llmobs.pii.fields_removed", &[]), fields_changed);
+        }
+        self.record_prompt(ex, &system, last_user);
+        if !self.config.mode.rewrites() {
+            return RequestVerdict::Forward;
+        }
+        if let Some(entity) = &ex.blocked {
+            let message = format!(
+                "The request was refused by the gateway's data-protection policy: it contains a value of type {entity}."
+            );
+            return RequestVerdict::Reject {
+                status: 400,
+                body: error_body(ex.wire, 400, "pii_blocked", &message, Some(entity)),
+            };
+        }
+        if !texts_changed && fields_changed == 0 {
+            return RequestVerdict::Forward;
+        }
+        match serde_json::to_vec(&doc) {
+            Ok(bytes) => {
+                ex.changed = true;
+                RequestVerdict::Replace(bytes)
+            }
+            Err(_) => RequestVerdict::Forward,
+        }
+    }
+
+    fn record_prompt(&self, ex: &mut Exchange, system: &[String], last_user: Option<String>) {
+        if self.config.fingerprint.enabled && !system.is_empty() {
+            if let Some(p) = &self.pseudonymizer {
+                let masked = self.masks.mask(&system.join("\n"), "\u{0}");
+                let normalized = masked.split_whitespace().collect::<Vec<_>>().join(" ");
+                ex.fingerprint = Some(p.fingerprint(&normalized));
+            }
+        }
+        if !(ex.sampled && self.config.mode.captures()) {
+            return;
+        }
+        let cap = self.config.capture.max_bytes;
+        for part in &self.config.capture.parts {
+            let text = match part {
+                CapturePart::System if !system.is_empty() => system.join("\n"),
+                CapturePart::LastUser => match &last_user {
+                    Some(t) => t.clone(),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            ex.captures.insert(*part, cut(&text, cap).to_string());
+        }
+    }
+
+    pub fn on_response_headers<H: Host>(&self, host: &mut H, ex: &mut Exchange) {
+        let Some(wire) = ex.wire else { return };
+        if !self.config.direction.responses() || ex.blocked.is_some() {
+            return;
+        }
+        let status = host
+            .response_header(":status")
+            .and_then(|s| std::str::from_utf8(&s).ok().and_then(|s| s.parse::<u16>().ok()))
+            .unwrap_or(0);
+        if !(200..300).contains(&status) {
+            return;
+        }
+        if host.response_header("content-encoding").is_some_and(|v| !v.eq_ignore_ascii_case(b"identity")) {
+            ex.skipped.push((Side::Response, "compressed"));
+            return;
+        }
+        let content_type = host.response_header("content-type").unwrap_or_default().to_ascii_lowercase();
+        let rewrite = self.config.mode.rewrites();
+        if content_type.starts_with(b"text/event-stream") {
+            let s = &self.config.stream;
+            let wants_completion = self.config.capture.parts.contains(&CapturePart::Completion)
+                && ex.sampled
+                && self.config.mode.captures();
+            let limits = StreamLimits {
+                window_bytes: s.window_bytes,
+                max_held_events: s.max_held_events,
+                max_held_bytes: s.max_held_bytes,
+                max_event_bytes: self.config.max_inspected_bytes,
+                capture_bytes: if wants_completion { self.config.capture.max_bytes + CAPTURE_SLACK } else { 0 },
+            };
+            let redactor = StreamRedactor::new(wire, limits);
+            if !redactor.supported() {
+                ex.skipped.push((Side::Response, "unsupported_stream"));
+                return;
+            }
+            ex.response = ResponsePlan::Stream(Box::new(redactor));
+            ex.rewrite_response = rewrite;
+        } else if content_type.starts_with(b"application/json") && ex.path_stream {
+            // Gemini's streamGenerateContent without alt=sse: a JSON array sent element by
+            // element; buffering it whole would stop the stream, so it passes (alt=sse is
+            // rewritten as SSE).
+            ex.skipped.push((Side::Response, "unsupported_stream"));
+        } else if content_type.starts_with(b"application/json") {
+            ex.response = ResponsePlan::Json { body: Vec::new(), over_limit: false };
+            ex.rewrite_response = rewrite;
+            if rewrite {
+                host.remove_response_header("content-length");
+            }
+        } else if content_type.contains(&b'/') && !content_type.is_empty() {
+            // Bedrock's event-stream and anything else binary: not inspected, said so.
+            if content_type.starts_with(b"application/vnd.amazon.eventstream") {
+                ex.skipped.push((Side::Response, "unsupported_stream"));
+            }
+        }
+    }
+
+    /// The next response chunk. For a stream: the bytes to send instead (held-back events are
+    /// released later); `None` when the adapter forwards the chunk unchanged (telemetry, JSON).
+    pub fn on_response_chunk<H: Host>(
+        &self,
+        host: &mut H,
+        ex: &mut Exchange,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Option<Vec<u8>> {
+        let _ = host;
+        match &mut ex.response {
+            ResponsePlan::None => None,
+            ResponsePlan::Json { body, over_limit } => {
+                if !*over_limit {
+                    if body.len() + chunk.len() > self.config.max_inspected_bytes {
+                        *over_limit = true;
+                        *body = Vec::new();
+                        ex.over_limit = true;
+                        ex.skipped.push((Side::Response, "over_limit"));
+                    } else {
+                        body.extend_from_slice(chunk);
+                    }
+                }
+                if end_of_stream && !ex.rewrite_response {
+                    let body = self.take_json(ex);
+                    let _ = self.rewrite_json_response(ex, &body);
+                }
+                None
+            }
+            ResponsePlan::Stream(_) => {
+                let out = self.stream_step(ex, Some(chunk), end_of_stream);
+                ex.rewrite_response.then_some(out)
+            }
+        }
+    }
+
+    fn take_json(&self, ex: &mut Exchange) -> Vec<u8> {
+        match &mut ex.response {
+            ResponsePlan::Json { body, over_limit: false } => std::mem::take(body),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The whole buffered JSON response (traffic mode): the bytes to send instead, if changed.
+    pub fn on_response_body<H: Host>(&self, host: &mut H, ex: &mut Exchange, body: &[u8]) -> Option<Vec<u8>> {
+        let _ = host;
+        ex.response = ResponsePlan::None;
+        self.rewrite_json_response(ex, body)
+    }
+
+    /// The buffered JSON response grew past the limit: it passes unchanged (its status is
+    /// already on its way), flagged and counted.
+    pub fn on_response_over_limit(&self, ex: &mut Exchange) {
+        ex.response = ResponsePlan::None;
+        ex.over_limit = true;
+        ex.skipped.push((Side::Response, "over_limit"));
+    }
+
+    fn rewrite_json_response(&self, ex: &mut Exchange, body: &[u8]) -> Option<Vec<u8>> {
+        let wire = ex.wire?;
+        let Ok(mut doc) = serde_json::from_slice::<Value>(body) else {
+            if !body.is_empty() {
+                ex.skipped.push((Side::Response, "not_json"));
+            }
+            return None;
+        };
+        let mut changed = false;
+        let mut completion = None;
+        let mut kinds = Vec::new();
+        content::visit_response(wire, &mut doc, &mut |part, text| {
+            let restores = self.restore_edits(text, ex);
+            let found = self.scan(text);
+            if completion.is_none() && part == Part::Assistant {
+                completion = Some(self.scrub(text, &found));
+            }
+            if found.is_empty() && restores.is_empty() {
+                return;
+            }
+            kinds.extend(found.iter().map(|f| f.kind));
+            let mut edits: Vec<Edit> = self.edits(text, &found, Side::Response, ex);
+            ex.restored += restores.len() as u64;
+            edits.extend(restores);
+            let new = apply_edits(text, &mut edits);
+            if new != *text {
+                *text = new;
+                changed = true;
+            }
+        });
+        for kind in kinds {
+            *ex.detections.entry((Side::Response, kind, self.action(kind))).or_default() += 1;
+        }
+        if let Some(text) = completion {
+            self.capture_completion(ex, &text);
+        }
+        if !(changed && ex.rewrite_response) {
+            return None;
+        }
+        ex.changed = true;
+        serde_json::to_vec(&doc).ok()
+    }
+
+    fn capture_completion(&self, ex: &mut Exchange, text: &str) {
+        let wanted = self.config.capture.parts.contains(&CapturePart::Completion);
+        if wanted && ex.sampled && self.config.mode.captures() {
+            // Scrubbed again: the text may hold restored originals or counted-only values.
+            let scrubbed = self.scrub(text, &self.scan(text));
+            ex.captures.insert(CapturePart::Completion, cut(&scrubbed, self.config.capture.max_bytes).to_string());
+        }
+    }
+
+    fn stream_step(&self, ex: &mut Exchange, chunk: Option<&[u8]>, end: bool) -> Vec<u8> {
+        let ResponsePlan::Stream(mut redactor) = std::mem::replace(&mut ex.response, ResponsePlan::None) else {
+            return chunk.map(<[u8]>::to_vec).unwrap_or_default();
+        };
+        let mut out = Vec::new();
+        let mut committed = Vec::new();
+        {
+            let mut editor = |text: &str| -> Vec<Edit> {
+                let found = self.scan(text);
+                let mut edits = self.edits(text, &found, Side::Response, ex);
+                edits.extend(self.restore_edits(text, ex));
+                normalize(&mut edits);
+                edits
+            };
+            if let Some(chunk) = chunk {
+                let pushed = redactor.push(chunk, &mut editor);
+                out.extend_from_slice(&pushed.bytes);
+                committed.extend(pushed.committed);
+            }
+            if end {
+                let pushed = redactor.finish(&mut editor);
+                out.extend_from_slice(&pushed.bytes);
+                committed.extend(pushed.committed);
+            }
+        }
+        for code in committed {
+            if code == RESTORE_KIND {
+                ex.restored += 1;
+            } else if let Some(kind) = Kind::from_code(code) {
+                *ex.detections.entry((Side::Response, kind, self.action(kind))).or_default() += 1;
+                if ex.rewrite_response && self.action(kind) != Action::Count {
+                    ex.changed = true;
+                }
+            }
+        }
+        if end {
+            let captured = redactor.captured().to_string();
+            if !captured.is_empty() {
+                self.capture_completion(ex, &captured);
+            }
+            ex.response = ResponsePlan::None;
+            ex.window_forced += redactor.stats().window_forced;
+        } else {
+            ex.response = ResponsePlan::Stream(redactor);
+        }
+        out
+    }
+
+    /// Writes the log fields and counts detections, once per exchange.
+    pub fn finish<H: Host>(&self, host: &mut H, ex: &mut Exchange) {
+        if ex.finished {
+            return;
+        }
+        // A stream torn down early still reports what it committed.
+        if matches!(ex.response, ResponsePlan::Stream(_)) {
+            let _ = self.stream_step(ex, None, true);
+        }
+        ex.finished = true;
+        host.set_filter_state(fs::PII_RULE_SET, self.rule_set.as_bytes());
+        if ex.wire.is_none() {
+            return;
+        }
+        let mut per_entity: BTreeMap<(Side, String), u64> = BTreeMap::new();
+        for ((side, kind, action), n) in &ex.detections {
+            let entity = self.entity_label(*kind);
+            let name = metric::name(
+                "llmobs.pii.detections",
+                &[("entity", entity), ("action", action.label()), ("direction", side.label())],
+            );
+            self.handles.count(host, name, *n);
+            *per_entity.entry((*side, entity.to_string())).or_default() += n;
+        }
+        for (side, reason) in &ex.skipped {
+            let name = metric::name("llmobs.pii.skipped", &[("direction", side.label()), ("reason", reason)]);
+            self.handles.count(host, name, 1);
+        }
+        if ex.window_forced > 0 {
+            self.handles.count(host, metric::name("llmobs.pii.stream_window_forced", &[]), ex.window_forced);
+        }
+        if ex.restored > 0 {
+            self.handles.count(host, metric::name("llmobs.pii.restored", &[]), ex.restored);
+        }
+        if let Some(reason) = &ex.blocked {
+            let reason = if reason == "over_limit" { "over_limit" } else { "entity" };
+            self.handles.count(host, metric::name("llmobs.pii.blocked", &[("reason", reason)]), 1);
+        }
+        let summary: Vec<String> =
+            per_entity.iter().map(|((side, entity), n)| format!("{}:{entity}={n}", side.label())).collect();
+        if !summary.is_empty() {
+            host.set_filter_state(fs::PII_DETECTIONS, summary.join(",").as_bytes());
+        }
+        let outcome = if ex.blocked.is_some() {
+            "blocked"
+        } else if ex.changed {
+            "redacted"
+        } else if !ex.detections.is_empty() {
+            "detected"
+        } else if ex.over_limit {
+            "over_limit"
+        } else if !ex.skipped.is_empty() {
+            "skipped"
+        } else {
+            "clean"
+        };
+        host.set_filter_state(fs::PII_OUTCOME, outcome.as_bytes());
+        if let Some(fp) = &ex.fingerprint {
+            host.set_filter_state(fs::PROMPT_FINGERPRINT, fp.as_bytes());
+        }
+        for (part, text) in &ex.captures {
+            let key = match part {
+                CapturePart::LastUser => fs::CAPTURE_LAST_USER,
+                CapturePart::System => fs::CAPTURE_SYSTEM,
+                CapturePart::Completion => fs::CAPTURE_COMPLETION,
+            };
+            host.set_filter_state(key, text.as_bytes());
+        }
+    }
+
+    // ---- detection and replacement ----
+
+    fn action(&self, kind: Kind) -> Action {
+        match kind {
+            Kind::Builtin(e) => self.config.action_for(e),
+            Kind::Custom(i) => self.config.custom_rules.get(i).map_or(Action::Count, |r| r.action),
+        }
+    }
+
+    fn entity_label(&self, kind: Kind) -> &str {
+        match kind {
+            Kind::Builtin(e) => e.label(),
+            Kind::Custom(i) => self.config.custom_rules.get(i).map_or("custom", |r| r.entity.as_str()),
+        }
+    }
+
+    /// Built-in and custom detections, without overlaps: the earliest start wins, then the
+    /// longest span (a custom rule inside an email is part of the email).
+    fn scan(&self, text: &str) -> Vec<Found> {
+        let mut found: Vec<Found> = self
+            .detector
+            .scan(text)
+            .into_iter()
+            .map(|m| Found { kind: Kind::Builtin(m.entity), start: m.start, end: m.end })
+            .collect();
+        if !self.custom.is_empty() {
+            found.extend(
+                self.custom
+                    .find(text)
+                    .into_iter()
+                    .filter(|m| self.config.custom_rules.get(m.rule).is_some_and(|r| r.action != Action::Off))
+                    .map(|m| Found { kind: Kind::Custom(m.rule), start: m.start, end: m.end }),
+            );
+            found.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
+            let mut kept: Vec<Found> = Vec::with_capacity(found.len());
+            for f in found {
+                if kept.last().is_none_or(|last| f.start >= last.end) {
+                    kept.push(f);
+                }
+            }
+            found = kept;
+        }
+        found
+    }
+
+    fn placeholder(&self, kind: Kind) -> String {
+        format!("[{}]", self.entity_label(kind).to_ascii_uppercase())
+    }
+
+    /// The text as the pack may record it: every detection replaced (pseudonyms where the action
+    /// pseudonymizes, typed placeholders otherwise, counted-only values included).
+    fn scrub(&self, text: &str, found: &[Found]) -> String {
+        let mut edits: Vec<Edit> = found
+            .iter()
+            .map(|f| {
+                let replacement = match (self.action(f.kind), &self.pseudonymizer) {
+                    (Action::Pseudonymize, Some(p)) => {
+                        p.pseudonym(self.entity_label(f.kind), text.get(f.start..f.end).unwrap_or_default())
+                    }
+                    _ => self.placeholder(f.kind),
+                };
+                Edit { start: f.start, end: f.end, replacement: Some(replacement), kind: f.kind.code() }
+            })
+            .collect();
+        apply_edits(text, &mut edits)
+    }
+
+    /// The edits the configured actions make on the wire.
+    fn edits(&self, text: &str, found: &[Found], side: Side, ex: &mut Exchange) -> Vec<Edit> {
+        let mut edits = Vec::with_capacity(found.len());
+        for f in found {
+            let value = text.get(f.start..f.end).unwrap_or_default();
+            let replacement = match self.action(f.kind) {
+                Action::Redact => Some(self.placeholder(f.kind)),
+                Action::Pseudonymize => self.pseudonymizer.as_ref().map(|p| {
+                    let pseudonym = p.pseudonym(self.entity_label(f.kind), value);
+                    if side == Side::Request && self.config.restore_pseudonyms {
+                        ex.restore.insert(pseudonym.clone(), value.to_string());
+                    }
+                    pseudonym
+                }),
+                Action::Block => {
+                    // Telemetry mode never refuses a request; the detection is still counted.
+                    if side == Side::Request && self.config.mode.rewrites() && ex.blocked.is_none() {
+                        ex.blocked = Some(self.entity_label(f.kind).to_string());
+                    }
+                    Some(format!("[BLOCKED:{}]", self.entity_label(f.kind).to_ascii_uppercase()))
+                }
+                Action::Count | Action::Off => None,
+            };
+            edits.push(Edit { start: f.start, end: f.end, replacement, kind: f.kind.code() });
+        }
+        edits
+    }
+
+    fn apply(&self, text: &str, found: &[Found], side: Side, ex: &mut Exchange) -> String {
+        let mut edits = self.edits(text, found, side, ex);
+        apply_edits(text, &mut edits)
+    }
+
+    /// Pseudonyms of this exchange's request that the model echoed back, mapped to the originals.
+    fn restore_edits(&self, text: &str, ex: &Exchange) -> Vec<Edit> {
+        if ex.restore.is_empty() || !self.config.restore_pseudonyms {
+            return Vec::new();
+        }
+        let mut edits = Vec::new();
+        for (pseudonym, original) in &ex.restore {
+            let mut from = 0;
+            while let Some(at) = text.get(from..).and_then(|t| t.find(pseudonym.as_str())) {
+                let start = from + at;
+                let end = start + pseudonym.len();
+                edits.push(Edit { start, end, replacement: Some(original.clone()), kind: RESTORE_KIND });
+                from = end;
+            }
+        }
+        edits
+    }
+}
+
+/// Sorts edits and drops any that overlap an earlier one (restores and detections never should).
+fn normalize(edits: &mut Vec<Edit>) {
+    edits.sort_by_key(|e| (e.start, std::cmp::Reverse(e.end)));
+    let mut end = 0;
+    edits.retain(|e| {
+        let keep = e.start >= end;
+        if keep {
+            end = e.end;
+        }
+        keep
+    });
+}
+
+/// `text` with `edits` applied (count-only edits leave their span as it is).
+fn apply_edits(text: &str, edits: &mut Vec<Edit>) -> String {
+    normalize(edits);
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for e in edits.iter() {
+        let Some(replacement) = &e.replacement else { continue };
+        out.push_str(text.get(at..e.start).unwrap_or_default());
+        out.push_str(replacement);
+        at = e.end;
+    }
+    out.push_str(text.get(at..).unwrap_or_default());
+    out
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
+}
+
+/// Reads and decodes the pseudonym key from the VM environment. Errors name the variable, never
+/// its value.
+fn load_key<E: Environment>(env: &E, var: &str, id: &str) -> Result<Pseudonymizer, ConfigError> {
+    let raw = env.env_var(var).ok_or_else(|| {
+        ConfigError::new(
+            "pseudonym_key.env",
+            "the VM environment has no such variable (list it in vm_config.environment_variables.host_env_keys)",
+        )
+    })?;
+    let trimmed: Vec<u8> = raw.into_iter().filter(|b| !b.is_ascii_whitespace()).collect();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(&trimmed)
+        .map_err(|_| ConfigError::new("pseudonym_key.env", "the variable is not base64 (standard alphabet)"))?;
+    Pseudonymizer::new(id, &key)
+        .map_err(|e| ConfigError::new(format!("pseudonym_key.{}", e.field.trim_start_matches("pseudonym.")), e.reason))
+}
+
+/// A structured error in the shape the provider's SDK parses, naming the entity type (never the
+/// value).
+fn error_body(wire: Option<Wire>, status: u16, code: &str, message: &str, entity: Option<&str>) -> Vec<u8> {
+    let kind = if status == 413 { "request_too_large" } else { "invalid_request_error" };
+    let detail = serde_json::json!({"policy": "pii_redaction", "entity": entity});
+    let body = match wire {
+        Some(Wire::AnthropicMessages) => {
+            serde_json::json!({"type": "error", "error": {"type": kind, "message": message}, "llmobs": detail})
+        }
+        Some(Wire::Gemini) => serde_json::json!({
+            "error": {"code": status, "message": message, "status": "INVALID_ARGUMENT"}, "llmobs": detail
+        }),
+        _ => serde_json::json!({
+            "error": {"message": message, "type": kind, "code": code, "param": null}, "llmobs": detail
+        }),
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
+}

@@ -1,0 +1,138 @@
+//! Security-written patterns: custom entities and fingerprint masks.
+//!
+//! Engine: the `regex` crate with Unicode tables off. It has no backtracking (every search is
+//! linear in the text), refuses look-around and back-references at parse time, and its compiled
+//! size is bounded here, so a rule cannot make a request slow or the VM large; the numbers
+//! behind the choice (against `regex-lite`) are in `docs/benchmarks.md`. One `RegexSet` pass says
+//! which rules occur at all; only those run again to find positions.
+
+use crate::config::ConfigError;
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+use super::config::{MAX_COMPILED_BYTES, MAX_PATTERN_BYTES};
+
+/// A span found by rule `rule` (its index in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleMatch {
+    pub rule: usize,
+    pub start: usize,
+    pub end: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rules {
+    set: Option<RegexSet>,
+    each: Vec<Regex>,
+}
+
+impl Rules {
+    /// Compiles `patterns`; an error names `field[i]` and says why, never quoting the pattern.
+    pub fn compile<'a>(field: &str, patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, ConfigError> {
+        let patterns: Vec<&str> = patterns.into_iter().collect();
+        let mut each = Vec::with_capacity(patterns.len());
+        for (i, pattern) in patterns.iter().enumerate() {
+            let at = || format!("{field}[{i}]");
+            if pattern.is_empty() || pattern.len() > MAX_PATTERN_BYTES {
+                return Err(ConfigError::new(at(), format!("pattern must be 1-{MAX_PATTERN_BYTES} bytes")));
+            }
+            let regex = RegexBuilder::new(pattern)
+                .unicode(false)
+                .size_limit(MAX_COMPILED_BYTES)
+                .dfa_size_limit(2 * MAX_COMPILED_BYTES)
+                .nest_limit(32)
+                .build()
+                .map_err(|e| ConfigError::new(at(), describe(&e)))?;
+            if regex.is_match("") {
+                return Err(ConfigError::new(at(), "pattern matches the empty string"));
+            }
+            each.push(regex);
+        }
+        let set = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                RegexSetBuilder::new(&patterns)
+                    .unicode(false)
+                    .size_limit(MAX_COMPILED_BYTES * patterns.len().max(1))
+                    .dfa_size_limit(2 * MAX_COMPILED_BYTES)
+                    .build()
+                    .map_err(|e| ConfigError::new(field, describe(&e)))?,
+            )
+        };
+        Ok(Self { set, each })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.each.is_empty()
+    }
+
+    /// Every non-overlapping match of every rule, in rule order then position.
+    pub fn find(&self, text: &str) -> Vec<RuleMatch> {
+        let Some(set) = &self.set else { return Vec::new() };
+        let mut out = Vec::new();
+        for rule in set.matches(text).iter() {
+            if let Some(regex) = self.each.get(rule) {
+                out.extend(regex.find_iter(text).map(|m| RuleMatch { rule, start: m.start(), end: m.end() }));
+            }
+        }
+        out
+    }
+
+    /// `text` with every match of every rule replaced by `with`.
+    pub fn mask(&self, text: &str, with: &str) -> String {
+        let mut out = text.to_string();
+        for regex in &self.each {
+            out = regex.replace_all(&out, with).into_owned();
+        }
+        out
+    }
+}
+
+/// The regex crate's error without the pattern text it echoes.
+fn describe(err: &regex::Error) -> String {
+    match err {
+        regex::Error::CompiledTooBig(limit) => format!("pattern compiles to more than {limit} bytes"),
+        regex::Error::Syntax(text) => {
+            // The syntax error's first line quotes the pattern; keep only the reason line.
+            let reason = text.lines().rev().find(|l| l.starts_with("error:")).unwrap_or("invalid syntax");
+            format!("not a linear-time pattern ({reason}); look-around and back-references are not supported")
+        }
+        _ => "invalid pattern".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_find_every_match_with_its_rule() {
+        let rules = Rules::compile("custom_rules", ["EMP-[0-9]{6}", "[a-z]+\\.corp\\.example\\.com"]).unwrap();
+        let text = "ask EMP-123456 on db.corp.example.com or EMP-654321";
+        let found = rules.find(text);
+        assert_eq!(found.len(), 3);
+        assert!(found.iter().all(|m| text.get(m.start..m.end).is_some()));
+        assert_eq!(found.iter().filter(|m| m.rule == 0).count(), 2);
+    }
+
+    #[test]
+    fn backtracking_constructs_are_refused_without_quoting_the_pattern() {
+        let err = Rules::compile("custom_rules", ["(a)\\1-secret"]).unwrap_err();
+        assert_eq!(err.field, "custom_rules[0]");
+        assert!(!err.reason.contains("secret"), "{}", err.reason);
+        assert!(Rules::compile("custom_rules", ["(?=x)y"]).is_err());
+    }
+
+    #[test]
+    fn oversized_and_empty_matching_patterns_are_refused_at_load() {
+        assert!(Rules::compile("r", ["(?:[a-z0-9]{1000}){50}"]).is_err());
+        assert!(Rules::compile("r", ["x*"]).is_err());
+        assert!(Rules::compile("r", [""]).is_err());
+    }
+
+    #[test]
+    fn masks_replace_dynamic_parts() {
+        let rules = Rules::compile("m", ["[0-9]{4}-[0-9]{2}-[0-9]{2}"]).unwrap();
+        assert_eq!(rules.mask("Today is 2026-11-27.", "#"), "Today is #.");
+    }
+}

@@ -1,0 +1,455 @@
+use llmobs_core::filter_state as fs;
+use llmobs_core::host::Host;
+use llmobs_core::redaction::{PiiRedaction, RequestVerdict};
+use llmobs_testkit::{chunkings, FakeHost};
+use serde_json::{json, Value};
+
+/// 32 bytes, base64: what `openssl rand -base64 32` would put in the VM environment.
+const KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const CARD: &str = "4111 1111 1111 1111";
+const EMAIL: &str = "jane.canary@example.com";
+const OPENAI_KEY: &str = "sk-proj-Zq8x2Lw9Rt4Yv7Bn3Mk6Pd1Hs5Jf0Gc8Xa2We4Qr7Ty9Ui3Op6As1Df5Gh8Jk2Lz4";
+const SSN: &str = "SSN 536-22-8714";
+
+fn host(path: &str) -> FakeHost {
+    let mut host = FakeHost::with_request_headers(&[(":path", path), ("content-type", "application/json")]);
+    host.env.insert("LLMOBS_PII_KEY".into(), KEY_B64.as_bytes().to_vec());
+    host.set_property(&["plugin_name"], b"pii");
+    host
+}
+
+fn filter(host: &mut FakeHost, config: Value) -> PiiRedaction {
+    PiiRedaction::new(config.to_string().as_bytes(), host).unwrap()
+}
+
+fn chat(text: &str) -> Vec<u8> {
+    json!({"model": "gpt-4o", "messages": [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": text}
+    ]})
+    .to_string()
+    .into_bytes()
+}
+
+/// One request through the filter in traffic mode; returns the verdict and the host.
+fn request(config: Value, path: &str, body: &[u8]) -> (RequestVerdict, FakeHost) {
+    let mut host = host(path);
+    let filter = filter(&mut host, config);
+    let mut ex = filter.on_request_headers(&mut host);
+    assert!(ex.buffers_request());
+    let verdict = filter.on_request_body(&mut host, &mut ex, body);
+    filter.finish(&mut host, &mut ex);
+    (verdict, host)
+}
+
+fn replaced(verdict: RequestVerdict) -> Value {
+    match verdict {
+        RequestVerdict::Replace(bytes) => serde_json::from_slice(&bytes).unwrap(),
+        other => panic!("expected a rewritten body, got {other:?}"),
+    }
+}
+
+#[test]
+fn traffic_mode_redacts_request_text_and_keeps_every_other_field() {
+    let body = chat(&format!("card {CARD}, mail {EMAIL}, \"quoted\" \\ backslash"));
+    let (verdict, host) = request(json!({"mode": "traffic"}), "/v1/chat/completions", &body);
+    let out = replaced(verdict);
+    let text = out["messages"][1]["content"].as_str().unwrap();
+    assert_eq!(text, "card [PAYMENT_CARD], mail [EMAIL], \"quoted\" \\ backslash");
+    assert_eq!(out["model"], "gpt-4o");
+    assert_eq!(out["messages"][0]["content"], "You are a helpful assistant.");
+    assert_eq!(host.filter_state_str(fs::PII_OUTCOME).as_deref(), Some("redacted"));
+    assert_eq!(host.filter_state_str(fs::PII_DETECTIONS).as_deref(), Some("request:email=1,request:payment_card=1"));
+    assert_eq!(host.counter("llmobs.pii.detections.entity=email;.action=redact;.direction=request;"), Some(1));
+    assert!(host.request_header("content-length").is_none(), "a rewritten body has a new length");
+}
+
+#[test]
+fn pseudonyms_are_keyed_stable_and_carry_the_key_id() {
+    let config = json!({"mode": "traffic", "default_action": "pseudonymize", "pseudonym_key": {"env": "LLMOBS_PII_KEY", "id": "k1"}});
+    let (a, _) = request(config.clone(), "/v1/chat/completions", &chat(&format!("mail {EMAIL}")));
+    let (b, _) = request(config, "/v1/chat/completions", &chat(&format!("again {EMAIL}")));
+    let a = replaced(a)["messages"][1]["content"].as_str().unwrap().to_string();
+    let b = replaced(b)["messages"][1]["content"].as_str().unwrap().to_string();
+    let pseudonym = a.strip_prefix("mail ").unwrap();
+    assert!(pseudonym.starts_with("EMAIL_k1_") && pseudonym.len() == "EMAIL_k1_".len() + 16, "{pseudonym}");
+    assert_eq!(b, format!("again {pseudonym}"));
+}
+
+#[test]
+fn block_refuses_the_request_with_a_structured_error_naming_only_the_entity() {
+    let config = json!({"mode": "traffic", "entities": {"openai_key": "block"}});
+    let (verdict, host) = request(config, "/v1/chat/completions", &chat(&format!("my key is {OPENAI_KEY}")));
+    let RequestVerdict::Reject { status, body } = verdict else { panic!("not refused") };
+    assert_eq!(status, 400);
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["error"]["code"], "pii_blocked");
+    assert_eq!(doc["llmobs"]["entity"], "openai_key");
+    assert!(!String::from_utf8_lossy(&body).contains(OPENAI_KEY));
+    assert_eq!(host.filter_state_str(fs::PII_OUTCOME).as_deref(), Some("blocked"));
+    assert_eq!(host.counter("llmobs.pii.blocked.reason=entity;"), Some(1));
+}
+
+#[test]
+fn anthropic_block_errors_use_anthropics_error_shape() {
+    let body = json!({"model": "claude", "max_tokens": 5, "system": "s", "messages": [{"role": "user", "content": [{"type": "text", "text": EMAIL}]}]});
+    let config = json!({"mode": "traffic", "entities": {"email": "block"}});
+    let (verdict, _) = request(config, "/v1/messages", body.to_string().as_bytes());
+    let RequestVerdict::Reject { body, .. } = verdict else { panic!("not refused") };
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["type"], "error");
+    assert_eq!(doc["error"]["type"], "invalid_request_error");
+}
+
+#[test]
+fn telemetry_mode_never_changes_or_refuses_a_request_but_counts_what_it_saw() {
+    let mut host = host("/v1/chat/completions");
+    let filter = filter(&mut host, json!({"mode": "telemetry", "entities": {"email": "block"}}));
+    let mut ex = filter.on_request_headers(&mut host);
+    assert!(!ex.buffers_request() && ex.observes_request());
+    let body = chat(&format!("mail {EMAIL} card {CARD}"));
+    for chunk in body.chunks(5) {
+        filter.on_request_chunk(&mut ex, chunk);
+    }
+    filter.on_request_end(&mut host, &mut ex);
+    filter.finish(&mut host, &mut ex);
+    assert_eq!(host.filter_state_str(fs::PII_OUTCOME).as_deref(), Some("detected"));
+    assert_eq!(host.counter("llmobs.pii.detections.entity=email;.action=block;.direction=request;"), Some(1));
+    assert!(host.local_response.is_none());
+}
+
+#[test]
+fn blocked_fields_are_removed_before_anything_is_scanned() {
+    let body = json!({"model": "m", "user": EMAIL, "metadata": {"user_id": "u-77"}, "messages": [{"role": "user", "content": "hi", "name": "jane"}]});
+    let config = json!({"mode": "traffic", "blocked_fields": [{"path": "$.user"}, {"path": "$.metadata.user_id", "action": "replace"}, {"path": "$.messages[*].name"}]});
+    let (verdict, host) = request(config, "/v1/chat/completions", body.to_string().as_bytes());
+    let out = replaced(verdict);
+    assert!(out.get("user").is_none());
+    assert_eq!(out["metadata"]["user_id"], "[REMOVED]");
+    assert!(out["messages"][0].get("name").is_none());
+    assert!(host.filter_state_str(fs::PII_DETECTIONS).is_none(), "removed fields are never scanned");
+    assert_eq!(host.counter("llmobs.pii.fields_removed"), Some(3));
+}
+
+#[test]
+fn custom_rules_find_security_defined_entities() {
+    let config = json!({"mode": "traffic", "custom_rules": [{"entity": "employee_id", "pattern": "EMP-[0-9]{6}", "action": "redact"}]});
+    let (verdict, host) =
+        request(config, "/v1/responses", json!({"model": "m", "input": "ask EMP-004211 now"}).to_string().as_bytes());
+    assert_eq!(replaced(verdict)["input"], "ask [EMPLOYEE_ID] now");
+    assert_eq!(host.counter("llmobs.pii.detections.entity=employee_id;.action=redact;.direction=request;"), Some(1));
+}
+
+#[test]
+fn every_provider_schema_is_rewritten_where_its_text_lives() {
+    let cases = [
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"role": "assistant", "content": null, "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": format!("{{\"to\":\"{EMAIL}\"}}")}}]}, {"role": "tool", "tool_call_id": "c", "content": EMAIL}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"instructions": EMAIL, "input": [{"role": "user", "content": [{"type": "input_text", "text": EMAIL}]}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"system": [{"type": "text", "text": EMAIL}], "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": EMAIL}]}]}),
+        ),
+        (
+            "/v1beta/models/gemini-2.0-flash:generateContent",
+            json!({"systemInstruction": {"parts": [{"text": EMAIL}]}, "contents": [{"role": "user", "parts": [{"text": EMAIL}]}]}),
+        ),
+    ];
+    for (path, body) in cases {
+        let (verdict, _) = request(json!({"mode": "traffic"}), path, body.to_string().as_bytes());
+        let out = replaced(verdict).to_string();
+        assert!(!out.contains("jane.canary"), "{path}: {out}");
+        assert!(out.contains("[EMAIL]"), "{path}: {out}");
+    }
+}
+
+#[test]
+fn a_body_that_is_not_json_passes_unchanged_and_is_counted() {
+    let (verdict, host) = request(json!({"mode": "traffic"}), "/v1/chat/completions", b"not json {");
+    assert_eq!(verdict, RequestVerdict::Forward);
+    assert_eq!(host.counter("llmobs.pii.skipped.direction=request;.reason=not_json;"), Some(1));
+    assert_eq!(host.filter_state_str(fs::PII_OUTCOME).as_deref(), Some("skipped"));
+}
+
+#[test]
+fn over_limit_requests_follow_the_named_policy() {
+    for (policy, want_status) in [("block", Some(413)), ("pass", None)] {
+        let mut host = host("/v1/chat/completions");
+        let filter = filter(&mut host, json!({"mode": "traffic", "max_inspected_bytes": 100, "over_limit": policy}));
+        let mut ex = filter.on_request_headers(&mut host);
+        let verdict = filter.on_request_over_limit(&mut host, &mut ex);
+        filter.finish(&mut host, &mut ex);
+        match (verdict, want_status) {
+            (RequestVerdict::Reject { status, .. }, Some(want)) => assert_eq!(status, want),
+            (RequestVerdict::Forward, None) => {}
+            (other, _) => panic!("{policy}: {other:?}"),
+        }
+        assert_eq!(host.counter("llmobs.pii.skipped.direction=request;.reason=over_limit;"), Some(1));
+    }
+}
+
+#[test]
+fn signed_bedrock_requests_are_never_rewritten_unless_signing_happens_after_the_filter() {
+    let path = "/model/anthropic.claude-3-haiku/converse";
+    let body = json!({"messages": [{"role": "user", "content": [{"text": EMAIL}]}]}).to_string();
+    for (signed_after, rewrites) in [(false, false), (true, true)] {
+        let mut host = host(path);
+        host.request_headers.push(("authorization".into(), b"AWS4-HMAC-SHA256 Credential=x".to_vec()));
+        let filter = filter(&mut host, json!({"mode": "traffic", "signed_after_filter": signed_after}));
+        let mut ex = filter.on_request_headers(&mut host);
+        assert_eq!(ex.buffers_request(), rewrites);
+        if !rewrites {
+            filter.on_request_chunk(&mut ex, body.as_bytes());
+            filter.on_request_end(&mut host, &mut ex);
+            filter.finish(&mut host, &mut ex);
+            assert_eq!(host.counter("llmobs.pii.skipped.direction=request;.reason=signed;"), Some(1));
+            assert_eq!(host.counter("llmobs.pii.detections.entity=email;.action=redact;.direction=request;"), Some(1));
+        }
+    }
+}
+
+#[test]
+fn the_prompt_fingerprint_is_keyed_whitespace_normalized_and_masks_dynamic_parts() {
+    let config = json!({"fingerprint": {"enabled": true, "mask_patterns": ["[0-9]{4}-[0-9]{2}-[0-9]{2}"]}, "pseudonym_key": {"env": "LLMOBS_PII_KEY", "id": "k1"}});
+    let fp = |system: &str| {
+        let body = json!({"model": "m", "messages": [{"role": "system", "content": system}, {"role": "user", "content": "hi"}]});
+        let mut host = host("/v1/chat/completions");
+        let filter = filter(&mut host, config.clone());
+        let mut ex = filter.on_request_headers(&mut host);
+        filter.on_request_chunk(&mut ex, body.to_string().as_bytes());
+        filter.on_request_end(&mut host, &mut ex);
+        filter.finish(&mut host, &mut ex);
+        host.filter_state_str(fs::PROMPT_FINGERPRINT).unwrap()
+    };
+    let a = fp("You are Ada.  Today is 2026-11-27.\nBe brief.");
+    assert!(a.starts_with("k1:") && a.len() == 3 + 16, "{a}");
+    assert_eq!(a, fp("You are Ada. Today is 2025-01-02. Be brief."));
+    assert_ne!(a, fp("You are Bob. Today is 2026-11-27. Be brief."));
+    assert!(!a.contains("Ada"));
+}
+
+#[test]
+fn content_capture_is_opt_in_sampled_only_capped_and_scrubbed() {
+    let config = json!({"mode": "both", "entities": {"email": "count"}, "capture": {"parts": ["last_user", "system"], "max_bytes": 40}});
+    let run = |sampled: bool| {
+        let mut host = host("/v1/chat/completions");
+        host.set_property(&[fs::SAMPLED], if sampled { b"true" } else { b"false" });
+        let filter = filter(&mut host, config.clone());
+        let mut ex = filter.on_request_headers(&mut host);
+        let verdict =
+            filter.on_request_body(&mut host, &mut ex, &chat(&format!("write to {EMAIL} about the café order please")));
+        filter.finish(&mut host, &mut ex);
+        (verdict, host)
+    };
+    let (verdict, host) = run(true);
+    assert_eq!(verdict, RequestVerdict::Forward, "count-only leaves the wire unchanged");
+    let captured = host.filter_state_str(fs::CAPTURE_LAST_USER).unwrap();
+    assert!(captured.starts_with("write to [EMAIL] about"), "{captured}");
+    assert!(captured.len() <= 40);
+    assert_eq!(host.filter_state_str(fs::CAPTURE_SYSTEM).as_deref(), Some("You are a helpful assistant."));
+    let (_, host) = run(false);
+    assert!(host.filter_state_str(fs::CAPTURE_LAST_USER).is_none());
+}
+
+#[test]
+fn json_responses_are_redacted_and_echoed_pseudonyms_restored_for_the_client() {
+    let config = json!({"mode": "traffic", "entities": {"email": "pseudonymize"}, "restore_pseudonyms": true, "pseudonym_key": {"env": "LLMOBS_PII_KEY", "id": "k1"}});
+    let mut host = host("/v1/chat/completions");
+    let filter = filter(&mut host, config);
+    let mut ex = filter.on_request_headers(&mut host);
+    let sent = replaced(filter.on_request_body(&mut host, &mut ex, &chat(&format!("mail {EMAIL}"))));
+    let pseudonym = sent["messages"][1]["content"].as_str().unwrap().strip_prefix("mail ").unwrap().to_string();
+    host.add_response_header(":status", "200");
+    host.add_response_header("content-type", "application/json");
+    host.add_response_header("content-length", "999");
+    filter.on_response_headers(&mut host, &mut ex);
+    assert!(ex.buffers_response());
+    assert!(host.response_header("content-length").is_none());
+    let response = json!({"id": "x", "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("Sent to {pseudonym}; card {CARD}.")}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 1}});
+    let out = filter.on_response_body(&mut host, &mut ex, response.to_string().as_bytes()).unwrap();
+    let out: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(out["choices"][0]["message"]["content"], format!("Sent to {EMAIL}; card [PAYMENT_CARD]."));
+    assert_eq!(out["usage"]["prompt_tokens"], 1);
+    filter.finish(&mut host, &mut ex);
+    assert_eq!(host.counter("llmobs.pii.restored"), Some(1));
+    assert!(!host.all_sinks().contains(EMAIL));
+}
+
+fn sse(events: &[Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in events {
+        out.extend_from_slice(format!("data: {e}\n\n").as_bytes());
+    }
+    out.extend_from_slice(b"data: [DONE]\n\n");
+    out
+}
+
+/// An OpenAI chat stream that sends `text` one character per event.
+fn char_per_event(text: &str) -> Vec<u8> {
+    let mut events = vec![json!({"id": "c", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})];
+    for ch in text.chars() {
+        events.push(json!({"id": "c", "choices": [{"index": 0, "delta": {"content": ch.to_string()}}]}));
+    }
+    events.push(json!({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}));
+    sse(&events)
+}
+
+fn stream_text(bytes: &[u8]) -> String {
+    let mut text = String::new();
+    for line in String::from_utf8_lossy(bytes).lines() {
+        let Some(data) = line.strip_prefix("data: ") else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(data) else { continue };
+        if let Some(s) = v["choices"][0]["delta"]["content"].as_str() {
+            text.push_str(s);
+        }
+    }
+    text
+}
+
+#[test]
+fn a_card_and_an_email_streamed_one_character_per_event_never_reach_the_client_under_any_split() {
+    let body = char_per_event(&format!("Your card {CARD} is on file; write to {EMAIL} today."));
+    let mut host = host("/v1/chat/completions");
+    let filter = filter(&mut host, json!({"mode": "traffic", "capture": {"parts": ["completion"]}}));
+    let splits = chunkings(&body);
+    let mut first: Option<Vec<u8>> = None;
+    for chunks in splits.iter().step_by(17) {
+        host.next_request(&[(":path", "/v1/chat/completions")]);
+        let mut ex = filter.on_request_headers(&mut host);
+        filter.on_request_body(&mut host, &mut ex, &chat("hi"));
+        host.add_response_header(":status", "200");
+        host.add_response_header("content-type", "text/event-stream");
+        filter.on_response_headers(&mut host, &mut ex);
+        assert!(ex.rewrites_stream());
+        let mut out = Vec::new();
+        for (i, chunk) in chunks.iter().enumerate() {
+            out.extend(filter.on_response_chunk(&mut host, &mut ex, chunk, i + 1 == chunks.len()).unwrap());
+        }
+        filter.finish(&mut host, &mut ex);
+        let text = stream_text(&out);
+        assert_eq!(text, "Your card [PAYMENT_CARD] is on file; write to [EMAIL] today.");
+        assert!(!String::from_utf8_lossy(&out).contains("jane.canary"));
+        assert_eq!(
+            host.filter_state_str(fs::PII_DETECTIONS).as_deref(),
+            Some("response:email=1,response:payment_card=1")
+        );
+        match &first {
+            None => first = Some(out),
+            Some(f) => assert_eq!(f, &out, "every chunk split gives the same bytes"),
+        }
+    }
+}
+
+#[test]
+fn telemetry_mode_streams_pass_byte_for_byte_and_the_captured_completion_is_scrubbed() {
+    let body = char_per_event(&format!("mail {EMAIL} now"));
+    let mut host = host("/v1/chat/completions");
+    host.set_property(&[fs::SAMPLED], b"true");
+    let filter = filter(&mut host, json!({"mode": "telemetry", "capture": {"parts": ["completion"]}}));
+    let mut ex = filter.on_request_headers(&mut host);
+    host.add_response_header(":status", "200");
+    host.add_response_header("content-type", "text/event-stream");
+    filter.on_response_headers(&mut host, &mut ex);
+    assert!(!ex.rewrites_stream());
+    for chunk in body.chunks(9) {
+        assert_eq!(filter.on_response_chunk(&mut host, &mut ex, chunk, false), None);
+    }
+    filter.on_response_chunk(&mut host, &mut ex, b"", true);
+    filter.finish(&mut host, &mut ex);
+    assert_eq!(host.filter_state_str(fs::CAPTURE_COMPLETION).as_deref(), Some("mail [EMAIL] now"));
+    assert_eq!(host.counter("llmobs.pii.detections.entity=email;.action=redact;.direction=response;"), Some(1));
+}
+
+#[test]
+fn the_rule_set_gauge_names_the_active_version_and_zeroes_the_previous_one() {
+    let mut host = host("/v1/chat/completions");
+    let a = filter(&mut host, json!({"rule_set_version": "2026-11-01"}));
+    let b = filter(&mut host, json!({"rule_set_version": "2026-11-27", "entities": {"email": "count"}}));
+    let gauge = |host: &FakeHost, v: &str, hash: &str| {
+        host.counter(&format!("llmobs.pii.rule_set.plugin=pii;.rule_set_version={v};.rule_set_hash={hash};"))
+    };
+    let (va, ha) = a.rule_set().split_once('@').unwrap();
+    let (vb, hb) = b.rule_set().split_once('@').unwrap();
+    assert_eq!(gauge(&host, va, ha), Some(0));
+    assert_eq!(gauge(&host, vb, hb), Some(1));
+    assert_eq!(hb.len(), 12);
+}
+
+#[test]
+fn configuration_errors_name_the_field_and_never_quote_the_secret_or_pattern() {
+    let mut host = host("/");
+    let cases = [
+        (json!({"entities": {"emial": "redact"}}), "entities"),
+        (json!({"default_action": "pseudonymize"}), "pseudonym_key"),
+        (json!({"fingerprint": {"enabled": true}}), "pseudonym_key"),
+        (
+            json!({"custom_rules": [{"entity": "x", "pattern": "(?=secretlookahead)", "action": "redact"}]}),
+            "custom_rules[0]",
+        ),
+        (json!({"blocked_fields": [{"path": "user"}]}), "blocked_fields[0].path"),
+        (json!({"restore_pseudonyms": true}), "restore_pseudonyms"),
+        (
+            json!({"default_action": "pseudonymize", "pseudonym_key": {"env": "MISSING", "id": "k1"}}),
+            "pseudonym_key.env",
+        ),
+    ];
+    for (config, field) in cases {
+        let err = PiiRedaction::new(config.to_string().as_bytes(), &mut host).unwrap_err();
+        assert_eq!(err.field, field, "{config}");
+        assert!(!err.to_string().contains("secretlookahead"));
+    }
+    host.env.insert("SHORT".into(), b"c2hvcnQ=".to_vec());
+    let err = PiiRedaction::new(
+        json!({"default_action": "pseudonymize", "pseudonym_key": {"env": "SHORT", "id": "k1"}}).to_string().as_bytes(),
+        &mut host,
+    )
+    .unwrap_err();
+    assert_eq!(err.field, "pseudonym_key.key");
+    assert!(!err.to_string().contains("c2hvcnQ") && !err.to_string().contains("short"));
+}
+
+#[test]
+fn no_canary_reaches_any_sink_in_any_mode() {
+    let canaries = [CARD, EMAIL, OPENAI_KEY, "536-22-8714"];
+    let text = format!("{CARD} {EMAIL} {OPENAI_KEY} {SSN}");
+    for mode in ["telemetry", "traffic", "both"] {
+        for action in ["redact", "pseudonymize", "count", "block"] {
+            let config = json!({"mode": mode, "default_action": action, "pseudonym_key": {"env": "LLMOBS_PII_KEY", "id": "k1"}, "fingerprint": {"enabled": true}, "capture": {"parts": ["last_user", "system", "completion"]}});
+            let mut host = host("/v1/chat/completions");
+            host.set_property(&[fs::SAMPLED], b"true");
+            let filter = filter(&mut host, config);
+            let mut ex = filter.on_request_headers(&mut host);
+            let body = json!({"messages": [{"role": "system", "content": text}, {"role": "user", "content": text}]})
+                .to_string();
+            let verdict = if ex.buffers_request() {
+                filter.on_request_body(&mut host, &mut ex, body.as_bytes())
+            } else {
+                filter.on_request_chunk(&mut ex, body.as_bytes());
+                filter.on_request_end(&mut host, &mut ex);
+                RequestVerdict::Forward
+            };
+            host.add_response_header(":status", "200");
+            host.add_response_header("content-type", "text/event-stream");
+            filter.on_response_headers(&mut host, &mut ex);
+            let _ = filter.on_response_chunk(&mut host, &mut ex, &char_per_event(&text), true);
+            filter.finish(&mut host, &mut ex);
+            let sinks = host.all_sinks();
+            for c in canaries {
+                assert!(!sinks.contains(c), "{mode}/{action}: {c} in sinks");
+            }
+            if let RequestVerdict::Replace(bytes) = &verdict {
+                let sent = String::from_utf8_lossy(bytes);
+                if action != "count" {
+                    for c in canaries {
+                        assert!(!sent.contains(c), "{mode}/{action}: {c} sent upstream");
+                    }
+                }
+            }
+        }
+    }
+}
