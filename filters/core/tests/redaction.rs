@@ -62,6 +62,7 @@ fn traffic_mode_redacts_request_text_and_keeps_every_other_field() {
     assert_eq!(host.filter_state_str(fs::PII_DETECTIONS).as_deref(), Some("request:email=1,request:payment_card=1"));
     assert_eq!(host.counter("llmobs.pii.detections.entity=email;.action=redact;.direction=request;"), Some(1));
     assert!(host.request_header("content-length").is_none(), "a rewritten body has a new length");
+    assert_eq!(host.histogram("llmobs.pii.inspect_us.direction=request;").len(), 1, "inspection time is recorded");
 }
 
 #[test]

@@ -132,6 +132,9 @@ pub struct Exchange {
     restored: u64,
     /// Stream releases forced by the hold-back caps (a value may have passed unseen).
     window_forced: u64,
+    /// Time spent inspecting, per direction, in nanoseconds (the `inspect_us` histogram).
+    request_ns: Option<u64>,
+    response_ns: Option<u64>,
     blocked: Option<String>,
     changed: bool,
     over_limit: bool,
@@ -279,6 +282,8 @@ impl PiiRedaction {
             detections: BTreeMap::new(),
             restored: 0,
             window_forced: 0,
+            request_ns: None,
+            response_ns: None,
             blocked: None,
             changed: false,
             over_limit: false,
@@ -357,6 +362,13 @@ impl PiiRedaction {
 
     /// The whole request body (traffic mode) or its copy (telemetry): scans, rewrites or refuses.
     pub fn on_request_body<H: Host>(&self, host: &mut H, ex: &mut Exchange, body: &[u8]) -> RequestVerdict {
+        let started = host.now_nanos();
+        let verdict = self.inspect_request(host, ex, body);
+        *ex.request_ns.get_or_insert(0) += host.now_nanos().saturating_sub(started);
+        verdict
+    }
+
+    fn inspect_request<H: Host>(&self, host: &mut H, ex: &mut Exchange, body: &[u8]) -> RequestVerdict {
         ex.buffer_request = false;
         ex.request_done = true;
         let Some(wire) = ex.wire else { return RequestVerdict::Forward };
@@ -512,7 +524,13 @@ impl PiiRedaction {
         chunk: &[u8],
         end_of_stream: bool,
     ) -> Option<Vec<u8>> {
-        let _ = host;
+        let started = host.now_nanos();
+        let out = self.inspect_response_chunk(ex, chunk, end_of_stream);
+        *ex.response_ns.get_or_insert(0) += host.now_nanos().saturating_sub(started);
+        out
+    }
+
+    fn inspect_response_chunk(&self, ex: &mut Exchange, chunk: &[u8], end_of_stream: bool) -> Option<Vec<u8>> {
         match &mut ex.response {
             ResponsePlan::None => None,
             ResponsePlan::Json { body, over_limit } => {
@@ -548,9 +566,11 @@ impl PiiRedaction {
 
     /// The whole buffered JSON response (traffic mode): the bytes to send instead, if changed.
     pub fn on_response_body<H: Host>(&self, host: &mut H, ex: &mut Exchange, body: &[u8]) -> Option<Vec<u8>> {
-        let _ = host;
+        let started = host.now_nanos();
         ex.response = ResponsePlan::None;
-        self.rewrite_json_response(ex, body)
+        let out = self.rewrite_json_response(ex, body);
+        *ex.response_ns.get_or_insert(0) += host.now_nanos().saturating_sub(started);
+        out
     }
 
     /// The buffered JSON response grew past the limit: it passes unchanged (its status is
@@ -688,6 +708,12 @@ impl PiiRedaction {
         for (side, reason) in &ex.skipped {
             let name = metric::name("llmobs.pii.skipped", &[("direction", side.label()), ("reason", reason)]);
             self.handles.count(host, name, 1);
+        }
+        for (side, ns) in [(Side::Request, ex.request_ns), (Side::Response, ex.response_ns)] {
+            if let Some(ns) = ns {
+                let name = metric::name("llmobs.pii.inspect_us", &[("direction", side.label())]);
+                self.handles.record(host, name, ns.div_ceil(1000));
+            }
         }
         if ex.window_forced > 0 {
             self.handles.count(host, metric::name("llmobs.pii.stream_window_forced", &[]), ex.window_forced);
