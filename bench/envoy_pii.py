@@ -54,6 +54,12 @@ def chat_body(with_pii: bool, size: int = 16 * 1024) -> bytes:
     return json.dumps(body).encode()
 
 
+def write_bodies(directory: str) -> None:
+    """The two request bodies, for bench/v8_filter.mjs (the same bytes as sent to Envoy)."""
+    Path(directory, "chat-16k-clean.json").write_bytes(chat_body(False))
+    Path(directory, "chat-16k-pii.json").write_bytes(chat_body(True))
+
+
 def send(conn: http.client.HTTPConnection, body: bytes) -> float:
     started = time.perf_counter()
     conn.request("POST", "/v1/chat/completions", body=body, headers={"content-type": "application/json"})

@@ -616,10 +616,45 @@ fn the_gates_change_no_result() {
         let len = 8 + (next() % 56) as usize;
         texts.push((0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize] as char).collect());
     }
+    // Random joins of the secret and bearer prefixes (the anchored passes) with token bytes.
+    let pieces: [&str; 24] = [
+        "sk-",
+        "AKIA",
+        "ASIA",
+        "AIza",
+        "ghp_",
+        "gho_",
+        "github_pat_",
+        "xoxb-",
+        "eyJ",
+        "eyA",
+        "ewo",
+        "ew0",
+        "-----BEGIN ",
+        "RSA PRIVATE KEY-----",
+        "Bearer ",
+        "bEaReR\t",
+        ".",
+        "-",
+        "_",
+        " ",
+        "Zq8x2Lw9Rt4Yv7Bn3Mk6",
+        "0123456789",
+        "abcdefghijKLMNOP",
+        "=",
+    ];
+    for _ in 0..20_000 {
+        let n = 2 + (next() % 8) as usize;
+        texts.push((0..n).map(|_| pieces[(next() % pieces.len() as u64) as usize]).collect());
+    }
     let mut detections = 0;
+    let anchored = Detector::default().with_anchor_gate(true);
+    let unanchored = Detector::default().with_anchor_gate(false);
     for text in &texts {
-        let gated = d.scan(text);
-        assert_eq!(gated, d.scan_without_gates(text), "{text:?}");
+        let gated = anchored.scan(text);
+        let whole = d.scan_without_gates(text);
+        assert_eq!(gated, whole, "{text:?}");
+        assert_eq!(unanchored.scan(text), whole, "{text:?}");
         detections += gated.len();
     }
     println!("{detections} detections in {} texts", texts.len());

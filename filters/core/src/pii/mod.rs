@@ -20,6 +20,7 @@
 //!
 //! Out of scope: names and street addresses (they need NER, not patterns).
 
+mod anchors;
 mod clusters;
 mod patterns;
 pub mod validate;
@@ -137,6 +138,9 @@ pub struct Match {
 pub struct Detector {
     passes: Vec<(Pass, Regex)>,
     enabled: [bool; 16],
+    /// Run the secret and bearer passes only at their literal prefixes ([`anchors`]): on wasm32,
+    /// where the regex crate has no SIMD prefilter; natively its prefilter is faster.
+    anchor_gate: bool,
 }
 
 impl Default for Detector {
@@ -166,7 +170,15 @@ impl Detector {
             .filter(|pass| pass.entities().iter().any(|&e| enabled.get(index(e)).copied().unwrap_or(false)))
             .filter_map(|pass| RegexBuilder::new(pass.pattern()).unicode(false).build().ok().map(|re| (pass, re)))
             .collect();
-        Detector { passes, enabled }
+        Detector { passes, enabled, anchor_gate: cfg!(target_arch = "wasm32") }
+    }
+
+    /// The same detector with the anchor gate forced on or off, so native tests and fuzzing
+    /// cover the path the Wasm build takes. Results never depend on it.
+    #[doc(hidden)]
+    pub fn with_anchor_gate(mut self, on: bool) -> Detector {
+        self.anchor_gate = on;
+        self
     }
 
     /// The entities this detector reports.
@@ -189,8 +201,29 @@ impl Detector {
     pub fn scan(&self, text: &str) -> Vec<Match> {
         let bytes = text.as_bytes();
         let mut found = Vec::new();
-        for (pass, re) in self.passes.iter().filter(|(pass, _)| !pass.gated() && !pass.colon_gated()) {
+        let anchored = |pass: &Pass| self.anchor_gate && pass.anchored();
+        for (pass, re) in self.passes.iter().filter(|(pass, _)| !pass.gated() && !pass.colon_gated() && !anchored(pass))
+        {
             self.run(*pass, re, bytes, Window { from: 0, to: bytes.len(), last_start: None }, &mut found);
+        }
+        if self.passes.iter().any(|(pass, _)| anchored(pass)) {
+            let (tokens, bearer) = anchors::starts(bytes);
+            for (pass, re) in self.passes.iter().filter(|(pass, _)| anchored(pass)) {
+                let starts = if *pass == Pass::Bearer { &bearer } else { &tokens };
+                // A candidate consumes its span, as in a whole-text pass: starts inside it are
+                // not tried.
+                let mut covered = 0usize;
+                for &start in starts {
+                    if start < covered {
+                        continue;
+                    }
+                    let window = Window { from: start, to: anchors::run_end(bytes, start), last_start: Some(start) };
+                    let (last_end, resume) = self.run_to(*pass, re, bytes, window, &mut found);
+                    if last_end > start {
+                        covered = resume;
+                    }
+                }
+            }
         }
         if let Some((pass, re)) = self.passes.iter().find(|(pass, _)| pass.colon_gated()) {
             // An address holding this colon starts at most 45 bytes before it and ends at most
@@ -237,8 +270,13 @@ impl Detector {
 
     /// Runs one pass over the candidates of `window`. Returns the end of the last candidate tried.
     fn run(&self, pass: Pass, re: &Regex, text: &[u8], window: Window, found: &mut Vec<Match>) -> usize {
+        self.run_to(pass, re, text, window, found).0
+    }
+
+    /// [`run`](Detector::run), also returning where a whole-text pass would search next.
+    fn run_to(&self, pass: Pass, re: &Regex, text: &[u8], window: Window, found: &mut Vec<Match>) -> (usize, usize) {
         let Window { from, to, last_start } = window;
-        let Some(haystack) = text.get(..to) else { return from };
+        let Some(haystack) = text.get(..to) else { return (from, from) };
         let mut pos = from;
         let mut last_end = from;
         while pos <= haystack.len() {
@@ -257,7 +295,7 @@ impl Detector {
                 None => pos = pass.resume_after_reject(m.start(), m.end()),
             }
         }
-        last_end
+        (last_end, pos)
     }
 }
 

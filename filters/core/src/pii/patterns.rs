@@ -112,6 +112,11 @@ impl Pass {
         )
     }
 
+    /// Whether this pass runs only at the literal prefixes found by [`super::anchors`].
+    pub(super) fn anchored(self) -> bool {
+        matches!(self, Pass::Tokens | Pass::Bearer)
+    }
+
     /// Whether this pass runs only around colons that may belong to an IPv6 address.
     pub(super) fn colon_gated(self) -> bool {
         self == Pass::Ipv6

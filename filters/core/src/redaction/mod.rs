@@ -384,14 +384,16 @@ impl PiiRedaction {
         let mut system = Vec::new();
         let mut last_user = None;
         let mut found_total = Vec::new();
+        // The scrubbed copies are made only when a capture or the fingerprint will read them.
+        let wants_system = self.config.fingerprint.enabled || self.captures(ex, CapturePart::System);
+        let wants_user = self.captures(ex, CapturePart::LastUser);
         content::visit_request(wire, &mut doc, &mut |part, text| {
             let found = self.scan(text);
-            let record = self.scrub(text, &found);
-            if part == Part::System {
-                system.push(record.clone());
+            if part == Part::System && wants_system {
+                system.push(self.scrub(text, &found));
             }
-            if part == Part::User {
-                last_user = Some(record);
+            if part == Part::User && wants_user {
+                last_user = Some(self.scrub(text, &found));
             }
             if found.is_empty() {
                 return;
@@ -432,6 +434,11 @@ impl PiiRedaction {
             }
             Err(_) => RequestVerdict::Forward,
         }
+    }
+
+    /// Whether `part` is captured for this exchange (configured, sampled, a capturing mode).
+    fn captures(&self, ex: &Exchange, part: CapturePart) -> bool {
+        ex.sampled && self.config.mode.captures() && self.config.capture.parts.contains(&part)
     }
 
     fn record_prompt(&self, ex: &mut Exchange, system: &[String], last_user: Option<String>) {

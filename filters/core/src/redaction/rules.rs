@@ -3,11 +3,13 @@
 //! Engine: the `regex` crate with Unicode tables off. It has no backtracking (every search is
 //! linear in the text), refuses look-around and back-references at parse time, and its compiled
 //! size is bounded here, so a rule cannot make a request slow or the VM large; the numbers
-//! behind the choice (against `regex-lite`) are in `docs/benchmarks.md`. One `RegexSet` pass says
-//! which rules occur at all; only those run again to find positions.
+//! behind the choice (against `regex-lite`, and against a `RegexSet`) are in
+//! `docs/benchmarks.md`. All rules run as one alternation, one pass over the text; which rule a
+//! match belongs to is found by trying the single rules at the match's start (matches are rare).
+//! At one position the first listed rule that matches wins.
 
 use crate::config::ConfigError;
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::{Regex, RegexBuilder};
 
 use super::config::{MAX_COMPILED_BYTES, MAX_PATTERN_BYTES};
 
@@ -21,7 +23,8 @@ pub struct RuleMatch {
 
 #[derive(Debug, Clone)]
 pub struct Rules {
-    set: Option<RegexSet>,
+    /// `(?:p0)|(?:p1)|...`: the one pass over the text.
+    all: Option<Regex>,
     each: Vec<Regex>,
 }
 
@@ -47,44 +50,48 @@ impl Rules {
             }
             each.push(regex);
         }
-        let set = if patterns.is_empty() {
+        let all = if patterns.is_empty() {
             None
         } else {
+            let joined = patterns.iter().map(|p| format!("(?:{p})")).collect::<Vec<_>>().join("|");
             Some(
-                RegexSetBuilder::new(&patterns)
+                RegexBuilder::new(&joined)
                     .unicode(false)
-                    .size_limit(MAX_COMPILED_BYTES * patterns.len().max(1))
+                    .size_limit(MAX_COMPILED_BYTES * patterns.len())
                     .dfa_size_limit(2 * MAX_COMPILED_BYTES)
+                    .nest_limit(33)
                     .build()
                     .map_err(|e| ConfigError::new(field, describe(&e)))?,
             )
         };
-        Ok(Self { set, each })
+        Ok(Self { all, each })
     }
 
     pub fn is_empty(&self) -> bool {
         self.each.is_empty()
     }
 
-    /// Every non-overlapping match of every rule, in rule order then position.
+    /// Every match of any rule, non-overlapping, in text order.
     pub fn find(&self, text: &str) -> Vec<RuleMatch> {
-        let Some(set) = &self.set else { return Vec::new() };
-        let mut out = Vec::new();
-        for rule in set.matches(text).iter() {
-            if let Some(regex) = self.each.get(rule) {
-                out.extend(regex.find_iter(text).map(|m| RuleMatch { rule, start: m.start(), end: m.end() }));
-            }
-        }
-        out
+        let Some(all) = &self.all else { return Vec::new() };
+        all.find_iter(text)
+            .filter_map(|m| {
+                // The alternation matched with its first alternative that matches here.
+                let rule = self
+                    .each
+                    .iter()
+                    .position(|re| re.find_at(text, m.start()).is_some_and(|x| x.start() == m.start()))?;
+                Some(RuleMatch { rule, start: m.start(), end: m.end() })
+            })
+            .collect()
     }
 
     /// `text` with every match of every rule replaced by `with`.
     pub fn mask(&self, text: &str, with: &str) -> String {
-        let mut out = text.to_string();
-        for regex in &self.each {
-            out = regex.replace_all(&out, with).into_owned();
+        match &self.all {
+            Some(all) => all.replace_all(text, with).into_owned(),
+            None => text.to_string(),
         }
-        out
     }
 }
 
@@ -110,9 +117,8 @@ mod tests {
         let rules = Rules::compile("custom_rules", ["EMP-[0-9]{6}", "[a-z]+\\.corp\\.example\\.com"]).unwrap();
         let text = "ask EMP-123456 on db.corp.example.com or EMP-654321";
         let found = rules.find(text);
-        assert_eq!(found.len(), 3);
-        assert!(found.iter().all(|m| text.get(m.start..m.end).is_some()));
-        assert_eq!(found.iter().filter(|m| m.rule == 0).count(), 2);
+        let spans: Vec<(usize, &str)> = found.iter().map(|m| (m.rule, &text[m.start..m.end])).collect();
+        assert_eq!(spans, [(0, "EMP-123456"), (1, "db.corp.example.com"), (0, "EMP-654321")]);
     }
 
     #[test]
