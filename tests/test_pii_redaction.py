@@ -8,6 +8,9 @@ pseudonymized, private keys blocked, everything else redacted, an `employee_id` 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
 import shutil
@@ -80,6 +83,30 @@ def test_traffic_mode_rewrites_what_the_provider_receives_and_the_sdk_still_pars
     assert "[PAYMENT_CARD]" in line["llmobs.capture.last_user"]
     assert envoy.wait_metric("llmobs_pii_detections", 1, entity="email", action="pseudonymize", direction="request") == 1
     assert envoy.metric("llmobs_pii_detections", entity="payment_card", action="redact", direction="request") == 1
+
+
+def pseudonym(entity: str, value: str) -> str:
+    """The filter's pseudonym, computed independently from its documented definition:
+    `<ENTITY>_<key id>_<first 8 bytes of HMAC-SHA256(key, entity NUL value), hex>`."""
+    mac = hmac.new(base64.b64decode(PII_KEY_B64), entity.encode() + b"\0" + value.encode(), hashlib.sha256)
+    return f"{entity.upper()}_k1_{mac.hexdigest()[:16]}"
+
+
+def test_pseudonyms_the_model_echoes_are_restored_for_the_client_only(start_envoy, fresh_upstream):
+    config = {**demo_pii_config(), "mode": "traffic", "restore_pseudonyms": True}
+    envoy = start_envoy({PII_FILTER: config})
+    alias = pseudonym("email", EMAIL)
+    fresh_upstream.scenario({"type": "reply", "text": f"I will write to {alias} today.", "times": 2})
+    client = openai_client(envoy)
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"mail {EMAIL}"}])
+    assert llmock_bodies(fresh_upstream)[0]["messages"][0]["content"] == f"mail {alias}", "the key and format are as documented"
+    assert reply.choices[0].message.content == f"I will write to {EMAIL} today."
+    stream = client.chat.completions.create(model="gpt-4o-mini", stream=True,
+                                            messages=[{"role": "user", "content": f"mail {EMAIL}"}])
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == f"I will write to {EMAIL} today."
+    envoy.wait_access_log(2)
+    assert EMAIL not in envoy.access_log_path.read_text(), "restored values are for the client only"
+    assert envoy.wait_metric("llmobs_pii_restored", 2) == 2
 
 
 def test_the_prompt_fingerprint_is_stable_across_dynamic_parts_and_changes_with_the_prompt(start_envoy, fresh_upstream):

@@ -454,3 +454,23 @@ fn no_canary_reaches_any_sink_in_any_mode() {
         }
     }
 }
+
+#[test]
+fn direction_limits_what_is_inspected() {
+    for (direction, requests, responses) in [("request", true, false), ("response", false, true), ("both", true, true)]
+    {
+        let mut host = host("/v1/chat/completions");
+        let filter = filter(&mut host, json!({"mode": "traffic", "direction": direction}));
+        let mut ex = filter.on_request_headers(&mut host);
+        assert_eq!(ex.buffers_request(), requests, "{direction}");
+        if requests {
+            assert!(matches!(filter.on_request_body(&mut host, &mut ex, &chat(EMAIL)), RequestVerdict::Replace(_)));
+        }
+        host.add_response_header(":status", "200");
+        host.add_response_header("content-type", "text/event-stream");
+        filter.on_response_headers(&mut host, &mut ex);
+        assert_eq!(ex.rewrites_stream(), responses, "{direction}");
+        let out = filter.on_response_chunk(&mut host, &mut ex, &char_per_event(CARD), true);
+        assert_eq!(out.is_some_and(|o| !String::from_utf8_lossy(&o).contains("\"4\"")), responses, "{direction}");
+    }
+}
