@@ -503,6 +503,10 @@ impl PiiRedaction {
             }
             ex.response = ResponsePlan::Stream(Box::new(redactor));
             ex.rewrite_response = rewrite;
+            if rewrite {
+                // Rare on a stream, but a stated length would no longer be true.
+                host.remove_response_header("content-length");
+            }
         } else if content_type.starts_with(b"application/json") && ex.path_stream {
             // Gemini's streamGenerateContent without alt=sse: a JSON array sent element by
             // element; buffering it whole would stop the stream, so it passes (alt=sse is
