@@ -149,6 +149,24 @@ def test_anthropic_sdk_streams_are_redacted_across_word_events(start_envoy, fres
     assert re.search(r"PHONE_k1_[0-9a-f]{16}", text), text
 
 
+def test_responses_api_streams_are_redacted_in_the_deltas_and_in_the_final_copy(start_envoy, fresh_upstream):
+    envoy = start_envoy()
+    fresh_upstream.scenario({"type": "reply", "text": f"Your card {CARD} is on file.", "times": 1})
+    client = openai_client(envoy)
+    deltas, final = [], None
+    with client.responses.stream(model="gpt-4o-mini", input="Which card is on file?") as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+        final = stream.get_final_response()
+    streamed = "".join(deltas)
+    assert CARD not in streamed and "[PAYMENT_CARD]" in streamed, streamed
+    assert final.output_text == streamed, "the completed response's copy is redacted the same way"
+    (line,) = envoy.wait_access_log(1)
+    validate_log_line(line)
+    assert line["llmobs.pii.detections"] == "response:payment_card=1", "each value counted once"
+
+
 def test_a_blocked_entity_refuses_the_request_with_an_error_the_sdk_raises(start_envoy, fresh_upstream):
     envoy = start_envoy()
     client = openai_client(envoy)
