@@ -216,7 +216,7 @@ fn signed_bedrock_requests_are_never_rewritten_unless_signing_happens_after_the_
 
 #[test]
 fn the_prompt_fingerprint_is_keyed_whitespace_normalized_and_masks_dynamic_parts() {
-    let config = json!({"fingerprint": {"enabled": true, "mask_patterns": ["[0-9]{4}-[0-9]{2}-[0-9]{2}"]}, "pseudonym_key": {"env": "LLMOBS_PII_KEY", "id": "k1"}});
+    let config = json!({"fingerprint": {"enabled": true, "mask_patterns": ["[0-9]{4}-[0-9]{2}-[0-9]{2}"]}, "entities": {"email": "pseudonymize"}, "pseudonym_key": {"env": "LLMOBS_PII_KEY", "id": "k1"}});
     let fp = |system: &str| {
         let body = json!({"model": "m", "messages": [{"role": "system", "content": system}, {"role": "user", "content": "hi"}]});
         let mut host = host("/v1/chat/completions");
@@ -231,6 +231,8 @@ fn the_prompt_fingerprint_is_keyed_whitespace_normalized_and_masks_dynamic_parts
     assert!(a.starts_with("k1:") && a.len() == 3 + 16, "{a}");
     assert_eq!(a, fp("You are Ada. Today is 2025-01-02. Be brief."));
     assert_ne!(a, fp("You are Bob. Today is 2026-11-27. Be brief."));
+    // PII inside the prompt is typed, not pseudonymized: one prompt version, one fingerprint.
+    assert_eq!(fp("Write to a@example.com today."), fp("Write to b@example.org today."));
     assert!(!a.contains("Ada"));
 }
 
@@ -474,5 +476,36 @@ fn direction_limits_what_is_inspected() {
         assert_eq!(ex.rewrites_stream(), responses, "{direction}");
         let out = filter.on_response_chunk(&mut host, &mut ex, &char_per_event(CARD), true);
         assert_eq!(out.is_some_and(|o| !String::from_utf8_lossy(&o).contains("\"4\"")), responses, "{direction}");
+    }
+}
+
+#[test]
+fn uninspectable_requests_pass_counted_or_are_refused_by_policy() {
+    for (policy, compressed, want) in
+        [("pass", false, None), ("block", false, Some(415)), ("block", true, Some(415)), ("pass", true, None)]
+    {
+        let mut host = host("/v1/chat/completions");
+        if compressed {
+            host.request_headers.push(("content-encoding".into(), b"gzip".to_vec()));
+        }
+        let filter = filter(&mut host, json!({"mode": "traffic", "uninspectable": policy}));
+        let mut ex = filter.on_request_headers(&mut host);
+        let verdict = if ex.buffers_request() {
+            filter.on_request_body(&mut host, &mut ex, b"\x1f\x8b not json")
+        } else {
+            RequestVerdict::Forward
+        };
+        filter.finish(&mut host, &mut ex);
+        match (verdict, want) {
+            (RequestVerdict::Reject { status, body }, Some(w)) => {
+                assert_eq!(status, w);
+                assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["error"]["code"], "unsupported_body");
+                assert_eq!(host.counter("llmobs.pii.blocked.reason=uninspectable;"), Some(1));
+            }
+            (RequestVerdict::Forward, None) => {}
+            (other, _) => panic!("{policy}/{compressed}: {other:?}"),
+        }
+        let reason = if compressed { "compressed" } else { "not_json" };
+        assert_eq!(host.counter(&format!("llmobs.pii.skipped.direction=request;.reason={reason};")), Some(1));
     }
 }

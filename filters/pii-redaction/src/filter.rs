@@ -28,7 +28,11 @@ fn answer(verdict: RequestVerdict, body_size: usize) -> Action {
             Action::Continue
         }
         RequestVerdict::Reject { status, body } => {
-            let details = if status == 413 { "llmobs_pii_over_limit" } else { "llmobs_pii_blocked" };
+            let details = match status {
+                413 => "llmobs_pii_over_limit",
+                415 => "llmobs_pii_uninspectable",
+                _ => "llmobs_pii_blocked",
+            };
             let headers = [("content-type", "application/json"), ("x-llmobs-blocked", "pii")];
             ProxyHost.send_local_response(status, details, &headers, &body);
             Action::Pause

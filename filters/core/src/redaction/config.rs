@@ -196,6 +196,9 @@ pub struct PiiRedactionConfig {
     /// Envoy answers 413/500 itself.
     pub max_inspected_bytes: usize,
     pub over_limit: OverLimit,
+    /// Traffic mode, a request body the filter cannot read (compressed, or not JSON): `pass`
+    /// (forwarded unscanned, counted) or `block` (refused with a structured 415).
+    pub uninspectable: OverLimit,
     /// Edit requests to Bedrock even when SigV4-signed: only when Envoy's
     /// `aws_request_signing` filter signs after this one.
     pub signed_after_filter: bool,
@@ -220,6 +223,7 @@ impl Default for PiiRedactionConfig {
             restore_pseudonyms: false,
             max_inspected_bytes: 512 * 1024,
             over_limit: OverLimit::default(),
+            uninspectable: OverLimit::default(),
             signed_after_filter: false,
             stream: StreamConfig::default(),
             capture: CaptureConfig::default(),

@@ -118,6 +118,8 @@ pub struct Exchange {
     wire: Option<Wire>,
     /// Streaming chosen by the path (Gemini `streamGenerateContent`).
     path_stream: bool,
+    /// A compressed body held only to be refused (`uninspectable: block`).
+    refuse_uninspectable: bool,
     buffer_request: bool,
     observe_request: bool,
     request_body: Vec<u8>,
@@ -271,6 +273,7 @@ impl PiiRedaction {
         let mut ex = Exchange {
             wire,
             path_stream: detected.as_ref().is_some_and(|d| d.path_stream),
+            refuse_uninspectable: false,
             buffer_request: false,
             observe_request: false,
             request_body: Vec::new(),
@@ -298,6 +301,12 @@ impl PiiRedaction {
         }
         if host.request_header("content-encoding").is_some_and(|v| !v.eq_ignore_ascii_case(b"identity")) {
             ex.skipped.push((Side::Request, "compressed"));
+            if self.config.mode.rewrites() && self.config.uninspectable == OverLimit::Block {
+                // Refused at the end of the body (a reply from the headers callback would race
+                // the router); the body is held, never forwarded.
+                ex.buffer_request = true;
+                ex.refuse_uninspectable = true;
+            }
             return ex;
         }
         // A SigV4 signature covers the body: editing it breaks the request, unless Envoy's
@@ -372,8 +381,19 @@ impl PiiRedaction {
         ex.buffer_request = false;
         ex.request_done = true;
         let Some(wire) = ex.wire else { return RequestVerdict::Forward };
-        let Ok(mut doc) = serde_json::from_slice::<Value>(body) else {
-            ex.skipped.push((Side::Request, "not_json"));
+        let parsed = if ex.refuse_uninspectable { None } else { serde_json::from_slice::<Value>(body).ok() };
+        let Some(mut doc) = parsed else {
+            if !ex.refuse_uninspectable {
+                ex.skipped.push((Side::Request, "not_json"));
+            }
+            if self.config.mode.rewrites() && self.config.uninspectable == OverLimit::Block {
+                ex.blocked = Some("uninspectable".to_string());
+                let message = "The gateway's data-protection policy cannot inspect this request body (compressed or not JSON), so it was not sent.";
+                return RequestVerdict::Reject {
+                    status: 415,
+                    body: error_body(ex.wire, 415, "unsupported_body", message, None),
+                };
+            }
             return RequestVerdict::Forward;
         };
         let mut fields_changed = 0;
@@ -382,15 +402,21 @@ impl PiiRedaction {
         }
         let mut texts_changed = false;
         let mut system = Vec::new();
+        let mut system_typed = Vec::new();
         let mut last_user = None;
         let mut found_total = Vec::new();
         // The scrubbed copies are made only when a capture or the fingerprint will read them.
-        let wants_system = self.config.fingerprint.enabled || self.captures(ex, CapturePart::System);
+        let wants_system = self.captures(ex, CapturePart::System);
         let wants_user = self.captures(ex, CapturePart::LastUser);
         content::visit_request(wire, &mut doc, &mut |part, text| {
             let found = self.scan(text);
             if part == Part::System && wants_system {
                 system.push(self.scrub(text, &found));
+            }
+            if part == Part::System && self.config.fingerprint.enabled {
+                // Typed placeholders, never pseudonyms: one prompt version, one fingerprint,
+                // whoever's email the prompt carries.
+                system_typed.push(self.scrub_with(text, &found, false));
             }
             if part == Part::User && wants_user {
                 last_user = Some(self.scrub(text, &found));
@@ -411,7 +437,7 @@ impl PiiRedaction {
         if fields_changed > 0 {
             self.handles.count(host, metric::name("llmobs.pii.fields_removed", &[]), fields_changed);
         }
-        self.record_prompt(ex, &system, last_user);
+        self.record_prompt(ex, &system, &system_typed, last_user);
         if !self.config.mode.rewrites() {
             return RequestVerdict::Forward;
         }
@@ -441,10 +467,10 @@ impl PiiRedaction {
         ex.sampled && self.config.mode.captures() && self.config.capture.parts.contains(&part)
     }
 
-    fn record_prompt(&self, ex: &mut Exchange, system: &[String], last_user: Option<String>) {
-        if self.config.fingerprint.enabled && !system.is_empty() {
+    fn record_prompt(&self, ex: &mut Exchange, system: &[String], system_typed: &[String], last_user: Option<String>) {
+        if self.config.fingerprint.enabled && !system_typed.is_empty() {
             if let Some(p) = &self.pseudonymizer {
-                let masked = self.masks.mask(&system.join("\n"), "\u{0}");
+                let masked = self.masks.mask(&system_typed.join("\n"), "\u{0}");
                 let normalized = masked.split_whitespace().collect::<Vec<_>>().join(" ");
                 ex.fingerprint = Some(p.fingerprint(&normalized));
             }
@@ -733,7 +759,10 @@ impl PiiRedaction {
             self.handles.count(host, metric::name("llmobs.pii.restored", &[]), ex.restored);
         }
         if let Some(reason) = &ex.blocked {
-            let reason = if reason == "over_limit" { "over_limit" } else { "entity" };
+            let reason = match reason.as_str() {
+                "over_limit" | "uninspectable" => reason.as_str(),
+                _ => "entity",
+            };
             self.handles.count(host, metric::name("llmobs.pii.blocked", &[("reason", reason)]), 1);
         }
         let summary: Vec<String> =
@@ -820,11 +849,16 @@ impl PiiRedaction {
     /// The text as the pack may record it: every detection replaced (pseudonyms where the action
     /// pseudonymizes, typed placeholders otherwise, counted-only values included).
     fn scrub(&self, text: &str, found: &[Found]) -> String {
+        self.scrub_with(text, found, true)
+    }
+
+    /// [`scrub`](Self::scrub), with typed placeholders everywhere when `pseudonyms` is false.
+    fn scrub_with(&self, text: &str, found: &[Found], pseudonyms: bool) -> String {
         let mut edits: Vec<Edit> = found
             .iter()
             .map(|f| {
                 let replacement = match (self.action(f.kind), &self.pseudonymizer) {
-                    (Action::Pseudonymize, Some(p)) => {
+                    (Action::Pseudonymize, Some(p)) if pseudonyms => {
                         p.pseudonym(self.entity_label(f.kind), text.get(f.start..f.end).unwrap_or_default())
                     }
                     _ => self.placeholder(f.kind),
@@ -944,7 +978,11 @@ fn load_key<E: Environment>(env: &E, var: &str, id: &str) -> Result<Pseudonymize
 /// A structured error in the shape the provider's SDK parses, naming the entity type (never the
 /// value).
 fn error_body(wire: Option<Wire>, status: u16, code: &str, message: &str, entity: Option<&str>) -> Vec<u8> {
-    let kind = if status == 413 { "request_too_large" } else { "invalid_request_error" };
+    let kind = match status {
+        413 => "request_too_large",
+        415 => "unsupported_body",
+        _ => "invalid_request_error",
+    };
     let detail = serde_json::json!({"policy": "pii_redaction", "entity": entity});
     let body = match wire {
         Some(Wire::AnthropicMessages) => {
