@@ -9,6 +9,7 @@ pseudonymized, private keys blocked, everything else redacted, an `employee_id` 
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import hmac
 import json
@@ -199,6 +200,23 @@ def test_requests_over_the_inspection_limit_follow_the_named_policy(start_envoy,
             (sent,) = llmock_bodies(fresh_upstream)
             assert sent == big, "passed whole and unchanged (uninspected, flagged)"
         assert envoy.wait_metric("llmobs_pii_skipped", 1, direction="request", reason="over_limit") == 1
+        envoy.stop()
+
+
+def test_a_compressed_request_is_refused_when_nothing_unscanned_may_reach_the_provider(start_envoy, fresh_upstream):
+    body = gzip.compress(json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": EMAIL}]}).encode())
+    headers = {"content-encoding": "gzip"}
+    for policy, want in [("block", 415), ("pass", None)]:
+        envoy = start_envoy({PII_FILTER: {**demo_pii_config(), "mode": "traffic", "uninspectable": policy}})
+        fresh_upstream.reset()
+        status, _, reply = post_json(envoy.url + "/v1/chat/completions", body, headers)
+        if want:
+            assert status == want and json.loads(reply)["error"]["code"] == "unsupported_body"
+            assert llmock_bodies(fresh_upstream) == [], "nothing unscanned reached the provider"
+            assert envoy.wait_metric("llmobs_pii_blocked", 1, reason="uninspectable") == 1
+        else:
+            assert status != 415 and len(fresh_upstream.seen()) == 1, "passed on, unscanned"
+        assert envoy.wait_metric("llmobs_pii_skipped", 1, direction="request", reason="compressed") == 1
         envoy.stop()
 
 
