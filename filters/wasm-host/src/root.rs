@@ -1,7 +1,8 @@
 use crate::proxy::{configure, ProxyHost};
 use llmobs_core::config::ConfigError;
+use llmobs_core::host::{Environment, Host};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
+use proxy_wasm::types::{Action, ContextType};
 use std::rc::Rc;
 
 type Build<F> = fn(&[u8], &mut ProxyHost) -> Result<F, ConfigError>;
@@ -15,6 +16,29 @@ pub struct Root<F> {
     build: Build<F>,
     new_stream: NewStream<F>,
     filter: Option<Rc<F>>,
+    trap: Trap,
+}
+
+/// Test-only VM failure, to prove each filter's `failure_policy` in real Envoy: the VM
+/// environment variable `LLMOBS_TEST_TRAP` (`vm_config.environment_variables.key_values`, never
+/// set in production configs) makes a request's first callback execute `unreachable`, which fails
+/// the VM. `always`: every request; `once`: the first request of the process (a shared-data mark
+/// survives VM reloads), so `FAIL_RELOAD` can be seen serving the next request from a fresh VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trap {
+    Never,
+    Always,
+    Once,
+}
+
+struct TrapStream;
+
+impl Context for TrapStream {}
+
+impl HttpContext for TrapStream {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        core::arch::wasm32::unreachable()
+    }
 }
 
 impl<F> std::fmt::Debug for Root<F> {
@@ -25,7 +49,7 @@ impl<F> std::fmt::Debug for Root<F> {
 
 impl<F> Root<F> {
     pub fn new(name: &'static str, build: Build<F>, new_stream: NewStream<F>) -> Self {
-        Self { name, build, new_stream, filter: None }
+        Self { name, build, new_stream, filter: None, trap: Trap::Never }
     }
 }
 
@@ -33,11 +57,28 @@ impl<F> Context for Root<F> {}
 
 impl<F> RootContext for Root<F> {
     fn on_configure(&mut self, _size: usize) -> bool {
+        self.trap = match ProxyHost.env_var("LLMOBS_TEST_TRAP").as_deref() {
+            Some(b"always") => Trap::Always,
+            Some(b"once") => Trap::Once,
+            _ => Trap::Never,
+        };
         self.filter = configure(self.name, self.build).map(Rc::new);
         self.filter.is_some()
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let trap = match self.trap {
+            Trap::Never => false,
+            Trap::Always => true,
+            Trap::Once => {
+                let mark = format!("llmobs.test_trap.{}", self.name);
+                let first = ProxyHost.shared_data(&mark).is_none();
+                first && ProxyHost.set_shared_data(&mark, b"1", None).is_ok()
+            }
+        };
+        if trap {
+            return Some(Box::new(TrapStream));
+        }
         Some((self.new_stream)(self.filter.clone()))
     }
 
