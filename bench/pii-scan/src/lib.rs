@@ -165,63 +165,6 @@ pub extern "C" fn compile_custom_regex_lite(iterations: u32) -> u32 {
     repeat(iterations, || black_box(custom::compile_regex_lite()).map_or(0, |_| custom::RULES.len()))
 }
 
-/// A host that answers nothing and records nothing: the filter's own work, without Envoy.
-struct SilentHost;
-
-impl llmobs_core::host::Stats for SilentHost {
-    fn define_counter(&mut self, _: &str) -> Result<llmobs_core::host::MetricId, llmobs_core::host::HostError> {
-        Ok(llmobs_core::host::MetricId(0))
-    }
-    fn define_histogram(&mut self, _: &str) -> Result<llmobs_core::host::MetricId, llmobs_core::host::HostError> {
-        Ok(llmobs_core::host::MetricId(0))
-    }
-    fn define_gauge(&mut self, _: &str) -> Result<llmobs_core::host::MetricId, llmobs_core::host::HostError> {
-        Ok(llmobs_core::host::MetricId(0))
-    }
-    fn set_gauge(&mut self, _: llmobs_core::host::MetricId, _: u64) {}
-}
-
-impl llmobs_core::host::Environment for SilentHost {
-    fn env_var(&self, _: &str) -> Option<Vec<u8>> {
-        None
-    }
-}
-
-impl llmobs_core::host::Host for SilentHost {
-    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
-        (name == ":path").then(|| b"/v1/chat/completions".to_vec())
-    }
-    fn set_request_header(&mut self, _: &str, _: &str) {}
-    fn remove_request_header(&mut self, _: &str) {}
-    fn set_response_header(&mut self, _: &str, _: &str) {}
-    fn property(&self, _: &[&str]) -> Option<Vec<u8>> {
-        None
-    }
-    fn set_filter_state(&mut self, _: &str, _: &[u8]) {}
-    fn increment_counter(&mut self, _: llmobs_core::host::MetricId, _: u64) {}
-    fn record_histogram(&mut self, _: llmobs_core::host::MetricId, _: u64) {}
-    fn response_header(&self, _: &str) -> Option<Vec<u8>> {
-        None
-    }
-    fn remove_response_header(&mut self, _: &str) {}
-    fn now_nanos(&self) -> u64 {
-        0
-    }
-    fn shared_data(&self, _: &str) -> Option<(Vec<u8>, u32)> {
-        None
-    }
-    fn set_shared_data(&mut self, _: &str, _: &[u8], _: Option<u32>) -> Result<(), llmobs_core::host::SharedDataError> {
-        Ok(())
-    }
-    fn log(&self, _: llmobs_core::host::LogLevel, _: &str) {}
-    fn fill_random(&mut self, _: &mut [u8]) -> bool {
-        false
-    }
-    fn send_local_response(&mut self, _: u16, _: &str, _: &[(&str, &str)], _: &[u8]) -> bool {
-        false
-    }
-}
-
 /// Parses the body as a JSON value, as the PII filter does first; returns its top-level length.
 ///
 /// # Safety
@@ -242,19 +185,25 @@ pub unsafe extern "C" fn parse_json(ptr: *const u8, len: usize, iterations: u32)
 #[no_mangle]
 pub unsafe extern "C" fn redact_request(ptr: *const u8, len: usize, iterations: u32) -> u32 {
     use llmobs_core::redaction::{PiiRedaction, RequestVerdict};
+    use llmobs_testkit::FakeHost;
     thread_local! {
         // Not Sync (it caches metric handles in a RefCell), as in a VM: one per thread.
-        static FILTER: PiiRedaction = PiiRedaction::new(br#"{"mode": "traffic"}"#, &mut SilentHost)
-            .unwrap_or_else(|e| abort(&e.to_string()));
+        static HOST: std::cell::RefCell<FakeHost> =
+            std::cell::RefCell::new(FakeHost::with_request_headers(&[(":path", "/v1/chat/completions")]));
+        static FILTER: PiiRedaction = HOST.with_borrow_mut(|host| {
+            PiiRedaction::new(br#"{"mode": "traffic"}"#, host).unwrap_or_else(|e| abort(&e.to_string()))
+        });
     }
     let body = text(ptr, len).as_bytes();
     FILTER.with(|filter| {
-        repeat(iterations, || {
-            let mut ex = filter.on_request_headers(&mut SilentHost);
-            match filter.on_request_body(&mut SilentHost, &mut ex, black_box(body)) {
-                RequestVerdict::Replace(out) => out.len(),
-                _ => 0,
-            }
+        HOST.with_borrow_mut(|host| {
+            repeat(iterations, || {
+                let mut ex = filter.on_request_headers(host);
+                match filter.on_request_body(host, &mut ex, black_box(body)) {
+                    RequestVerdict::Replace(out) => out.len(),
+                    _ => 0,
+                }
+            })
         })
     })
 }

@@ -4,7 +4,6 @@
 
 use crate::config::{parse_json, ConfigError};
 use crate::pii::Entity;
-use crate::token_accounting::provider::{validate_overrides, ProviderOverride};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -207,7 +206,6 @@ pub struct PiiRedactionConfig {
     pub fingerprint: FingerprintConfig,
     /// Security's name for this rule set, shown with its hash in the log and a gauge.
     pub rule_set_version: String,
-    pub providers: Vec<ProviderOverride>,
 }
 
 impl Default for PiiRedactionConfig {
@@ -229,7 +227,6 @@ impl Default for PiiRedactionConfig {
             capture: CaptureConfig::default(),
             fingerprint: FingerprintConfig::default(),
             rule_set_version: "unversioned".to_string(),
-            providers: Vec::new(),
         }
     }
 }
@@ -296,7 +293,7 @@ impl PiiRedactionConfig {
         if self.capture.max_bytes > 16 * 1024 {
             return Err(ConfigError::new("capture.max_bytes", "must be at most 16384"));
         }
-        validate_overrides(&self.providers)
+        Ok(())
     }
 
     /// Every action in force (built-in default, per-entity, custom).

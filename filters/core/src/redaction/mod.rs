@@ -208,7 +208,10 @@ fn rule_set_key(plugin: &str) -> String {
 impl PiiRedaction {
     pub fn new<H: Host + Environment>(config_json: &[u8], host: &mut H) -> Result<Self, ConfigError> {
         let config = PiiRedactionConfig::parse(config_json)?;
-        let custom = Rules::compile("custom_rules", config.custom_rules.iter().map(|r| r.pattern.as_str()))?;
+        let custom = Rules::compile_some(
+            "custom_rules",
+            config.custom_rules.iter().map(|r| (r.pattern.as_str(), r.action != Action::Off)),
+        )?;
         let masks =
             Rules::compile("fingerprint.mask_patterns", config.fingerprint.mask_patterns.iter().map(String::as_str))?;
         let fields =
@@ -268,7 +271,8 @@ impl PiiRedaction {
     }
 
     pub fn on_request_headers<H: Host>(&self, host: &mut H) -> Exchange {
-        let (_, detected, _) = provider::request_route(host, &self.config.providers);
+        // Only the wire format matters here (provider names are token accounting's business).
+        let detected = provider::detect(&provider::request_path(host));
         let wire = detected.as_ref().map(|d| d.wire);
         let mut ex = Exchange {
             wire,
@@ -291,7 +295,9 @@ impl PiiRedaction {
             changed: false,
             over_limit: false,
             skipped: Vec::new(),
-            sampled: host.property(&[fs::SAMPLED]).is_some_and(|v| v == b"true"),
+            // Read only where a capture could use it: one host call fewer per request.
+            sampled: !self.config.capture.parts.is_empty()
+                && host.property(&[fs::SAMPLED]).is_some_and(|v| v == b"true"),
             fingerprint: None,
             captures: BTreeMap::new(),
             finished: false,
@@ -512,9 +518,7 @@ impl PiiRedaction {
         let rewrite = self.config.mode.rewrites();
         if content_type.starts_with(b"text/event-stream") {
             let s = &self.config.stream;
-            let wants_completion = self.config.capture.parts.contains(&CapturePart::Completion)
-                && ex.sampled
-                && self.config.mode.captures();
+            let wants_completion = self.captures(ex, CapturePart::Completion);
             let limits = StreamLimits {
                 window_bytes: s.window_bytes,
                 max_held_events: s.max_held_events,
@@ -629,10 +633,12 @@ impl PiiRedaction {
         let mut changed = false;
         let mut completion = None;
         let mut kinds = Vec::new();
+        let wants_completion = self.captures(ex, CapturePart::Completion);
         content::visit_response(wire, &mut doc, &mut |part, text| {
             let restores = self.restore_edits(text, ex);
             let found = self.scan(text);
-            if completion.is_none() && part == Part::Assistant {
+            if wants_completion && completion.is_none() && part == Part::Assistant {
+                // The text as the provider sent it, every detection replaced.
                 completion = Some(self.scrub(text, &found));
             }
             if found.is_empty() && restores.is_empty() {
@@ -652,7 +658,7 @@ impl PiiRedaction {
             *ex.detections.entry((Side::Response, kind, self.action(kind))).or_default() += 1;
         }
         if let Some(text) = completion {
-            self.capture_completion(ex, &text);
+            ex.captures.insert(CapturePart::Completion, cut(&text, self.config.capture.max_bytes).to_string());
         }
         if !(changed && ex.rewrite_response) {
             return None;
@@ -661,10 +667,10 @@ impl PiiRedaction {
         serde_json::to_vec(&doc).ok()
     }
 
-    fn capture_completion(&self, ex: &mut Exchange, text: &str) {
-        let wanted = self.config.capture.parts.contains(&CapturePart::Completion);
-        if wanted && ex.sampled && self.config.mode.captures() {
-            // Scrubbed again: the text may hold restored originals or counted-only values.
+    /// A stream's captured completion is the text as sent to the client: scrubbed again here,
+    /// since it may hold restored originals or counted-only values.
+    fn capture_stream_completion(&self, ex: &mut Exchange, text: &str) {
+        if self.captures(ex, CapturePart::Completion) {
             let scrubbed = self.scrub(text, &self.scan(text));
             ex.captures.insert(CapturePart::Completion, cut(&scrubbed, self.config.capture.max_bytes).to_string());
         }
@@ -708,7 +714,7 @@ impl PiiRedaction {
         if end {
             let captured = redactor.captured().to_string();
             if !captured.is_empty() {
-                self.capture_completion(ex, &captured);
+                self.capture_stream_completion(ex, &captured);
             }
             ex.response = ResponsePlan::None;
             ex.window_forced += redactor.stats().window_forced;
@@ -823,13 +829,11 @@ impl PiiRedaction {
             .map(|m| Found { kind: Kind::Builtin(m.entity), start: m.start, end: m.end })
             .collect();
         if !self.custom.is_empty() {
-            found.extend(
-                self.custom
-                    .find(text)
-                    .into_iter()
-                    .filter(|m| self.config.custom_rules.get(m.rule).is_some_and(|r| r.action != Action::Off))
-                    .map(|m| Found { kind: Kind::Custom(m.rule), start: m.start, end: m.end }),
-            );
+            found.extend(self.custom.find(text).into_iter().map(|m| Found {
+                kind: Kind::Custom(m.rule),
+                start: m.start,
+                end: m.end,
+            }));
             found.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
             let mut kept: Vec<Found> = Vec::with_capacity(found.len());
             for f in found {

@@ -23,17 +23,29 @@ pub struct RuleMatch {
 
 #[derive(Debug, Clone)]
 pub struct Rules {
-    /// `(?:p0)|(?:p1)|...`: the one pass over the text.
+    /// `(?:p0)|(?:p1)|...` over the rules in force: the one pass over the text.
     all: Option<Regex>,
-    each: Vec<Regex>,
+    /// Every rule (its index is the rule's place in the configuration), and whether it is in
+    /// force: a rule switched off is still checked at load but never searched, so it cannot
+    /// shadow a rule in force at the same position.
+    each: Vec<(Regex, bool)>,
 }
 
 impl Rules {
-    /// Compiles `patterns`; an error names `field[i]` and says why, never quoting the pattern.
+    /// Compiles `patterns`, every one in force; an error names `field[i]` and says why, never
+    /// quoting the pattern.
     pub fn compile<'a>(field: &str, patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, ConfigError> {
-        let patterns: Vec<&str> = patterns.into_iter().collect();
+        Self::compile_some(field, patterns.into_iter().map(|p| (p, true)))
+    }
+
+    /// [`compile`](Self::compile), with a flag per pattern saying whether it is searched.
+    pub fn compile_some<'a>(
+        field: &str,
+        patterns: impl IntoIterator<Item = (&'a str, bool)>,
+    ) -> Result<Self, ConfigError> {
+        let patterns: Vec<(&str, bool)> = patterns.into_iter().collect();
         let mut each = Vec::with_capacity(patterns.len());
-        for (i, pattern) in patterns.iter().enumerate() {
+        for (i, &(pattern, on)) in patterns.iter().enumerate() {
             let at = || format!("{field}[{i}]");
             if pattern.is_empty() || pattern.len() > MAX_PATTERN_BYTES {
                 return Err(ConfigError::new(at(), format!("pattern must be 1-{MAX_PATTERN_BYTES} bytes")));
@@ -48,16 +60,17 @@ impl Rules {
             if regex.is_match("") {
                 return Err(ConfigError::new(at(), "pattern matches the empty string"));
             }
-            each.push(regex);
+            each.push((regex, on));
         }
-        let all = if patterns.is_empty() {
+        let on: Vec<&str> = patterns.iter().filter(|(_, on)| *on).map(|(p, _)| *p).collect();
+        let all = if on.is_empty() {
             None
         } else {
-            let joined = patterns.iter().map(|p| format!("(?:{p})")).collect::<Vec<_>>().join("|");
+            let joined = on.iter().map(|p| format!("(?:{p})")).collect::<Vec<_>>().join("|");
             Some(
                 RegexBuilder::new(&joined)
                     .unicode(false)
-                    .size_limit(MAX_COMPILED_BYTES * patterns.len())
+                    .size_limit(MAX_COMPILED_BYTES * on.len())
                     .dfa_size_limit(2 * MAX_COMPILED_BYTES)
                     .nest_limit(33)
                     .build()
@@ -67,8 +80,9 @@ impl Rules {
         Ok(Self { all, each })
     }
 
+    /// Whether no rule is in force.
     pub fn is_empty(&self) -> bool {
-        self.each.is_empty()
+        self.all.is_none()
     }
 
     /// Every match of any rule, non-overlapping, in text order.
@@ -80,7 +94,7 @@ impl Rules {
                 let rule = self
                     .each
                     .iter()
-                    .position(|re| re.find_at(text, m.start()).is_some_and(|x| x.start() == m.start()))?;
+                    .position(|(re, on)| *on && re.find_at(text, m.start()).is_some_and(|x| x.start() == m.start()))?;
                 Some(RuleMatch { rule, start: m.start(), end: m.end() })
             })
             .collect()
@@ -134,6 +148,15 @@ mod tests {
         assert!(Rules::compile("r", ["(?:[a-z0-9]{1000}){50}"]).is_err());
         assert!(Rules::compile("r", ["x*"]).is_err());
         assert!(Rules::compile("r", [""]).is_err());
+    }
+
+    #[test]
+    fn rules_switched_off_are_checked_at_load_but_never_searched() {
+        let rules = Rules::compile_some("custom_rules", [("EMP-[0-9]+", false), ("EMP-[0-9]{6}", true)]).unwrap();
+        let found = rules.find("ask EMP-123456");
+        assert_eq!(found, [RuleMatch { rule: 1, start: 4, end: 14 }], "the rule in force is reported, not shadowed");
+        assert!(Rules::compile_some("custom_rules", [("EMP-[0-9]+", true), ("(?=x)", false)]).is_err());
+        assert!(Rules::compile_some("custom_rules", [("x", false)]).unwrap().is_empty());
     }
 
     #[test]

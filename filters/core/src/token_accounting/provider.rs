@@ -42,7 +42,9 @@ pub fn validate_overrides(overrides: &[ProviderOverride]) -> Result<(), ConfigEr
 /// The `gen_ai.provider.name` for a request: the first override matching the request's cluster
 /// or path prefix, else the detected provider.
 pub fn provider_name<H: Host>(host: &H, path: &str, detected: &str, overrides: &[ProviderOverride]) -> String {
-    let cluster = host.property(&["xds", "cluster_name"]);
+    // One host call per request only where an override matches on the cluster.
+    let cluster =
+        overrides.iter().any(|o| o.cluster.is_some()).then(|| host.property(&["xds", "cluster_name"])).flatten();
     for o in overrides {
         let by_cluster = o.cluster.as_deref().is_some_and(|c| cluster.as_deref() == Some(c.as_bytes()));
         let by_prefix = o.path_prefix.as_deref().is_some_and(|p| path.starts_with(p));
@@ -53,9 +55,14 @@ pub fn provider_name<H: Host>(host: &H, path: &str, detected: &str, overrides: &
     detected.to_string()
 }
 
+/// The request's `:path` (lossily decoded; empty when absent).
+pub fn request_path<H: Host>(host: &H) -> String {
+    host.request_header(":path").map(|p| String::from_utf8_lossy(&p).into_owned()).unwrap_or_default()
+}
+
 /// The request's path, provider API and provider name, from its headers.
 pub fn request_route<H: Host>(host: &H, overrides: &[ProviderOverride]) -> (String, Option<Detected>, String) {
-    let path = host.request_header(":path").map(|p| String::from_utf8_lossy(&p).into_owned()).unwrap_or_default();
+    let path = request_path(host);
     let detected = detect(&path);
     let name = match &detected {
         Some(d) => provider_name(host, &path, d.provider, overrides),
