@@ -509,3 +509,18 @@ fn uninspectable_requests_pass_counted_or_are_refused_by_policy() {
         assert_eq!(host.counter(&format!("llmobs.pii.skipped.direction=request;.reason={reason};")), Some(1));
     }
 }
+
+#[test]
+fn a_held_request_that_ends_in_trailers_is_uninspectable() {
+    for (policy, refused) in [("block", true), ("pass", false)] {
+        let mut host = host("/v1/chat/completions");
+        let filter = filter(&mut host, json!({"mode": "traffic", "uninspectable": policy}));
+        let mut ex = filter.on_request_headers(&mut host);
+        assert!(ex.buffers_request());
+        let verdict = filter.on_request_trailers(&mut host, &mut ex);
+        assert_eq!(matches!(verdict, RequestVerdict::Reject { status: 415, .. }), refused, "{policy}");
+        assert_eq!(verdict == RequestVerdict::Forward, !refused, "{policy}");
+        filter.finish(&mut host, &mut ex);
+        assert_eq!(host.counter("llmobs.pii.skipped.direction=request;.reason=trailers;"), Some(1));
+    }
+}

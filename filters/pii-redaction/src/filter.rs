@@ -76,10 +76,10 @@ impl HttpContext for Stream {
     }
 
     fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
-        if let (Some(filter), Some(ex)) = (&self.filter, &mut self.exchange) {
-            filter.on_request_end(&mut ProxyHost, ex);
+        match (&self.filter, &mut self.exchange) {
+            (Some(filter), Some(ex)) => answer(filter.on_request_trailers(&mut ProxyHost, ex), 0),
+            _ => Action::Continue,
         }
-        Action::Continue
     }
 
     // Never pauses here: Envoy turns a Wasm headers pause into a pause of the body callbacks.

@@ -352,6 +352,30 @@ impl PiiRedaction {
         let _ = self.on_request_body(host, ex, &body);
     }
 
+    /// Request trailers arrived while the body was held for rewriting: the body callbacks never
+    /// saw its end (HTTP/2 requests with trailers, which no LLM SDK sends), so it was never
+    /// scanned. It is uninspectable: refused under `uninspectable: block`, else passed and counted.
+    pub fn on_request_trailers<H: Host>(&self, host: &mut H, ex: &mut Exchange) -> RequestVerdict {
+        if !ex.buffer_request {
+            self.on_request_end(host, ex);
+            return RequestVerdict::Forward;
+        }
+        ex.buffer_request = false;
+        ex.request_done = true;
+        ex.skipped.push((Side::Request, "trailers"));
+        self.refuse_uninspectable(ex).unwrap_or(RequestVerdict::Forward)
+    }
+
+    /// The 415 for a body the filter cannot read, when `uninspectable: block` (traffic mode).
+    fn refuse_uninspectable(&self, ex: &mut Exchange) -> Option<RequestVerdict> {
+        if !(self.config.mode.rewrites() && self.config.uninspectable == OverLimit::Block) {
+            return None;
+        }
+        ex.blocked = Some("uninspectable".to_string());
+        let message = "The gateway's data-protection policy cannot inspect this request body (compressed, not JSON, or with trailers), so it was not sent.";
+        Some(RequestVerdict::Reject { status: 415, body: error_body(ex.wire, 415, "unsupported_body", message, None) })
+    }
+
     /// The buffered request grew past `max_inspected_bytes`: the named policy decides.
     pub fn on_request_over_limit<H: Host>(&self, host: &mut H, ex: &mut Exchange) -> RequestVerdict {
         host.log(LogLevel::Debug, "llmobs pii_redaction: a request is over the inspection limit");
@@ -392,15 +416,7 @@ impl PiiRedaction {
             if !ex.refuse_uninspectable {
                 ex.skipped.push((Side::Request, "not_json"));
             }
-            if self.config.mode.rewrites() && self.config.uninspectable == OverLimit::Block {
-                ex.blocked = Some("uninspectable".to_string());
-                let message = "The gateway's data-protection policy cannot inspect this request body (compressed or not JSON), so it was not sent.";
-                return RequestVerdict::Reject {
-                    status: 415,
-                    body: error_body(ex.wire, 415, "unsupported_body", message, None),
-                };
-            }
-            return RequestVerdict::Forward;
+            return self.refuse_uninspectable(ex).unwrap_or(RequestVerdict::Forward);
         };
         let mut fields_changed = 0;
         for field in &self.fields {
