@@ -674,7 +674,11 @@ impl PiiRedaction {
             *ex.detections.entry((Side::Response, kind, self.action(kind))).or_default() += 1;
         }
         if let Some(text) = completion {
-            ex.captures.insert(CapturePart::Completion, cut(&text, self.config.capture.max_bytes).to_string());
+            // Scanned again after the first replacements: a value the detector turned down in
+            // context (a number right after a token ending in a digit, `Lz4 536-22-8714`, reads
+            // as the tail of a longer number) is caught once its neighbour became a placeholder.
+            // The detector's context rule is the real fix (closing note, follow-up).
+            self.capture_completion(ex, &text);
         }
         if !(changed && ex.rewrite_response) {
             return None;
@@ -683,9 +687,9 @@ impl PiiRedaction {
         serde_json::to_vec(&doc).ok()
     }
 
-    /// A stream's captured completion is the text as sent to the client: scrubbed again here,
-    /// since it may hold restored originals or counted-only values.
-    fn capture_stream_completion(&self, ex: &mut Exchange, text: &str) {
+    /// A captured completion, scrubbed (again): a stream's is the text as sent to the client,
+    /// which may hold restored originals or counted-only values.
+    fn capture_completion(&self, ex: &mut Exchange, text: &str) {
         if self.captures(ex, CapturePart::Completion) {
             let scrubbed = self.scrub(text, &self.scan(text));
             ex.captures.insert(CapturePart::Completion, cut(&scrubbed, self.config.capture.max_bytes).to_string());
@@ -730,7 +734,7 @@ impl PiiRedaction {
         if end {
             let captured = redactor.captured().to_string();
             if !captured.is_empty() {
-                self.capture_stream_completion(ex, &captured);
+                self.capture_completion(ex, &captured);
             }
             ex.response = ResponsePlan::None;
             ex.window_forced += redactor.stats().window_forced;
