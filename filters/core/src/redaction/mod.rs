@@ -559,6 +559,16 @@ impl PiiRedaction {
             // rewritten as SSE).
             ex.skipped.push((Side::Response, "unsupported_stream"));
         } else if content_type.starts_with(b"application/json") {
+            let stated = host
+                .response_header("content-length")
+                .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<usize>().ok());
+            if stated.is_some_and(|n| n > self.config.max_inspected_bytes) {
+                // Known too large: never held at all. Holding it until the limit would let one
+                // large data frame push Envoy past its own buffer limit, and Envoy would reset
+                // the response (seen with a 10 MB body).
+                self.on_response_over_limit(ex);
+                return;
+            }
             ex.response = ResponsePlan::Json { body: Vec::new(), over_limit: false };
             ex.rewrite_response = rewrite;
             if rewrite {
