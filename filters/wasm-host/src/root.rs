@@ -1,8 +1,10 @@
 use crate::proxy::{configure, ProxyHost};
 use llmobs_core::config::ConfigError;
-use llmobs_core::host::{Environment, Host};
+use llmobs_core::host::{Environment, Host, MetricId, Stats};
+use llmobs_core::metric;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
+use std::cell::Cell;
 use std::rc::Rc;
 
 type Build<F> = fn(&[u8], &mut ProxyHost) -> Result<F, ConfigError>;
@@ -17,8 +19,40 @@ pub struct Root<F> {
     new_stream: NewStream<F>,
     filter: Option<Rc<F>>,
     trap: Trap,
+    memory: MemoryGauge,
 }
 
+/// `llmobs.wasm_memory_bytes{plugin}`: the VM's linear memory size. Wasm memory only grows, so
+/// a leak or an unbounded buffer shows as a rising step; checked at every new stream (one
+/// `memory.size` instruction) and written to the host only when it changed. Every worker's VM
+/// writes the same gauge, so it shows the latest sample of any of them.
+struct MemoryGauge {
+    metric: Option<MetricId>,
+    published: Cell<usize>,
+}
+
+impl MemoryGauge {
+    /// Labelled with Envoy's plugin name (the filter config's `name`), as the rule-set gauge is;
+    /// the module's own name when the host has none.
+    fn define(module: &str) -> Self {
+        let plugin = ProxyHost.property(&["plugin_name"]).map(|p| String::from_utf8_lossy(&p).into_owned());
+        let plugin = plugin.as_deref().unwrap_or(module);
+        let metric = ProxyHost.define_gauge(&metric::name("llmobs.wasm_memory_bytes", &[("plugin", plugin)])).ok();
+        let gauge = Self { metric, published: Cell::new(0) };
+        gauge.sample();
+        gauge
+    }
+
+    fn sample(&self) {
+        let bytes = core::arch::wasm32::memory_size(0) * 65536;
+        if let Some(metric) = self.metric {
+            if bytes != self.published.get() {
+                self.published.set(bytes);
+                ProxyHost.set_gauge(metric, bytes as u64);
+            }
+        }
+    }
+}
 /// Test-only VM failure, to prove each filter's `failure_policy` in real Envoy: the VM
 /// environment variable `LLMOBS_TEST_TRAP` (`vm_config.environment_variables.key_values`, never
 /// set in production configs) makes a request's first callback execute `unreachable`, which fails
@@ -49,7 +83,14 @@ impl<F> std::fmt::Debug for Root<F> {
 
 impl<F> Root<F> {
     pub fn new(name: &'static str, build: Build<F>, new_stream: NewStream<F>) -> Self {
-        Self { name, build, new_stream, filter: None, trap: Trap::Never }
+        Self {
+            name,
+            build,
+            new_stream,
+            filter: None,
+            trap: Trap::Never,
+            memory: MemoryGauge { metric: None, published: Cell::new(0) },
+        }
     }
 }
 
@@ -63,10 +104,14 @@ impl<F> RootContext for Root<F> {
             _ => Trap::Never,
         };
         self.filter = configure(self.name, self.build).map(Rc::new);
+        if self.memory.metric.is_none() {
+            self.memory = MemoryGauge::define(self.name);
+        }
         self.filter.is_some()
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        self.memory.sample();
         let trap = match self.trap {
             Trap::Never => false,
             Trap::Always => true,
