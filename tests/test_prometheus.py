@@ -1,0 +1,248 @@
+"""The pack's Prometheus artifacts against real tools: a real Prometheus (Debian's package)
+scrapes a real Envoy running the pack, loads envoy/prometheus/alerts.yaml, and answers every
+query of envoy/grafana/llmobs-dashboard.json with data. The rule unit tests themselves are
+`promtool test rules` in scripts/test."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import urllib.parse
+from pathlib import Path
+
+import anthropic
+import openai
+import pytest
+import yaml
+
+from harness import PII_KEY_B64, ROOT, Envoy, build_config, free_port, http_get, wait_until
+
+PROMETHEUS = "/usr/bin/prometheus"
+ALERTS = ROOT / "envoy" / "prometheus" / "alerts.yaml"
+DASHBOARD = ROOT / "envoy" / "grafana" / "llmobs-dashboard.json"
+ALERTS_DOC = ROOT / "docs" / "alerts.md"
+EMAIL = "jane.roe@example.com"  # a PII value the filter must keep out of every series
+# What the dashboard's variables and Grafana's interval macros become in the test.
+MACROS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "5m"}
+
+
+class Prometheus:
+    """Prometheus on a free loopback port with its own storage, scraping one Envoy every second."""
+
+    def __init__(self, tmp: Path, envoy_admin_port: int):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(ALERTS)],
+            "scrape_configs": [{
+                "job_name": "envoy",
+                "metrics_path": "/stats/prometheus",
+                "static_configs": [{"targets": [f"127.0.0.1:{envoy_admin_port}"]}],
+            }],
+        }
+        (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.log_path = tmp / "prometheus.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp,
+        )
+        wait_until(self._ready, 30, "Prometheus to become ready")
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"Prometheus exited with {self.proc.returncode}:\n{self.log_path.read_text()[-4000:]}")
+        try:
+            return http_get(self.url + "/-/ready", timeout=1)[0] == 200
+        except OSError:
+            return False
+
+    def api(self, path: str, **params) -> dict:
+        query = urllib.parse.urlencode(params, doseq=True)
+        status, body = http_get(f"{self.url}/api/v1/{path}?{query}")
+        doc = json.loads(body)
+        assert status == 200 and doc["status"] == "success", (path, params, doc)
+        return doc["data"]
+
+    def query(self, expr: str) -> list[dict]:
+        data = self.api("query", query=expr)
+        assert data["resultType"] == "vector", (expr, data)
+        return data["result"]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def drive(envoy: Envoy, upstream) -> dict:
+    """One round of traffic that every dashboard panel reads (tokens, PII, a stream, a parse
+    failure, errors, probes). Returns the output tokens the SDKs reported, by (provider, model,
+    tenant)."""
+    oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
+    an = anthropic.Anthropic(base_url=envoy.url + "/anthropic", api_key="sk-ant-test", max_retries=0)
+    reported = {}
+    r = oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"write to {EMAIL}"}],
+                                   extra_headers={"x-llmobs-tenant": "acme"})
+    reported[("openai", "gpt-4o-mini", "acme")] = r.usage.completion_tokens
+    m = an.messages.create(model="claude-3-5-haiku", max_tokens=64, messages=[{"role": "user", "content": "hello"}],
+                           extra_headers={"x-llmobs-tenant": "globex"})
+    reported[("anthropic", "claude-3-5-haiku", "globex")] = m.usage.output_tokens
+    # A stream without include_usage: time to first chunk, and a response without usage.
+    assert list(oa.chat.completions.create(model="gpt-4o", stream=True, messages=[{"role": "user", "content": "x"}],
+                                           extra_headers={"x-llmobs-tenant": "acme"}))
+    # A stream cut by a malformed event: a parse failure.
+    upstream.scenario({"type": "stream_fault", "kind": "malformed", "after_chunks": 2})
+    with pytest.raises(json.JSONDecodeError):
+        list(oa.chat.completions.create(model="gpt-4o", stream=True, messages=[{"role": "user", "content": "x"}]))
+    upstream.scenario({"type": "fail", "status": 429, "retry_after": 1, "times": 1})
+    with pytest.raises(openai.RateLimitError):
+        oa.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    # Synthetic probes: one answered, one failed.
+    probe = {"x-llmobs-synthetic": "true"}
+    oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "probe"}], extra_headers=probe)
+    upstream.scenario({"type": "fail", "status": 529, "times": 1})
+    with pytest.raises(anthropic.APIStatusError):
+        an.messages.create(model="claude-3-5-haiku", max_tokens=8, messages=[{"role": "user", "content": "probe"}],
+                           extra_headers=probe)
+    return reported
+
+
+def scraped(prom: Prometheus, envoy: Envoy) -> bool:
+    """Prometheus holds Envoy's current request count (so the latest traffic was scraped)."""
+    want = envoy.metric("llmobs_token_accounting_requests")
+    got = prom.query("sum(llmobs_token_accounting_requests)")
+    return bool(got) and float(got[0]["value"][1]) == want
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, upstream):
+    """Envoy with the pack, scraped by Prometheus, after two rounds of traffic: the first
+    creates the series, the second moves them, so rates over a minute are above zero."""
+    tmp = tmp_path_factory.mktemp("prometheus")
+    upstream.reset()
+    # Two models fit under the label cap; gpt-4o arrives third and is counted as _OTHER.
+    token_accounting = {"tenant_header": "x-llmobs-tenant", "model_label": {"max_distinct": 2}}
+    config, ports = build_config(tmp, upstream.port, {"llmobs_token_accounting": token_accounting})
+    envoy = Envoy(tmp, config, ports)
+    prom = None
+    try:
+        prom = Prometheus(tmp, ports["admin"])
+        reported = [drive(envoy, upstream)]
+        wait_until(lambda: scraped(prom, envoy), 20, "Prometheus to scrape the first round")
+        reported.append(drive(envoy, upstream))
+        wait_until(lambda: scraped(prom, envoy), 20, "Prometheus to scrape the second round")
+        totals = {k: sum(r[k] for r in reported) for k in reported[0]}
+        yield envoy, prom, totals
+    finally:
+        if prom:
+            prom.stop()
+        envoy.stop()
+
+
+def fill(expr: str) -> str:
+    """A dashboard query as Grafana would send it with every variable at All."""
+    for macro, value in MACROS.items():
+        expr = expr.replace(macro, value)
+    return re.sub(r"\$\{?(provider|model|tenant)\}?", ".*", expr)
+
+
+def dashboard_targets(dashboard: dict) -> list[tuple[str, str]]:
+    found = []
+    for panel in dashboard["panels"]:
+        for inner in [panel, *panel.get("panels", [])]:
+            for target in inner.get("targets", []):
+                found.append((inner["title"], target["expr"]))
+    return found
+
+
+def test_prometheus_sees_tokens_by_provider_model_and_tenant_as_the_sdks_reported_them(stack):
+    envoy, prom, totals = stack
+    rows = prom.query('sum by (gen_ai_provider_name, gen_ai_request_model, tenant) '
+                      '(llmobs_token_accounting_tokens{synthetic="false", gen_ai_token_type="output"})')
+    seen = {(r["metric"]["gen_ai_provider_name"], r["metric"]["gen_ai_request_model"], r["metric"]["tenant"]):
+            float(r["value"][1]) for r in rows}
+    for key, output_tokens in totals.items():
+        assert seen.get(key) == output_tokens, (key, seen)
+    errors = prom.query('llmobs_errors{synthetic="false", error_type="rate_limit", gen_ai_provider_name="openai"}')
+    assert [float(e["value"][1]) for e in errors] == [2.0]
+    probes = prom.query('sum by (error_type) (llmobs_errors{synthetic="true"})')
+    assert {p["metric"]["error_type"]: float(p["value"][1]) for p in probes} == {"overloaded": 2.0}
+
+
+def test_no_series_or_label_in_prometheus_carries_the_pii_value_or_the_keys(stack):
+    _, prom, _ = stack
+    series = json.dumps(prom.api("series", **{"match[]": ['{__name__=~".+"}']}))
+    assert "llmobs_pii_detections" in series
+    for secret in (EMAIL, "sk-test", "sk-ant-test", PII_KEY_B64):
+        assert secret not in series
+
+
+def test_prometheus_loads_every_rule_of_alerts_yaml_and_evaluates_it_without_error(stack):
+    _, prom, _ = stack
+    defined = [r.get("alert") or r["record"] for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]]
+
+    def evaluated():
+        rules = [r for g in prom.api("rules")["groups"] for r in g["rules"]]
+        return all(r["health"] != "unknown" for r in rules) and rules
+
+    rules = wait_until(evaluated, 10, "every rule to be evaluated once")
+    assert sorted(r["name"] for r in rules) == sorted(defined)
+    assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
+
+
+def test_every_dashboard_variable_query_returns_values(stack):
+    _, prom, _ = stack
+    dashboard = json.loads(DASHBOARD.read_text())
+    variables = [v for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    assert {v["name"] for v in variables} == {"provider", "model", "tenant"}
+    expected = {"provider": {"openai", "anthropic"}, "model": {"gpt-4o-mini", "claude-3-5-haiku"},
+                "tenant": {"acme", "globex"}}
+    for var in variables:
+        assert var["datasource"]["uid"] == "${datasource}"
+        m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", fill(var["query"]["query"]))
+        assert m, var["query"]
+        values = set(prom.api(f"label/{m.group(2)}/values", **{"match[]": [m.group(1)]}))
+        assert expected[var["name"]] <= values, (var["name"], values)
+
+
+def test_every_dashboard_panel_query_returns_data_from_the_real_prometheus(stack):
+    _, prom, _ = stack
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["schemaVersion"] >= 39
+    targets = dashboard_targets(dashboard)
+    assert len(targets) >= 12
+    empty = []
+    for title, expr in targets:
+        assert "$" not in fill(expr), expr
+        values = [float(r["value"][1]) for r in prom.query(fill(expr))]
+        if not any(math.isfinite(v) and v > 0 for v in values):
+            empty.append((title, expr, values))
+    assert empty == []
+    for panel in dashboard["panels"]:
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+
+
+def test_every_alert_has_a_severity_a_summary_and_a_runbook_section_in_docs():
+    doc = ALERTS_DOC.read_text()
+    # GitHub's anchor of a heading: lower case, spaces to hyphens, punctuation dropped.
+    anchors = {re.sub(r"[^a-z0-9 _-]", "", h.strip().lower()).replace(" ", "-")
+               for h in re.findall(r"^#+ (.+)$", doc, flags=re.M)}
+    alerts = [r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"] if "alert" in r]
+    assert len(alerts) >= 10
+    for rule in alerts:
+        assert rule["labels"]["severity"] in {"critical", "warning", "info"}, rule["alert"]
+        assert rule["annotations"]["summary"], rule["alert"]
+        page, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert page == "docs/alerts.md" and anchor == f"alert-{rule['alert'].lower()}", rule["alert"]
+        assert anchor in anchors, f"docs/alerts.md has no section for {rule['alert']}"
