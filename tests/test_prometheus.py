@@ -200,6 +200,14 @@ def test_prometheus_loads_every_rule_of_alerts_yaml_and_evaluates_it_without_err
     assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
 
 
+def test_every_series_the_rules_read_is_exported_by_envoy_under_that_name(stack):
+    _, prom, _ = stack
+    # Metric names, as opposed to label names, are followed by a selector or a range.
+    names = set(re.findall(r"\b((?:llmobs|gen_ai|envoy)_[a-z_]+)(?=[{\[])", ALERTS.read_text()))
+    assert "envoy_filesystem_write_buffered" in names and len(names) >= 8
+    assert sorted(n for n in names if not prom.query(f"count({n})")) == []
+
+
 def test_every_dashboard_variable_query_returns_values(stack):
     _, prom, _ = stack
     dashboard = json.loads(DASHBOARD.read_text())
