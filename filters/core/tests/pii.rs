@@ -457,6 +457,56 @@ fn a_card_number_inside_a_longer_digit_run_is_not_a_card() {
 }
 
 #[test]
+fn a_value_after_a_word_ending_in_a_digit_is_found() {
+    // A space separates them, and a digit glued to letters ends a word: it heads no number.
+    assert_eq!(found("token Lz4 536-22-8714"), [(Entity::UsSsn, "536-22-8714")]);
+    assert_eq!(found("abc9 536-22-8714"), [(Entity::UsSsn, "536-22-8714")]);
+    assert_eq!(found("key_7 536 22 8714"), [(Entity::UsSsn, "536 22 8714")]);
+    // Capitals before the digits start a digit cluster at the word (an IBAN might follow): the
+    // cluster gate must still look past the word's digits.
+    assert_eq!(found("LZ4 536-22-8714"), [(Entity::UsSsn, "536-22-8714")]);
+    assert_eq!(found("GPT4 4111 1111 1111 1111"), [(Entity::PaymentCard, "4111 1111 1111 1111")]);
+    assert_eq!(found("Lz4 4111111111111111"), [(Entity::PaymentCard, "4111111111111111")]);
+    assert_eq!(found("room B2 415-555-0132"), [(Entity::Phone, "415-555-0132")]);
+    assert_eq!(found("file v2.536-22-8714"), [(Entity::UsSsn, "536-22-8714")]);
+    assert_eq!(found("call _1 (709) 667-7016"), [(Entity::Phone, "(709) 667-7016")]);
+}
+
+#[test]
+fn a_number_before_a_value_joins_it_only_where_the_format_would() {
+    // Dashed SSNs and dashed or bare cards never hold a space: after `12 ` they stand alone.
+    assert_eq!(found("Room 12 536-22-8714"), [(Entity::UsSsn, "536-22-8714")]);
+    assert_eq!(found("ref 12 4111-1111-1111-1111"), [(Entity::PaymentCard, "4111-1111-1111-1111")]);
+    assert_eq!(found("ref 12 4111111111111111"), [(Entity::PaymentCard, "4111111111111111")]);
+    // Spaced cards and SSNs, and phones (whose formats mix separators), take a spaced number in.
+    assert_eq!(found("ref 12 4111 1111 1111 1111"), []);
+    assert_eq!(found("ref 12 536 22 8714"), []);
+    assert_eq!(found("Room 12 415-555-0132"), []);
+    // A dot, dash or slash joins whatever the format: a decimal, an id, a path.
+    assert_eq!(found("ratio 0.4111111111111111"), []);
+    assert_eq!(found("id 12-536-22-8714"), []);
+    assert_eq!(found("id 12/536-22-8714"), []);
+    // Glued is glued.
+    assert_eq!(found("id 1536-22-8714"), []);
+}
+
+#[test]
+fn the_groups_after_an_ibans_head_are_not_a_card_or_a_phone() {
+    // Two capitals and two digits read as an IBAN's head, known country or not (a malformed
+    // IBAN is still no card); one capital or one digit less is a word like any other.
+    let cards = Detector::new(&[Entity::PaymentCard]);
+    assert_eq!(cards.scan("DE44 4111 1111 1111 1111"), []);
+    assert_eq!(cards.scan("US36 4111 1111 1111 1111"), []);
+    assert_eq!(cards.scan("LZ4 4111 1111 1111 1111").len(), 1);
+    assert_eq!(cards.scan("Lz44 4111 1111 1111 1111").len(), 1);
+    let phones = Detector::new(&[Entity::Phone]);
+    assert_eq!(phones.scan("GB29 415 555 0132"), []);
+    assert_eq!(phones.scan("B29 415 555 0132").len(), 1);
+    // An IBAN's groups are never dashed: a dashed SSN after one stands alone.
+    assert_eq!(found("DE44 536-22-8714"), [(Entity::UsSsn, "536-22-8714")]);
+}
+
+#[test]
 fn an_email_is_reported_once_and_not_also_as_its_parts() {
     assert_eq!(
         found("write to john.4111111111111111@mail.example.com today"),
@@ -586,6 +636,8 @@ fn the_gates_change_no_result() {
             "x1 (4111 1111 1111 1111) and x+4111111111111111",
             "v1 10.0.0.1, 415-555-0132(2)x, 123-45-6789 12345x, ip:fe80::1, time:fe80::1",
             "+1 415 555 0132. 2025-11-26T12:30:45Z 1.2.3.4.5 GB82 WEST 1234 5698 7654 32EUR",
+            "token Lz4 536-22-8714, room B2 415-555-0132, _1 (709) 667-7016, LZ4 4111 1111 1111 1111",
+            "DE44 4111 1111 1111 1111, Room 12 536-22-8714, ref 12 4111111111111111, x9 1 415 555 0132",
         ]
         .map(String::from),
     );

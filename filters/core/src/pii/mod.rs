@@ -292,7 +292,7 @@ impl Detector {
                     }
                     pos = m.end().max(f.end).max(m.start() + 1);
                 }
-                None => pos = pass.resume_after_reject(m.start(), m.end()),
+                None => pos = pass.resume_after_reject(text, m.start(), m.end()),
             }
         }
         (last_end, pos)

@@ -125,15 +125,24 @@ impl Pass {
     /// Whether a candidate of this pass can start in `cluster` (a cheap necessary condition).
     pub(super) fn may_match(self, text: &[u8], c: &super::clusters::Cluster) -> bool {
         let body = text.get(c.start..c.end).unwrap_or_default();
-        // Every candidate needs a clear left edge, and one starting inside the cluster follows a
-        // digit and a space, dot, dash or slash (rejected as the tail of a longer number): a
-        // cluster of those joiners glued to a word on the left holds none (IPv4 excepted:
-        // `v1 10.0.0.1`). Phones also need a clear right edge and reject such a joiner and a
-        // digit after them, so one glued on the right holds none either. A bare run is one
-        // candidate or none. Parentheses and `+` inside make no such promise.
+        // Every candidate needs a clear left edge. In a cluster glued to a word on the left
+        // (capitals before its digits: `LZ4 536-22-8714`, `DE89 3704 0044`), no candidate starts
+        // in the first digit run, and one may start after it (a run glued to letters heads no
+        // number), so only the rest of the cluster counts below (IPv4 and IBANs excepted: they
+        // have their own left edges). Phones also need a clear right edge and reject a space,
+        // dot, dash or slash and a digit after them, so a cluster glued on the right holds none.
+        // A bare run is one candidate or none. Parentheses and `+` inside make no such promise.
         let plain = !body.iter().any(|b| matches!(b, b'(' | b')' | b'+'));
         let glued_left = plain && before(text, c.start).is_some_and(is_word);
         let glued_right = plain && at(text, c.end).is_some_and(is_word);
+        let (digits, joined) = if glued_left {
+            // One joiner separates digit groups in a plain cluster.
+            let head = body.iter().take_while(|b| b.is_ascii_digit()).count();
+            let rest = body.get(head + 1..).unwrap_or_default();
+            (c.digits - head, rest.iter().any(|b| !b.is_ascii_digit()))
+        } else {
+            (c.digits, c.joined)
+        };
         match self {
             Pass::Iban => {
                 let country = c.start.checked_sub(2).and_then(|i| text.get(i..c.start)).unwrap_or_default();
@@ -142,25 +151,24 @@ impl Pass {
                     && body.get(..2).is_some_and(|d| d.iter().all(u8::is_ascii_digit))
             }
             Pass::Ipv4 => c.dots >= 3 && c.digits >= 4,
-            _ if glued_left => false,
             Pass::Card => {
-                if c.joined {
-                    c.digits >= 13
+                if joined {
+                    digits >= 13
                 } else {
-                    (13..=19).contains(&c.digits) && !glued_right
+                    (13..=19).contains(&digits) && !glued_right
                 }
             }
             Pass::Ssn => {
-                if c.joined {
-                    c.digits >= 9
+                if joined {
+                    digits >= 9
                 } else {
-                    c.digits == 9 && !glued_right
+                    digits == 9 && !glued_right
                 }
             }
             _ if glued_right => false,
-            Pass::PhoneIntl => c.digits >= 7 && body.contains(&b'+'),
-            Pass::PhoneParen => c.digits >= 7 && body.contains(&b'('),
-            Pass::PhoneNational => c.digits >= 7 && c.joined,
+            Pass::PhoneIntl => digits >= 7 && body.contains(&b'+'),
+            Pass::PhoneParen => digits >= 7 && body.contains(&b'('),
+            Pass::PhoneNational => digits >= 7 && joined,
             Pass::Tokens | Pass::Bearer | Pass::Email | Pass::Ipv6 => false,
         }
     }
@@ -176,9 +184,18 @@ impl Pass {
 
     /// Where to look next after a rejected candidate at `start..end`: past it, or (for short
     /// patterns whose rejected candidate may hide a real one starting inside it) one byte on.
-    pub(super) fn resume_after_reject(self, start: usize, end: usize) -> usize {
+    /// A candidate starting with the digits of a word (`B2 415-555-0132`, `_1 (709) 667-7016`)
+    /// is rejected for its left edge, and the value after the word's digits may stand alone:
+    /// look again right after them.
+    pub(super) fn resume_after_reject(self, text: &[u8], start: usize, end: usize) -> usize {
         match self {
             Pass::Ipv6 | Pass::Iban => start + 1,
+            Pass::Card | Pass::Ssn | Pass::PhoneParen | Pass::PhoneNational
+                if before(text, start).is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                    && digit_run(text, start) > 0 =>
+            {
+                start + digit_run(text, start)
+            }
             _ => end.max(start + 1),
         }
     }
@@ -208,15 +225,49 @@ fn is_digit(b: Option<u8>) -> bool {
     b.is_some_and(|b| b.is_ascii_digit())
 }
 
-/// Not glued to a letter, digit or underscore on the left, and not the tail of a longer number
-/// (`<digit><sep>` right before, with a separator of space, dot, dash or slash).
-fn clear_left_of_number(text: &[u8], start: usize) -> bool {
+/// Not glued to a letter, digit or underscore on the left, and not the tail of a longer number.
+///
+/// A digit and a separator (space, dot, dash or slash) right before the candidate make it such a
+/// tail only when that digit's run is a number the candidate's format would join:
+/// - A run glued to letters ends a word and heads no number (`token Lz4 536-22-8714`,
+///   `abc9 4111 1111 1111 1111`), except an IBAN's country code and check digits (`DE89 3704 …`)
+///   before a spaced format: those groups belong to the IBAN, not to a card or phone inside it.
+/// - A dot, dash or slash always joins, whatever the format: `0.4111111111111111` is a decimal,
+///   `12-536-22-8714` an id, `1/415-555-0132` a fraction or a path.
+/// - A space joins when the candidate's own format groups digits with spaces (`spaced_format`):
+///   spaced cards and SSNs (`1234 4111 1111 1111 1111`, `12 536 22 8714`), and every phone, whose
+///   formats mix separators (`1 415-555-0132`), so `Room 12 415-555-0132` stays unreported. A
+///   format that never holds a space is a number of its own after one: `12 536-22-8714` is
+///   reported as an SSN and `ref 12 4111-1111-1111-1111` as a card (a value that reads as
+///   sensitive on its own; the redactor errs towards finding it).
+fn clear_left_of_number(text: &[u8], start: usize, spaced_format: bool) -> bool {
     match before(text, start) {
         None => true,
         Some(b) if is_word(b) => false,
-        Some(b' ' | b'.' | b'-' | b'/') => !is_digit(before(text, start - 1)),
+        Some(sep @ (b' ' | b'.' | b'-' | b'/')) => {
+            let head_end = start - 1;
+            let head = text.get(..head_end).unwrap_or_default().iter().rev().take_while(|b| b.is_ascii_digit()).count();
+            if head == 0 {
+                return true;
+            }
+            let head_start = head_end - head;
+            if before(text, head_start).is_some_and(|b| b.is_ascii_alphabetic() || b == b'_') {
+                return !(sep == b' ' && spaced_format && iban_head(text, head_start, head));
+            }
+            sep == b' ' && !spaced_format
+        }
         Some(_) => true,
     }
+}
+
+/// Whether the `len` digits at `digits_start` read as an IBAN's check digits: exactly two, after
+/// a word of two capitals (`DE89`; the country is not checked: `US36 4220 3336 4241 0352 46` is a
+/// malformed IBAN, not a card after a word).
+fn iban_head(text: &[u8], digits_start: usize, len: usize) -> bool {
+    let Some(country_start) = digits_start.checked_sub(2) else { return false };
+    len == 2
+        && text.get(country_start..digits_start).is_some_and(|cc| cc.iter().all(u8::is_ascii_uppercase))
+        && !before(text, country_start).is_some_and(is_word)
 }
 
 /// Not glued to a letter, digit or underscore on the right.
@@ -249,7 +300,8 @@ pub(super) fn confirm(pass: Pass, text: &[u8], start: usize, end: usize) -> Opti
             let right_ok = clear_right_of_word(text, end)
                 && !continues_with(text, end, b".-")
                 && !sep.is_some_and(|s| at(text, end) == Some(s) && digit_run(text, end + 1) >= 4);
-            (clear_left_of_number(text, start) && right_ok && validate::payment_card(value)).then_some(())?;
+            (clear_left_of_number(text, start, sep == Some(b' ')) && right_ok && validate::payment_card(value))
+                .then_some(())?;
             found(Entity::PaymentCard)
         }
         Pass::Ssn => confirm_ssn(text, start, end, value),
@@ -258,7 +310,7 @@ pub(super) fn confirm(pass: Pass, text: &[u8], start: usize, end: usize) -> Opti
                 before(text, start).is_none_or(|b| !(is_word(b) || b == b'+'))
             } else {
                 // A national number right after `+` is the tail of an international one.
-                clear_left_of_number(text, start) && before(text, start) != Some(b'+')
+                clear_left_of_number(text, start, true) && before(text, start) != Some(b'+')
             };
             let right_ok = clear_right_of_word(text, end) && !continues_with(text, end, b" .-/");
             (left_ok && right_ok && validate::phone(value)).then_some(())?;
@@ -378,8 +430,12 @@ fn confirm_ssn(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<Fo
     let spaced_tail = value.get(3) == Some(&b' ') && continues_with(text, end, b" ");
     // Nine bare digits are an SSN only right after a keyword.
     let keyword_ok = value.len() != 9 || ssn_keyword_before(text, start);
-    (right_ok && !spaced_tail && keyword_ok && clear_left_of_number(text, start) && validate::us_ssn(value))
-        .then_some(Found { entity: Entity::UsSsn, start, end })
+    (right_ok
+        && !spaced_tail
+        && keyword_ok
+        && clear_left_of_number(text, start, value.contains(&b' '))
+        && validate::us_ssn(value))
+    .then_some(Found { entity: Entity::UsSsn, start, end })
 }
 
 /// The word (ASCII letters) ending at `end`, and where it starts.
