@@ -1,9 +1,14 @@
 //! llmobs token-accounting filter (`dist/llmobs_token_accounting.wasm`).
 //!
-//! A thin adapter: proxy-wasm callbacks in, [`llmobs_core::token_accounting::TokenAccounting`]
-//! does the work against [`llmobs_wasm_host::ProxyHost`]. Observe-only: every callback returns
+//! A thin adapter: the shared [`llmobs_wasm_host::BundleStream`] runs
+//! [`llmobs_core::token_accounting::TokenAccounting`] alone in the bundle's body flow
+//! (`llmobs_core::bundle`, one slot filled), against [`llmobs_wasm_host::ProxyHost`]. Observe-only: every callback returns
 //! Continue, so no body is ever paused or buffered by Envoy for this filter. See
 //! `docs/filters/token-accounting.md`.
 
 #[cfg(target_arch = "wasm32")]
-mod filter;
+llmobs_wasm_host::module!(
+    "token_accounting",
+    llmobs_core::bundle::AccountingFilter::new,
+    llmobs_wasm_host::BundleStream::boxed
+);

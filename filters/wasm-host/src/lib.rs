@@ -16,8 +16,12 @@ mod abi;
 mod proxy;
 #[cfg(target_arch = "wasm32")]
 mod root;
+#[cfg(target_arch = "wasm32")]
+mod stream;
 
 #[cfg(target_arch = "wasm32")]
 pub use proxy::{body_bytes, configure, log, plugin_configuration, replace_body, ProxyHost};
 #[cfg(target_arch = "wasm32")]
 pub use root::Root;
+#[cfg(target_arch = "wasm32")]
+pub use stream::BundleStream;

@@ -1,0 +1,279 @@
+//! The bundle runs the four behaviours in one pass and must leave exactly what the four
+//! separate filters leave, chained as Envoy chains them: the same bytes upstream and to the
+//! client, the same filter state (the access log) and the same counters, for every chunk split.
+
+use llmobs_core::bundle::{
+    AccountingFilter, BodyBuffer, CorrelationFilter, ErrorsFilter, Flow, FullBundle, RedactionFilter,
+};
+use llmobs_core::filter_state as fs;
+use llmobs_testkit::{chunkings, provider_fixtures, FakeHost, ProviderFixture};
+use serde_json::{json, Value};
+
+const KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const EMAIL: &str = "jane.canary@example.com";
+const CARD: &str = "4111 1111 1111 1111";
+
+fn sections() -> Value {
+    json!({
+        "correlation": {},
+        "pii_redaction": {"mode": "both", "entities": {"email": "pseudonymize", "private_key": "block"}, "pseudonym_key": {"env": "LLMOBS_PII_KEY", "id": "k1"}, "restore_pseudonyms": true},
+        "token_accounting": {},
+        "error_normalization": {"uniform_error_body_routes": ["*"]},
+    })
+}
+
+/// Envoy's body buffer for one filter and direction: grows while the filter pauses, is
+/// forwarded (and emptied) when it continues.
+#[derive(Default)]
+struct EnvoyBody {
+    bytes: Vec<u8>,
+}
+
+impl BodyBuffer for EnvoyBody {
+    fn read(&self, start: usize, len: usize) -> Option<Vec<u8>> {
+        self.bytes.get(start..start.checked_add(len)?).map(<[u8]>::to_vec)
+    }
+
+    fn replace(&mut self, len: usize, bytes: &[u8]) -> bool {
+        if len > self.bytes.len() {
+            return false;
+        }
+        self.bytes.splice(..len, bytes.iter().copied());
+        true
+    }
+}
+
+/// What one filter forwards: (bytes, end_of_stream) per continued callback.
+type Forwarded = Vec<(Vec<u8>, bool)>;
+
+/// Drives `pieces` through one filter's body callback as Envoy does.
+fn drive(pieces: &[(Vec<u8>, bool)], mut call: impl FnMut(&mut EnvoyBody, usize, bool) -> Flow) -> Forwarded {
+    let mut buffer = EnvoyBody::default();
+    let mut out = Vec::new();
+    for (piece, end) in pieces {
+        buffer.bytes.extend_from_slice(piece);
+        let size = buffer.bytes.len();
+        if call(&mut buffer, size, *end) == Flow::Continue {
+            out.push((std::mem::take(&mut buffer.bytes), *end));
+        }
+    }
+    out
+}
+
+fn joined(forwarded: &Forwarded) -> Vec<u8> {
+    forwarded.iter().flat_map(|(b, _)| b.iter().copied()).collect()
+}
+
+fn pieces(chunks: &[&[u8]]) -> Vec<(Vec<u8>, bool)> {
+    let last = chunks.len().saturating_sub(1);
+    chunks.iter().enumerate().map(|(i, c)| (c.to_vec(), i == last)).collect()
+}
+
+/// What reached the upstream, the client, and every sink.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    upstream: Vec<u8>,
+    client: Vec<u8>,
+    replied: Option<u16>,
+    filter_state: Vec<(String, String)>,
+    counters: Vec<(String, u64)>,
+}
+
+fn seen(host: &FakeHost, upstream: Vec<u8>, client: Vec<u8>) -> Seen {
+    let mut counters: Vec<(String, u64)> =
+        host.metric_names("").into_iter().filter_map(|n| host.counter(&n).map(|v| (n, v))).collect();
+    counters.sort();
+    Seen {
+        upstream,
+        client,
+        replied: host.local_response.as_ref().map(|r| r.0),
+        filter_state: host
+            .filter_state
+            .iter()
+            .filter(|(k, _)| !k.contains("duration") && !k.contains("time"))
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect(),
+        counters,
+    }
+}
+
+fn new_host(fixture: &ProviderFixture) -> FakeHost {
+    let mut headers: Vec<(&str, &str)> = vec![(":path", &fixture.path)];
+    headers.extend(fixture.request_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut host = FakeHost::with_request_headers(&headers);
+    host.env.insert("LLMOBS_PII_KEY".into(), KEY_B64.as_bytes().to_vec());
+    host.set_property(&["plugin_name"], b"llmobs");
+    host.set_property(&["response", "code_details"], b"via_upstream");
+    host
+}
+
+fn add_response_headers(host: &mut FakeHost, fixture: &ProviderFixture) {
+    host.add_response_header(":status", &fixture.status.to_string());
+    for (k, v) in &fixture.response_headers {
+        host.add_response_header(k, v);
+    }
+}
+
+fn through_bundle(fixture: &ProviderFixture, request: &[&[u8]], response: &[&[u8]]) -> Seen {
+    let mut host = new_host(fixture);
+    let bundle = FullBundle::new(sections().to_string().as_bytes(), &mut host).unwrap();
+    let mut ex = bundle.on_request_headers(&mut host);
+    let upstream = drive(&pieces(request), |b, n, e| bundle.on_request_body(&mut host, &mut ex, b, n, e));
+    if host.local_response.is_some() {
+        bundle.on_log(&mut host, &mut ex);
+        return seen(&host, joined(&upstream), Vec::new());
+    }
+    add_response_headers(&mut host, fixture);
+    bundle.on_response_headers(&mut host, &mut ex, false);
+    let client = drive(&pieces(response), |b, n, e| bundle.on_response_body(&mut host, &mut ex, b, n, e));
+    bundle.on_log(&mut host, &mut ex);
+    seen(&host, joined(&upstream), joined(&client))
+}
+
+/// The four separate filters in the demo's order, each with its own context and Envoy buffer;
+/// responses pass them in reverse.
+fn through_separate_filters(fixture: &ProviderFixture, request: &[&[u8]], response: &[&[u8]]) -> Seen {
+    let mut host = new_host(fixture);
+    let cfg = sections();
+    let section = |name: &str| cfg[name].to_string().into_bytes();
+    let correlation = CorrelationFilter::new(&section("correlation"), &mut host).unwrap();
+    let redaction = RedactionFilter::new(&section("pii_redaction"), &mut host).unwrap();
+    let accounting = AccountingFilter::new(&section("token_accounting"), &mut host).unwrap();
+    let errors = ErrorsFilter::new(&section("error_normalization"), &mut host).unwrap();
+    let mut cx = correlation.on_request_headers(&mut host);
+    let mut rx = redaction.on_request_headers(&mut host);
+    let mut ax = accounting.on_request_headers(&mut host);
+    let mut ex = errors.on_request_headers(&mut host);
+
+    let after_redaction = drive(&pieces(request), |b, n, e| redaction.on_request_body(&mut host, &mut rx, b, n, e));
+    let upstream = if host.local_response.is_some() {
+        Vec::new()
+    } else {
+        drive(&after_redaction, |b, n, e| accounting.on_request_body(&mut host, &mut ax, b, n, e))
+    };
+    if host.local_response.is_some() {
+        errors.on_log(&mut host, &mut ex);
+        accounting.on_log(&mut host, &mut ax);
+        redaction.on_log(&mut host, &mut rx);
+        return seen(&host, joined(&upstream), Vec::new());
+    }
+    add_response_headers(&mut host, fixture);
+    errors.on_response_headers(&mut host, &mut ex, false);
+    accounting.on_response_headers(&mut host, &mut ax, false);
+    redaction.on_response_headers(&mut host, &mut rx, false);
+    correlation.on_response_headers(&mut host, &mut cx, false);
+    let r1 = drive(&pieces(response), |b, n, e| errors.on_response_body(&mut host, &mut ex, b, n, e));
+    let r2 = drive(&r1, |b, n, e| accounting.on_response_body(&mut host, &mut ax, b, n, e));
+    let client = drive(&r2, |b, n, e| redaction.on_response_body(&mut host, &mut rx, b, n, e));
+    errors.on_log(&mut host, &mut ex);
+    accounting.on_log(&mut host, &mut ax);
+    redaction.on_log(&mut host, &mut rx);
+    correlation.on_log(&mut host, &mut cx);
+    seen(&host, joined(&upstream), joined(&client))
+}
+
+/// A few splits of a body: whole, two halves, 7-byte pieces, one byte at a time for short ones.
+fn some_chunkings(body: &[u8]) -> Vec<Vec<&[u8]>> {
+    let mut out = vec![vec![body], body.chunks(7).collect()];
+    let half = body.len() / 2;
+    out.push(vec![body.get(..half).unwrap_or_default(), body.get(half..).unwrap_or_default()]);
+    if body.len() <= 2048 {
+        out.extend(chunkings(body).into_iter().take(8));
+    }
+    out
+}
+
+fn chat_fixture(prompt: &str, answer: &str) -> ProviderFixture {
+    let mut fixture =
+        provider_fixtures().into_iter().find(|f| f.name == "openai-chat-plain").expect("the openai-chat-plain fixture");
+    fixture.request_body =
+        json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]}).to_string().into_bytes();
+    let mut response: Value = serde_json::from_slice(&fixture.response_body).unwrap();
+    response["choices"][0]["message"]["content"] = json!(answer);
+    fixture.response_body = response.to_string().into_bytes();
+    fixture.response_headers.retain(|(k, _)| k != "content-length");
+    fixture
+}
+
+#[test]
+fn the_bundle_leaves_what_the_four_separate_filters_leave_for_every_provider_fixture_and_split() {
+    let mut compared = 0;
+    for fixture in provider_fixtures() {
+        for response in some_chunkings(&fixture.response_body) {
+            let request = vec![fixture.request_body.as_slice()];
+            let bundle = through_bundle(&fixture, &request, &response);
+            let separate = through_separate_filters(&fixture, &request, &response);
+            assert_eq!(bundle, separate, "{}", fixture.name);
+            compared += 1;
+        }
+    }
+    assert!(compared > 40, "only {compared} comparisons ran");
+}
+
+#[test]
+fn the_bundle_redacts_a_request_and_a_response_as_the_separate_filters_do_for_every_split() {
+    let fixture = chat_fixture(&format!("mail {EMAIL} card {CARD}"), &format!("I wrote to {EMAIL}."));
+    for request in some_chunkings(&fixture.request_body) {
+        for response in [vec![fixture.response_body.as_slice()], fixture.response_body.chunks(5).collect()] {
+            let bundle = through_bundle(&fixture, &request, &response);
+            let separate = through_separate_filters(&fixture, &request, &response);
+            let upstream = String::from_utf8(bundle.upstream.clone()).unwrap();
+            assert!(!upstream.contains(EMAIL) && !upstream.contains(CARD), "{upstream}");
+            assert!(upstream.contains("[PAYMENT_CARD]"));
+            assert!(!String::from_utf8_lossy(&bundle.client).contains("[EMAIL"));
+            assert_eq!(bundle, separate);
+        }
+    }
+}
+
+#[test]
+fn a_blocked_value_is_refused_once_and_nothing_goes_upstream() {
+    let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n-----END RSA PRIVATE KEY-----";
+    let fixture = chat_fixture(&format!("key {pem}"), "ok");
+    let mut host = new_host(&fixture);
+    let bundle = FullBundle::new(sections().to_string().as_bytes(), &mut host).unwrap();
+    let mut ex = bundle.on_request_headers(&mut host);
+    let chunks: Vec<(Vec<u8>, bool)> = pieces(&fixture.request_body.chunks(9).collect::<Vec<_>>());
+    let upstream = drive(&chunks, |b, n, e| bundle.on_request_body(&mut host, &mut ex, b, n, e));
+    assert!(upstream.is_empty());
+    assert_eq!(host.local_response.as_ref().map(|r| r.0), Some(400));
+    assert_eq!(bundle.on_request_trailers(&mut host, &mut ex), Flow::Pause);
+}
+
+#[test]
+fn an_error_body_is_replaced_by_the_uniform_one_after_the_whole_body_is_held() {
+    let mut fixture = chat_fixture("hello", "unused");
+    fixture.status = 429;
+    fixture.response_body =
+        br#"{"error":{"message":"Rate limit reached for requests","type":"requests","code":"rate_limit_exceeded"}}"#
+            .to_vec();
+    let response: Vec<&[u8]> = fixture.response_body.chunks(3).collect();
+    let bundle = through_bundle(&fixture, &[fixture.request_body.as_slice()], &response);
+    let body: Value = serde_json::from_slice(&bundle.client).unwrap();
+    assert!(body["error"]["type"].is_string(), "{body}");
+    assert_eq!(bundle, through_separate_filters(&fixture, &[fixture.request_body.as_slice()], &response));
+}
+
+#[test]
+fn a_missing_section_turns_its_behaviour_off() {
+    let fixture = chat_fixture(&format!("mail {EMAIL}"), "ok");
+    let mut host = new_host(&fixture);
+    let bundle = FullBundle::new(br#"{"token_accounting": {}}"#, &mut host).unwrap();
+    let mut ex = bundle.on_request_headers(&mut host);
+    let upstream =
+        drive(&pieces(&[&fixture.request_body]), |b, n, e| bundle.on_request_body(&mut host, &mut ex, b, n, e));
+    assert_eq!(joined(&upstream), fixture.request_body);
+    assert_eq!(host.filter_state_str(fs::PII_RULE_SET), None);
+}
+
+#[test]
+fn a_bad_section_is_refused_with_the_section_in_the_field_path() {
+    let mut host = new_host(&chat_fixture("x", "y"));
+    let err = FullBundle::new(br#"{"pii_redaction": {"mode": "loud"}}"#, &mut host).unwrap_err();
+    assert_eq!(err.field, "pii_redaction.mode");
+    let err = FullBundle::new(br#"{"token_acounting": {}}"#, &mut host).unwrap_err();
+    assert_eq!(err.field, "token_acounting");
+    assert!(err.reason.contains("unknown section"), "{}", err.reason);
+    assert_eq!(FullBundle::new(b"{}", &mut host).unwrap_err().field, ".");
+    assert_eq!(FullBundle::new(b"[1]", &mut host).unwrap_err().field, ".");
+}
