@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from conftest import validate_log_line
-from harness import ROOT, http_get, post_json, route_everything_to, set_route_timeout, without_filter
+from harness import ROOT, as_bundle, http_get, post_json, route_everything_to, set_route_timeout, without_filter
 
 FIXTURES = ROOT / "tests" / "fixtures" / "providers"
 CHAT_BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}
@@ -114,13 +114,20 @@ def fixture_cases() -> list[str]:
     return sorted(p.parent.name for p in FIXTURES.glob("*/meta.json"))
 
 
-def test_every_recorded_provider_exchange_replayed_through_envoy_is_read_exactly(start_envoy, replay):
+@pytest.mark.parametrize("pack", ["separate_filters", "bundle"])
+def test_every_recorded_provider_exchange_replayed_through_envoy_is_read_exactly(start_envoy, replay, pack):
     """llmock has no Bedrock or Azure routes and reports no cached or reasoning tokens: the
-    project's replay upstream sends the recorded bytes instead, in 7-byte chunks."""
+    project's replay upstream sends the recorded bytes instead, in 7-byte chunks. Through the
+    demo's four filters and through the bundle carrying the same configurations."""
     rewrites = {"/vllm/": "/", "/ollama/": "/"}
     overrides = [{"path_prefix": "/vllm/", "provider": "vllm"}, {"path_prefix": "/ollama/", "provider": "ollama"}]
-    envoy = start_envoy({"llmobs_token_accounting": {"providers": overrides}},
-                        mutate=lambda c: route_everything_to(c, replay.port, rewrites))
+
+    def setup(config):
+        route_everything_to(config, replay.port, rewrites)
+        if pack == "bundle":
+            as_bundle(config)
+
+    envoy = start_envoy({"llmobs_token_accounting": {"providers": overrides}}, mutate=setup)
     sent = {}
     for case in fixture_cases():
         meta = json.loads((FIXTURES / case / "meta.json").read_text())

@@ -96,6 +96,46 @@ struct Found {
     end: usize,
 }
 
+/// The configuration as canonical JSON (object keys sorted, no whitespace), what the rule-set
+/// hash covers: the same rules hash the same in a separate filter and in a bundle section (which
+/// reaches the filter re-serialized), whatever the formatting of the file they came from.
+fn canonical_config(config_json: &[u8]) -> Vec<u8> {
+    fn write(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                out.push('{');
+                for (i, (key, item)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(key.clone()).to_string());
+                    out.push(':');
+                    write(item, out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    // An empty configuration means all defaults, the same rules as `{}`.
+    let value = serde_json::from_slice::<Value>(config_json).unwrap_or_else(|_| Value::Object(Default::default()));
+    let mut out = String::new();
+    write(&value, &mut out);
+    out.into_bytes()
+}
+
 /// What the adapter does with a request body.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RequestVerdict {
@@ -221,7 +261,7 @@ impl PiiRedaction {
             None => None,
         };
         let enabled: Vec<Entity> = Entity::ALL.into_iter().filter(|e| config.action_for(*e) != Action::Off).collect();
-        let hash = crate::id::hex(Sha256::digest(config_json).get(..6).unwrap_or_default());
+        let hash = crate::id::hex(Sha256::digest(canonical_config(config_json)).get(..6).unwrap_or_default());
         let rule_set = format!("{}@{}", config.rule_set_version, hash);
         let filter = Self {
             detector: Detector::new(&enabled),
