@@ -29,13 +29,16 @@ PROBE = {"x-llmobs-synthetic": "true"}
 def with_runbook(name: str, upstream_port: int):
     """A build_config `mutate` that applies envoy/runbooks/<name>.yaml as docs/runbooks.md says:
     routes first in the provider virtual host, HTTP filters just before the router, clusters
-    added. Cluster addresses get the test's llmock port, as build_config does for `llmock`."""
+    added, `local_reply_config` set on the connection manager. Cluster addresses get the test's
+    llmock port, as build_config does for `llmock`."""
     fragment = yaml.safe_load((RUNBOOKS / f"{name}.yaml").read_text())
 
     def mutate(config: dict) -> None:
         hcm = hcm_of(config)
         hcm["route_config"]["virtual_hosts"][0]["routes"][:0] = fragment.get("routes", [])
         hcm["http_filters"][-1:-1] = fragment.get("http_filters", [])
+        if "local_reply_config" in fragment:
+            hcm["local_reply_config"] = fragment["local_reply_config"]
         for cluster in fragment.get("clusters", []):
             for ep in cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]:
                 ep["endpoint"]["address"]["socket_address"]["port_value"] = upstream_port
@@ -73,10 +76,6 @@ def canary(envoy, upstream, model: str = "gpt-4o-mini", **headers) -> dict:
     assert raw.parse().choices[0].message.content
     assert len(upstream.seen()) == seen_before + 1
     assert upstream.seen()[-1]["header_map"]["x-llmobs-synthetic"] == "true"
-    assert envoy.metric("llmobs_correlation_requests", synthetic="true") == probes_before + 1
-    assert envoy.metric("llmobs_token_accounting_requests", synthetic="true") == accounted_before + 1
-    assert envoy.metric("llmobs_correlation_requests", synthetic="false") == organic_before
-    assert envoy.metric("llmobs_errors", synthetic="true") == 0
     # The probe's own log line, found by the request id the correlation filter echoed.
     request_id = raw.headers["x-request-id"]
     line = wait_until(lambda: next((entry for entry in envoy.access_log() if entry.get("llmobs.request_id") == request_id), None),
@@ -84,6 +83,11 @@ def canary(envoy, upstream, model: str = "gpt-4o-mini", **headers) -> dict:
     validate_log_line(line)
     assert (line["llmobs.synthetic"], line["http.response.status_code"]) == ("true", 200)
     assert "error.type" not in line
+    # Counters are final once the log line is written (Envoy logs after the filters complete).
+    assert envoy.metric("llmobs_correlation_requests", synthetic="true") == probes_before + 1
+    assert envoy.metric("llmobs_token_accounting_requests", synthetic="true") == accounted_before + 1
+    assert envoy.metric("llmobs_correlation_requests", synthetic="false") == organic_before
+    assert envoy.metric("llmobs_errors", synthetic="true") == 0
     return line
 
 
@@ -175,7 +179,7 @@ def test_shedding_load_answers_a_structured_503_with_retry_after_while_probes_st
     with pytest.raises(openai.InternalServerError):
         retrying.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
     assert time.monotonic() - started >= 5
-    assert envoy.metric("llmobs_errors", error_type="overloaded", synthetic="false") == 4
+    assert envoy.wait_metric("llmobs_errors", 4, error_type="overloaded", synthetic="false") == 4
 
 
 def test_with_the_fragments_removed_the_canaries_show_recovery_from_every_runbook(start_envoy, fresh_upstream):
@@ -193,3 +197,37 @@ def test_with_the_fragments_removed_the_canaries_show_recovery_from_every_runboo
     assert len(fresh_upstream.seen()) == 3
     assert envoy.metric("llmobs_correlation_requests", synthetic="true") == 2
     assert envoy.metric("llmobs_correlation_requests", synthetic="false") == 1
+
+
+def test_shedding_above_a_rate_serves_the_bucket_and_answers_the_rest_with_a_structured_503(start_envoy, fresh_upstream):
+    mutate = with_runbook("shed-load-above-rate", fresh_upstream.port)
+
+    def small_bucket(config: dict) -> None:
+        mutate(config)
+        # The rate is the knob on-call sets; a bucket of 2 that never refills during the test
+        # makes the third request the first one shed, on any machine.
+        (limit,) = [f for f in hcm_of(config)["http_filters"] if f["name"] == "envoy.filters.http.local_ratelimit"]
+        limit["typed_config"]["token_bucket"] = {"max_tokens": 2, "tokens_per_fill": 2, "fill_interval": "3600s"}
+
+    envoy = start_envoy(mutate=small_bucket)
+    oa = openai_client(envoy)
+    for _ in range(2):
+        oa.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.InternalServerError) as raised:
+        oa.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    err = raised.value
+    assert (err.status_code, err.response.headers["retry-after"], err.response.headers["content-type"]) == (
+        503, "1", "application/json")
+    assert (err.code, err.body["type"]) == ("load_shed", "overloaded")
+    an = anthropic.Anthropic(base_url=envoy.url + "/anthropic", api_key="sk-ant-test", max_retries=0)
+    with pytest.raises(anthropic.APIStatusError) as raised_an:
+        an.messages.create(model="claude-sonnet-4", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+    assert (raised_an.value.status_code, raised_an.value.body["error"]["type"]) == (529, "overloaded_error")
+    assert len(fresh_upstream.seen()) == 2
+    shed = [line for line in logged(envoy, 4) if line["http.response.status_code"] != 200]
+    assert [line["http.response.status_code"] for line in shed] == [503, 529]
+    for line in shed:
+        assert (line["envoy.response_flags"], line["error.type"], line["llmobs.error.origin"]) == ("RL", "overloaded", "gateway")
+        assert (line["llmobs.error.retryable"], line["llmobs.error.retry_after_ms"]) == ("true", "1000")
+    assert envoy.metric("llmobs_errors", error_type="overloaded", origin="gateway") == 2
+    assert envoy.metric("envoy_http_local_rate_limit_rate_limited", envoy_local_http_ratelimit_prefix="llm_shed") == 2
