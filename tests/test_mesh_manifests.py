@@ -27,7 +27,7 @@ import jsonschema
 import pytest
 import yaml
 
-from harness import ROOT, _find_http_filters, http_get, wait_until
+from harness import ROOT, _find_http_filters, as_bundle, http_get, wait_until
 
 SCHEMAS = ROOT.parent / "shared" / "schemas"
 MANIFEST_DIRS = [ROOT / "envoy" / "istio", ROOT / "envoy" / "gateway"]
@@ -423,8 +423,7 @@ def chain_from(source: str) -> dict:
         policy = ISTIO_FAILURE_POLICY[plugin["spec"]["failStrategy"]]
         keys = [e["name"] for e in plugin["spec"]["vmConfig"]["env"]]
     assert set(config) == set(BUNDLE_SECTIONS), "the bundle's config is exactly its four sections"
-    # Until the bundle module exists, each section goes to the separate filter with the bundle's
-    # failure policy and VM environment.
+    # Keyed like the separate filters; apply_chain folds them into the bundle module's sections.
     return {BUNDLE_SECTIONS[section]: (cfg, policy, keys) for section, cfg in config.items()}
 
 
@@ -432,16 +431,16 @@ SOURCES = ["separate WasmPlugins", "llmobs-bundle", "llmobs-bundle-egress", "Env
 
 
 def distinct_chains() -> list[tuple[str, dict]]:
-    """The chains of SOURCES, each distinct set of configurations once (the bundle's sections
-    equal the separate plugins' configs today, so one Envoy covers both; the first source's
-    failure policies and VM environment apply), labelled with the sources it stands for."""
-    def configs(chain: dict) -> dict:
-        return {name: cfg for name, (cfg, _, _) in chain.items()}
+    """The chains of SOURCES, each distinct set of configurations once per module kind (the
+    separate modules, or the bundle module; the first source's failure policies and VM
+    environment apply), labelled with the sources it stands for."""
+    def configs(chain: dict, source: str) -> tuple:
+        return source == SOURCES[0], {name: cfg for name, (cfg, _, _) in chain.items()}
 
     out: list[tuple[list[str], dict]] = []
     for source in SOURCES:
         chain = chain_from(source)
-        same = next((labels for labels, c in out if configs(c) == configs(chain)), None)
+        same = next((labels for labels, c in out if configs(c, labels[0]) == configs(chain, source)), None)
         if same is not None:
             same.append(source)
         else:
@@ -449,9 +448,10 @@ def distinct_chains() -> list[tuple[str, dict]]:
     return [(" + ".join(labels), chain) for labels, chain in out]
 
 
-def apply_chain(chain: dict):
+def apply_chain(chain: dict, bundle: bool = False):
     """A build_config mutation: the demo's four filters, in the chain's order, each with the
-    configuration, failure policy and VM environment the manifests give it."""
+    configuration, failure policy and VM environment the manifests give it; with `bundle`, the
+    bundle module carrying them as sections, with the manifest's failure policy and environment."""
     def mutate(config: dict) -> None:
         filters = _find_http_filters(config)
         wasm_filters = {f["typed_config"]["config"]["name"]: f for f in filters if "config" in f.get("typed_config", {})}
@@ -465,6 +465,13 @@ def apply_chain(chain: dict):
             if host_keys:
                 wasm["vm_config"]["environment_variables"] = {"host_env_keys": host_keys}
         filters[:] = ordered + router
+        if bundle:
+            _, policy, host_keys = next(iter(chain.values()))
+            as_bundle(config)
+            (wasm,) = [f["typed_config"]["config"] for f in _find_http_filters(config) if "config" in f.get("typed_config", {})]
+            assert wasm["name"] == "llmobs_bundle"
+            wasm["failure_policy"] = policy
+            wasm["vm_config"]["environment_variables"] = {"host_env_keys": host_keys}
     return mutate
 
 
@@ -505,7 +512,7 @@ CHAINS = distinct_chains()
 @pytest.mark.parametrize("label,chain", CHAINS, ids=[label for label, _ in CHAINS])
 def test_every_filter_configuration_in_the_manifests_loads_in_envoy_and_takes_effect(label, chain, start_envoy, fresh_upstream):
     assert list(chain) == FILTERS
-    envoy = started(start_envoy(mutate=apply_chain(chain), wait_ready=False))
+    envoy = started(start_envoy(mutate=apply_chain(chain, bundle=SOURCES[0] not in label), wait_ready=False))
     correlation, pii, accounting, errors = (chain[name][0] for name in FILTERS)
 
     status, _ = post_as_provider(envoy.port, "/v1/chat/completions",
