@@ -183,7 +183,7 @@ def test_shedding_load_answers_a_structured_503_with_retry_after_while_probes_st
 
 
 def test_with_the_fragments_removed_the_canaries_show_recovery_from_every_runbook(start_envoy, fresh_upstream):
-    # Removing any fragment gives back the plain pack config: one Envoy checks all three.
+    # Removing any fragment gives back the plain pack config: one Envoy checks every runbook.
     envoy = start_envoy()
     # The disabled version is served again.
     canary(envoy, fresh_upstream, **{"x-llmobs-prompt-version": "checkout-v7"})
