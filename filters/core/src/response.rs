@@ -263,7 +263,11 @@ impl ResponseTracker {
         if !self.streaming || self.status >= 400 {
             return Outcome::Completed;
         }
+        // A stream that is not read (an API the pack does not recognise, or a compressed body)
+        // shows no terminator: only a reset, handled above, says that it was cut.
+        let unread = self.wire.is_none() || self.failures.contains(&ParseFailure::Compressed);
         let terminated = match self.wire {
+            _ if unread => true,
             // Gemini streams have no terminator: a clean end after a finish reason is complete.
             Some(Wire::Gemini) => self.closed == Some(true) && self.observation.finish_raw.is_some(),
             _ => self.observation.terminated,

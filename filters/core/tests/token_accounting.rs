@@ -237,6 +237,35 @@ fn an_unknown_provider_is_counted_and_left_alone() {
 }
 
 #[test]
+fn a_complete_stream_that_is_not_read_is_not_reported_as_cut() {
+    // Regression (tests/test_faults.py with Cohere v2, tests/test_bad_input.py with a gzip SSE
+    // response): a stream the filter does not read (an unrecognised API, or a compressed body)
+    // shows no terminator, and one that ended normally was logged as `upstream_cut` and
+    // classified `stream_interrupted`. An upstream reset is still a cut.
+    let body = b"\x1f\x8b compressed or unknown, never parsed";
+    for (path, encoding) in [("/cohere/v2/chat", None), ("/v1/chat/completions", Some("gzip"))] {
+        for (end, outcome) in [(None, "completed"), (Some(End::Aborted), "upstream_cut")] {
+            let mut host = FakeHost::with_request_headers(&[(":path", path)]);
+            host.set_property(&["response", "code_details"], b"upstream_reset_after_response_started{remote_reset}");
+            let filter = TokenAccounting::new(b"", &mut host).unwrap();
+            let mut ex = filter.on_request_headers(&mut host);
+            host.add_response_header(":status", "200");
+            host.add_response_header("content-type", "text/event-stream");
+            if let Some(encoding) = encoding {
+                host.add_response_header("content-encoding", encoding);
+            }
+            filter.on_response_headers(&mut host, &mut ex, false);
+            filter.on_response_body(&mut host, &mut ex, body, end.is_none());
+            if let Some(end) = end {
+                filter.finish(&mut host, &mut ex, end);
+            }
+            assert_eq!(host.filter_state_str(fs::STREAM_OUTCOME).as_deref(), Some(outcome), "{path}");
+            assert_eq!(host.filter_state_str(fs::ERROR).is_some(), outcome != "completed", "{path}");
+        }
+    }
+}
+
+#[test]
 fn a_compressed_response_is_counted_and_skipped_not_misparsed() {
     let mut host = FakeHost::with_request_headers(&[(":path", "/v1/chat/completions")]);
     let filter = TokenAccounting::new(br#"{"request_identity_encoding": false}"#, &mut host).unwrap();
