@@ -302,7 +302,7 @@ class Envoy:
     def access_log(self) -> list[dict]:
         if not self.access_log_path.exists():
             return []
-        lines = [json.loads(line) for line in self.access_log_path.read_text().splitlines() if line.strip()]
+        lines = read_json_lines(self.access_log_path)
         if envoy_version() < (1, 40):
             # Envoy's JSON formatter before 1.40 writes an absent value as null despite
             # omit_empty_values (envoyproxy/envoy#37941, fixed by #46262); 1.40 leaves the key out,
@@ -367,3 +367,30 @@ def post_json(url: str, body: dict | bytes, headers: dict | None = None, timeout
 
 def chat_body(content: str = "hello", stream: bool = False, model: str = "gpt-4o-mini") -> dict:
     return {"model": model, "messages": [{"role": "user", "content": content}], "stream": stream}
+
+
+def add_details_log(config: dict, path: Path) -> None:
+    """A second access log of every request (sampled or not) with what Envoy itself says about
+    the response (%RESPONSE_CODE_DETAILS%, flags), keyed by x-request-id: tells a filter's local
+    reply from the upstream's answer and from Envoy's own. The demo log's schema is a contract
+    with no room for these fields."""
+    hcm_of(config)["access_log"].append({
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": str(path),
+            "log_format": {"json_format": {
+                "request_id": "%REQ(X-REQUEST-ID)%", "status": "%RESPONSE_CODE%",
+                "flags": "%RESPONSE_FLAGS%", "details": "%RESPONSE_CODE_DETAILS%"}},
+        },
+    })
+
+
+def read_json_lines(path: Path) -> list[dict]:
+    """The complete lines of a JSON-lines file: Envoy flushes its log files every 50 ms, and a
+    read between two flushes can end inside a line. Lines end at a newline only: str.splitlines would
+    also break at U+2028, which JSON allows raw inside a string (a logged completion)."""
+    if not path.exists():
+        return []
+    text = path.read_text(errors="replace")
+    return [json.loads(line) for line in text[:text.rfind("\n") + 1].split("\n") if line.strip()]
