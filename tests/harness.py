@@ -259,7 +259,8 @@ class Envoy:
         environment = {**os.environ, "LLMOBS_PII_KEY": PII_KEY_B64, **(env or {})}
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp, env=environment)
         if wait_ready:
-            wait_until(self._ready, 30, "Envoy to become ready")
+            # Four V8 modules compile in a few seconds on an idle machine; a busy 2-core one took 49 s.
+            wait_until(self._ready, 120, "Envoy to become ready")
 
     def _ready(self) -> bool:
         if self.proc.poll() is not None:
