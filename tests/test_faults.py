@@ -215,7 +215,9 @@ FAULTS = [
     Fault("rate_limit_retry_after", {"type": "fail", "status": 429, "retry_after": 2}, status=429, error_type="rate_limit"),
     Fault("context_overflow", context_overflow, status=400, error_type="context_length_exceeded"),
     Fault("delay", {"type": "delay", "seconds": 0.2}),
-    Fault("delay_past_route_timeout", {"type": "delay", "seconds": 2}, short_timeout=True, status=504,
+    # Past the 1 s route, and short enough that llmock has finished with them when its journal
+    # is read (it waits 2 s for requests in flight).
+    Fault("delay_past_route_timeout", {"type": "delay", "seconds": 1.5}, short_timeout=True, status=504,
           error_type="timeout", envoy_reply=True),
     Fault("slow_first_token", {"type": "slow_first_token", "seconds": 0.2}, streaming_only=True),
     Fault("disconnect", {"type": "stream_fault", "kind": "disconnect", "after_chunks": 2}, streaming_only=True,
@@ -225,7 +227,7 @@ FAULTS = [
     Fault("malformed_chunk", {"type": "stream_fault", "kind": "malformed", "after_chunks": 2}, streaming_only=True),
     Fault("stall", {"type": "stream_fault", "kind": "stall", "after_chunks": 2, "stall_seconds": 0.3},
           streaming_only=True),
-    Fault("stall_past_route_timeout", {"type": "stream_fault", "kind": "stall", "after_chunks": 2, "stall_seconds": 3},
+    Fault("stall_past_route_timeout", {"type": "stream_fault", "kind": "stall", "after_chunks": 2, "stall_seconds": 1.5},
           streaming_only=True, short_timeout=True, error_type="timeout", cut=True),
 ]
 
