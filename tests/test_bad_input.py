@@ -330,12 +330,10 @@ def test_a_thousand_concurrent_streams_all_complete_and_are_each_counted_once(en
     ids = [rid() for _ in range(n)]
     stats, rss_before = Stats(env), envoy_rss_kib(env)
 
-    async def one(client: httpx.AsyncClient, request_id: str) -> str:
-        body = {"model": "concurrent", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-        async with client.stream("POST", env.url + "/v1/chat/completions", json=body,
-                                 headers={"x-request-id": request_id}) as r:
-            assert r.status_code == 200
-            return "".join([chunk async for chunk in r.aiter_text()])
+    async def one(client: openai.AsyncOpenAI, request_id: str) -> str:
+        stream = await client.chat.completions.create(model="concurrent", stream=True, extra_headers={
+            "x-request-id": request_id}, messages=[{"role": "user", "content": "hi"}])
+        return "".join([chunk.choices[0].finish_reason or "" async for chunk in stream if chunk.choices])
 
     peak_kib, peak_active = rss_before, 0
     # Every stream waits 2 s for its first chunk, so they are open at the same time.
@@ -351,21 +349,24 @@ def test_a_thousand_concurrent_streams_all_complete_and_are_each_counted_once(en
             await asyncio.sleep(0.2)
 
     async def main() -> list[str]:
-        # HTTP/2 prior knowledge, streams multiplexed as a busy sidecar sees them: httpx opens
-        # at most 100 streams on one connection, so ten clients of one connection each.
+        # The official SDK over HTTP/2 (prior knowledge), streams multiplexed as a busy sidecar
+        # sees them: httpx opens at most 100 streams on one connection, so ten clients of one
+        # connection each.
         sampler = asyncio.create_task(sample())
-        clients = [httpx.AsyncClient(http1=False, http2=True, limits=httpx.Limits(max_connections=1), timeout=120)
-                   for _ in range(10)]
+        transports = [httpx.AsyncClient(http1=False, http2=True, limits=httpx.Limits(max_connections=1), timeout=120)
+                      for _ in range(10)]
+        clients = [openai.AsyncOpenAI(base_url=env.url + "/v1", api_key="sk-test", max_retries=0, http_client=t)
+                   for t in transports]
         try:
             return await asyncio.gather(*(one(clients[k % 10], i) for k, i in enumerate(ids)))
         finally:
             sampler.cancel()
-            for client in clients:
-                await client.aclose()
+            for transport in transports:
+                await transport.aclose()
 
     started = time.monotonic()
-    bodies = asyncio.run(main())
-    assert all(b.rstrip().endswith("data: [DONE]") for b in bodies)
+    finishes = asyncio.run(main())
+    assert finishes == ["stop"] * n, "every stream ended with its finish reason"
     wanted = set(ids)
     lines = wait_until(lambda: len(found := [l for l in env.access_log()
                                              if l.get("llmobs.request_id") in wanted]) >= n and found,
