@@ -155,11 +155,27 @@ def raw_request(wire: str, model: str, stream: bool) -> tuple[str, dict]:
     return OPENAI_COMPATIBLE[wire] + "/chat/completions", {"model": model, "stream": stream, "messages": messages}
 
 
-def send_raw(base: str, wire: str, model: str, stream: bool, headers: dict) -> Sent:
+TOOL_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+def tools_for(wire: str) -> list:
+    """One offered tool, in the wire's own shape."""
+    if wire == "anthropic":
+        return [{"name": "get_weather", "description": "weather", "input_schema": TOOL_SCHEMA}]
+    if wire == "responses":
+        return [{"type": "function", "name": "get_weather", "parameters": TOOL_SCHEMA}]
+    if wire == "gemini":
+        return [{"functionDeclarations": [{"name": "get_weather", "parameters": TOOL_SCHEMA}]}]
+    return [{"type": "function", "function": {"name": "get_weather", "description": "weather", "parameters": TOOL_SCHEMA}}]
+
+
+def send_raw(base: str, wire: str, model: str, stream: bool, headers: dict, tools: bool = False) -> Sent:
     """Plain HTTP, reading to the end whatever arrives: Gemini and Cohere (no official SDK in
     the pinned set), and a corrupted stream, on which the official SDKs raise and hang up
     (llmock's README) where a lenient client reads on."""
     path, body = raw_request(wire, model, stream)
+    if tools:
+        body["tools"] = tools_for(wire)
     sent = Sent()
     try:
         with client_for(base, "raw").stream("POST", base + path, json=body, headers=headers) as r:
@@ -202,6 +218,7 @@ class Fault:
     error_type: str | None = None  # the normalized class in the access log (None: no error)
     envoy_reply: bool = False  # the status is Envoy's own (timeout), not the upstream's
     cut: bool = False  # the stream breaks after its 200
+    tools: bool = False  # the request offers a tool (llmock's tool faults wait for one)
 
     def behaviours(self, wire: str, model: str) -> list[dict]:
         b = self.behaviour(wire) if callable(self.behaviour) else dict(self.behaviour)
@@ -227,6 +244,10 @@ FAULTS = [
     Fault("malformed_chunk", {"type": "stream_fault", "kind": "malformed", "after_chunks": 2}, streaming_only=True),
     Fault("stall", {"type": "stream_fault", "kind": "stall", "after_chunks": 2, "stall_seconds": 0.3},
           streaming_only=True),
+    # A broken tool call inside a valid answer: content, not transport; sent as plain HTTP, as a
+    # lenient client would read it.
+    Fault("tool_malformed_arguments", {"type": "tool_fault", "kind": "malformed_arguments"}, tools=True),
+    Fault("tool_unknown_tool", {"type": "tool_fault", "kind": "unknown_tool"}, tools=True),
     Fault("stall_past_route_timeout", {"type": "stream_fault", "kind": "stall", "after_chunks": 2, "stall_seconds": 1.5},
           streaming_only=True, short_timeout=True, error_type="timeout", cut=True),
 ]
@@ -267,8 +288,10 @@ def run_case(base: str, case: Case) -> None:
     headers = {"x-request-id": case.request_id}
     if case.fault.short_timeout:
         headers[SHORT_TIMEOUT_HEADER] = "1"
-    send = send_raw if case.fault.name == "malformed_chunk" else WIRES[case.wire]
-    case.sent = send(base, case.wire, case.model, case.stream, headers)
+    if case.fault.name == "malformed_chunk" or case.fault.tools:
+        case.sent = send_raw(base, case.wire, case.model, case.stream, headers, tools=case.fault.tools)
+    else:
+        case.sent = WIRES[case.wire](base, case.wire, case.model, case.stream, headers)
 
 
 @pytest.fixture(scope="module", params=PACKS, ids=[p[0] for p in PACKS])
@@ -365,7 +388,7 @@ def test_each_fault_reaches_the_client_as_injected_and_is_logged_with_its_class(
             assert line["llmobs.stream_outcome"] == "upstream_cut" and line["llmobs.error"] == "true", line
         elif line["http.response.status_code"] == 200:
             assert line["llmobs.stream_outcome"] == "completed", line
-    if line["http.response.status_code"] == 200 and not fault.cut and fault.name != "malformed_chunk":
+    if line["http.response.status_code"] == 200 and not fault.cut and fault.name != "malformed_chunk" and not fault.tools:
         # The whole reply reached the client (raw clients see it inside the wire's framing).
         assert re.search(".*".join(REPLY.split()), sent.text, re.S), sent
 
