@@ -280,8 +280,12 @@ def summarize(configs, cells, ttfb, memory_before, memory_after, reps, seconds, 
             row["added_cpu_us"] = row["cpu_us_per_request"] - base
             row["ratio_to_floor"] = row["added_cpu_us"] / floor_added if floor_added > 0 else None
         table["upstream_alone"][w]["times_no_wasm_rps"] = table["upstream_alone"][w]["rps"] / table["no_wasm"][w]["rps"]
+    # The median is the quoted figure; the 10th percentile is shown beside it because on a
+    # shared machine the noise (the Envoy thread waiting for its core) only ever adds time.
     ttfb_median = {n: median(v) for n, v in ttfb.items()}
-    ttfb_rows = {n: {"median_us": ttfb_median[n], "added_us": ttfb_median[n] - ttfb_median["no_wasm"]} for n in ttfb}
+    ttfb_p10 = {n: statistics.quantiles(v, n=10)[0] for n, v in ttfb.items()}
+    ttfb_rows = {n: {"median_us": ttfb_median[n], "added_us": ttfb_median[n] - ttfb_median["no_wasm"],
+                     "p10_us": ttfb_p10[n], "added_p10_us": ttfb_p10[n] - ttfb_p10["no_wasm"]} for n in ttfb}
     targets = []
     for config, w, limit in TARGETS:
         if config not in table:
@@ -293,7 +297,8 @@ def summarize(configs, cells, ttfb, memory_before, memory_after, reps, seconds, 
     for n in OBSERVERS:
         if n in ttfb_rows:
             targets.append({"config": n, "workload": "sse_ttfb", "limit_us": TTFB_TARGET_US,
-                            "added_us": ttfb_rows[n]["added_us"], "met": ttfb_rows[n]["added_us"] < TTFB_TARGET_US})
+                            "added_us": ttfb_rows[n]["added_us"], "added_p10_us": ttfb_rows[n]["added_p10_us"],
+                            "met": ttfb_rows[n]["added_us"] < TTFB_TARGET_US})
     return {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "commit": git_commit(),
@@ -352,13 +357,16 @@ def markdown(r: dict) -> str:
                          f"{fmt(row['cpu_us_per_request'], 1)} | {added} | {ratio} |")
     if r["bundle"] != "built":
         lines.append("| bundle | - | not built (dist/llmobs_bundle.wasm missing) | | | | | |")
-    lines += ["", "Upstream alone (same wrk, same core):", "", "| workload | req/s | x no-Wasm req/s |", "|---|---:|---:|"]
+    lines += ["", "Upstream alone (same wrk, same core; at least 3x no Wasm's rate, so never the bottleneck):", "",
+              "| workload | req/s | x no-Wasm req/s | >= 3x |", "|---|---:|---:|---|"]
     for w, row in r["cells"]["upstream_alone"].items():
-        lines.append(f"| {w} | {fmt(row['rps'])} | {fmt(row['times_no_wasm_rps'], 1)} |")
-    lines += ["", f"SSE time to first body byte ({m['ttfb_requests']} requests per configuration, one at a time, median):", "",
-              "| configuration | TTFB µs | added µs |", "|---|---:|---:|"]
+        enough = "yes" if row["times_no_wasm_rps"] >= 3 else "NO"
+        lines.append(f"| {w} | {fmt(row['rps'])} | {fmt(row['times_no_wasm_rps'], 1)} | {enough} |")
+    lines += ["", f"SSE time to first body byte ({m['ttfb_requests']} requests per configuration, one at a time):", "",
+              "| configuration | median µs | added µs | p10 µs | added at p10 µs |", "|---|---:|---:|---:|---:|"]
     for n, row in r["ttfb_sse"].items():
-        lines.append(f"| {n} | {fmt(row['median_us'])} | {fmt(row['added_us'])} |")
+        lines.append(f"| {n} | {fmt(row['median_us'])} | {fmt(row['added_us'])} | {fmt(row['p10_us'])} | "
+                     f"{fmt(row['added_p10_us'])} |")
     lines += ["", "Memory (Envoy RSS; the modules' llmobs_wasm_memory_bytes), before and after the run:", "",
               "| configuration | RSS before MiB | RSS after MiB | module memory before | module memory after |", "|---|---:|---:|---|---|"]
     for n, mem in r["memory"].items():
@@ -370,7 +378,8 @@ def markdown(r: dict) -> str:
     for t in r["targets"]:
         verdict = "n/a" if t["met"] is None else ("met" if t["met"] else "MISSED")
         if t["workload"] == "sse_ttfb":
-            lines.append(f"- {t['config']}, SSE added TTFB: {fmt(t['added_us'])} µs (target < {t['limit_us']} µs): {verdict}")
+            lines.append(f"- {t['config']}, SSE added TTFB: {fmt(t['added_us'])} µs at the median, "
+                         f"{fmt(t['added_p10_us'])} µs at p10 (target < {t['limit_us']} µs): {verdict}")
         else:
             what = "not built" if t["config"] not in r["cells"] else f"{fmt(t['ratio'], 2)}x"
             lines.append(f"- {t['config']}, {t['workload']}: {what} (target <= {t['limit']}x): {verdict}")
