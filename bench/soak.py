@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -184,6 +185,7 @@ def main() -> int:
                 envoys[name].stop()
     finally:
         upstream.stop()
+        shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1
 
 
