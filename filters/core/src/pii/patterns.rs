@@ -139,7 +139,7 @@ impl Pass {
             // One joiner separates digit groups in a plain cluster.
             let head = body.iter().take_while(|b| b.is_ascii_digit()).count();
             let rest = body.get(head + 1..).unwrap_or_default();
-            (c.digits - head, rest.iter().any(|b| !b.is_ascii_digit()))
+            (c.digits.saturating_sub(head), rest.iter().any(|b| !b.is_ascii_digit()))
         } else {
             (c.digits, c.joined)
         };
