@@ -12,6 +12,9 @@
 
 use std::ptr::null_mut;
 
+/// A header map's entries, in order: (name, value).
+pub type HeaderPairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 pub const OK: u32 = 0;
 pub const NOT_FOUND: u32 = 1;
 pub const CAS_MISMATCH: u32 = 8;
@@ -43,6 +46,7 @@ extern "C" {
         buffer_data: *const u8,
         buffer_size: usize,
     ) -> u32;
+    fn proxy_get_header_map_pairs(map_type: u32, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
     fn proxy_get_header_map_value(
         map_type: u32,
         key_data: *const u8,
@@ -148,6 +152,39 @@ pub fn get_header(map_type: u32, name: &str) -> Result<Option<Vec<u8>>, u32> {
         NOT_FOUND => Ok(None),
         other => Err(other),
     }
+}
+
+/// Every entry of a header map, in order, in one host call. The host serializes them as
+/// (ABI 0.2.1): the pair count, each pair's key and value sizes (u32 little-endian), then each
+/// key and value followed by a NUL. Malformed data is an error, never a panic.
+pub fn get_header_pairs(map_type: u32) -> Result<HeaderPairs, u32> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: out-pointers are valid for the call's duration.
+    let status = unsafe { proxy_get_header_map_pairs(map_type, &mut data, &mut size) };
+    if status != OK {
+        return Err(status);
+    }
+    let bytes = owned(data, size);
+    let word = |at: usize| -> Option<usize> {
+        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(u32::from_le_bytes(b) as usize)
+    };
+    let malformed = u32::MAX;
+    let count = if bytes.is_empty() { 0 } else { word(0).ok_or(malformed)? };
+    let mut sizes_at = 4usize;
+    let mut data_at = count.checked_mul(8).and_then(|n| n.checked_add(4)).ok_or(malformed)?;
+    let mut pairs = Vec::with_capacity(count.min(256));
+    for _ in 0..count {
+        let (key_len, value_len) =
+            (word(sizes_at).ok_or(malformed)?, word(sizes_at.saturating_add(4)).ok_or(malformed)?);
+        sizes_at = sizes_at.saturating_add(8);
+        let key = bytes.get(data_at..data_at.checked_add(key_len).ok_or(malformed)?).ok_or(malformed)?.to_vec();
+        data_at = data_at.saturating_add(key_len).saturating_add(1);
+        let value = bytes.get(data_at..data_at.checked_add(value_len).ok_or(malformed)?).ok_or(malformed)?.to_vec();
+        data_at = data_at.saturating_add(value_len).saturating_add(1);
+        pairs.push((key, value));
+    }
+    Ok(pairs)
 }
 
 pub fn replace_header(map_type: u32, name: &str, value: &str) -> Result<(), u32> {
