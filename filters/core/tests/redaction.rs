@@ -528,11 +528,19 @@ fn a_held_request_that_ends_in_trailers_is_uninspectable() {
 #[test]
 fn the_rule_set_hash_ignores_formatting_and_key_order_but_not_a_rule_change() {
     let mut h = host("/v1/chat/completions");
-    let a = PiiRedaction::new(br#"{"mode": "traffic", "entities": {"email": "redact", "phone": "count"}}"#, &mut h).unwrap();
-    let b = PiiRedaction::new(b"{\n  \"entities\": {\"phone\": \"count\",\n \"email\": \"redact\"},\"mode\":\"traffic\"}", &mut h)
+    let a = PiiRedaction::new(br#"{"mode": "traffic", "entities": {"email": "redact", "phone": "count"}}"#, &mut h)
         .unwrap();
-    let c = PiiRedaction::new(br#"{"mode": "traffic", "entities": {"email": "redact", "phone": "redact"}}"#, &mut h).unwrap();
+    let b = PiiRedaction::new(
+        b"{\n  \"entities\": {\"phone\": \"count\",\n \"email\": \"redact\"},\"mode\":\"traffic\"}",
+        &mut h,
+    )
+    .unwrap();
+    let c = PiiRedaction::new(br#"{"mode": "traffic", "entities": {"email": "redact", "phone": "redact"}}"#, &mut h)
+        .unwrap();
     assert_eq!(a.rule_set(), b.rule_set());
     assert_ne!(a.rule_set(), c.rule_set());
-    assert_eq!(PiiRedaction::new(b"", &mut h).unwrap().rule_set(), PiiRedaction::new(b"{}", &mut h).unwrap().rule_set());
+    assert_eq!(
+        PiiRedaction::new(b"", &mut h).unwrap().rule_set(),
+        PiiRedaction::new(b"{}", &mut h).unwrap().rule_set()
+    );
 }

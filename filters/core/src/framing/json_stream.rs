@@ -327,7 +327,7 @@ impl NdjsonSplitter {
     /// surrounding whitespace (so a CRLF's CR is not part of the value).
     pub fn push(&mut self, chunk: &[u8], on_value: &mut impl FnMut(&[u8])) {
         let mut input = chunk;
-        while let Some(pos) = input.iter().position(|&b| b == b'\n') {
+        while let Some(pos) = memchr::memchr(b'\n', input) {
             self.end_line(input.get(..pos).unwrap_or_default(), on_value);
             input = input.get(pos + 1..).unwrap_or_default();
         }

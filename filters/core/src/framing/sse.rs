@@ -206,7 +206,7 @@ impl SseParser {
                 input = rest;
             }
         }
-        while let Some(pos) = input.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', input) {
             let content = input.get(..pos).unwrap_or_default();
             let mut rest = input.get(pos + 1..).unwrap_or_default();
             if input.get(pos) == Some(&b'\r') {

@@ -220,7 +220,7 @@ impl Splitter {
     fn next_event_end(&mut self, eof: bool) -> Option<usize> {
         loop {
             let rest = self.buf.get(self.scan..)?;
-            let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let Some(pos) = memchr::memchr2(b'\n', b'\r', rest) else {
                 if !rest.is_empty() {
                     self.line_has_bytes = true;
                 }
@@ -389,6 +389,7 @@ impl StreamRedactor {
         match event_data(&event.raw, first) {
             None => {}
             Some(data) if data.trim_ascii() == b"[DONE]" => finishes.push(Finish::All),
+            Some(data) if self.wire == Wire::OpenAiChat && chat_chunk_text(&data, &mut texts, &mut finishes) => {}
             Some(data) => match serde_json::from_slice::<Value>(&data) {
                 Err(_) => self.stats.unparsed_events = self.stats.unparsed_events.saturating_add(1),
                 Ok(mut value) => {
@@ -828,7 +829,7 @@ fn lines(raw: &[u8]) -> Vec<Line> {
     let mut start = 0;
     while start < raw.len() {
         let rest = raw.get(start..).unwrap_or_default();
-        let line = match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        let line = match memchr::memchr2(b'\n', b'\r', rest) {
             Some(pos) => {
                 let content_end = start.saturating_add(pos);
                 let crlf =
@@ -1104,6 +1105,80 @@ fn copies(wire: Wire, root: &mut Value, f: &mut CopyVisit<'_>) {
 }
 
 /// What an event ends.
+/// The text and finishes of an OpenAI chat chunk read into borrowed structs: the same result as
+/// [`segments`] and [`finishes_of`] on a parsed `Value` for that wire, without building a map
+/// of every field of every event (a third of the redactor's time on chat streams, measured).
+/// Chat chunks carry no complete copies to edit. Returns false, having added nothing, when the
+/// chunk does not fit the expected types (duplicate keys, a non-string content, a string
+/// index...): the caller then takes the general `Value` path, so nothing is decided here that
+/// the general path would decide differently.
+fn chat_chunk_text(data: &[u8], texts: &mut Vec<(ChannelKey, String)>, finishes: &mut Vec<Finish>) -> bool {
+    use serde::Deserialize;
+    use std::borrow::Cow;
+
+    #[derive(Deserialize)]
+    struct Chunk<'a> {
+        #[serde(borrow)]
+        choices: Option<Vec<Choice<'a>>>,
+    }
+    #[derive(Deserialize)]
+    struct Choice<'a> {
+        index: Option<u64>,
+        #[serde(borrow)]
+        delta: Option<Delta<'a>>,
+        #[serde(borrow)]
+        finish_reason: Option<Cow<'a, str>>,
+    }
+    #[derive(Deserialize)]
+    struct Delta<'a> {
+        #[serde(borrow)]
+        content: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        refusal: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        tool_calls: Option<Vec<ToolCall<'a>>>,
+        #[serde(borrow)]
+        function_call: Option<Arguments<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct ToolCall<'a> {
+        index: Option<u64>,
+        #[serde(borrow)]
+        function: Option<Arguments<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Arguments<'a> {
+        #[serde(borrow)]
+        arguments: Option<Cow<'a, str>>,
+    }
+
+    let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) else { return false };
+    for (position, choice) in chunk.choices.unwrap_or_default().into_iter().enumerate() {
+        let c = choice.index.unwrap_or(position as u64);
+        if let Some(delta) = choice.delta {
+            if let Some(s) = delta.content {
+                texts.push((key(Kind::Text, c, 0), s.into_owned()));
+            }
+            if let Some(s) = delta.refusal {
+                texts.push((key(Kind::Refusal, c, 0), s.into_owned()));
+            }
+            for (position, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
+                let t = call.index.unwrap_or(position as u64);
+                if let Some(s) = call.function.and_then(|f| f.arguments) {
+                    texts.push((key(Kind::Tool, c, t), s.into_owned()));
+                }
+            }
+            if let Some(s) = delta.function_call.and_then(|f| f.arguments) {
+                texts.push((key(Kind::Tool, c, u64::MAX), s.into_owned()));
+            }
+        }
+        if choice.finish_reason.is_some() {
+            finishes.push(Finish::Index(c));
+        }
+    }
+    true
+}
+
 fn finishes_of(wire: Wire, root: &Value) -> Vec<Finish> {
     let mut out = Vec::new();
     match wire {
@@ -1157,6 +1232,65 @@ fn finishes_of(wire: Wire, root: &Value) -> Vec<Finish> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Finish` has no equality; compare what it says.
+    fn finish_label(f: &Finish) -> String {
+        format!("{f:?}")
+    }
+
+    #[test]
+    fn the_chat_fast_path_reads_what_the_general_path_reads_or_declines() {
+        let mut cases: Vec<Vec<u8>> = vec![
+            br#"{"choices":[{"index":0,"delta":{"content":"a@b"},"finish_reason":null}]}"#.to_vec(),
+            br#"{"choices":[{"delta":{"content":"x","refusal":"no"}},{"delta":{"content":"y"},"finish_reason":"stop"}]}"#.to_vec(),
+            br#"{"choices":[{"index":2,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"{\"a\""}},{"function":{"arguments":":1}"}}]}}]}"#.to_vec(),
+            br#"{"choices":[{"index":0,"delta":{"function_call":{"arguments":"{}"}},"finish_reason":"function_call"}]}"#.to_vec(),
+            br#"{"choices":[{"index":0,"delta":null,"finish_reason":"length"}],"usage":{"total_tokens":3}}"#.to_vec(),
+            br#"{"choices":[],"usage":null}"#.to_vec(),
+            br#"{"id":"x","choices":null}"#.to_vec(),
+            br#"{"choices":[{"index":"0","delta":{"content":"s"}}]}"#.to_vec(),
+            br#"{"choices":[{"index":0,"delta":{"content":5}}]}"#.to_vec(),
+            br#"{"choices":[{"index":0,"delta":{"content":"a","content":"b"}}]}"#.to_vec(),
+            br#"{"choices":{"index":0}}"#.to_vec(),
+            br#"{"choices":[{"index":0,"delta":{"content":"caf\u00e9 \"q\""},"finish_reason":7}]}"#.to_vec(),
+            br#"[1,2]"#.to_vec(),
+            br#"{"choices":[{"index":0,"delta":{"content":"cut"#.to_vec(),
+        ];
+        // And every event of the recorded OpenAI-style chat streams.
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/providers");
+        for dir in
+            ["openai-chat-stream-usage", "openai-chat-tool-calls-stream", "openai-chat-stream-n2", "azure-chat-stream"]
+        {
+            let raw = std::fs::read(fixtures.join(dir).join("response.sse")).unwrap_or_default();
+            for line in raw.split(|&b| b == b'\n') {
+                if let Some(data) = line.strip_prefix(b"data: ") {
+                    cases.push(data.to_vec());
+                }
+            }
+        }
+        assert!(cases.len() > 30, "the fixtures were not found");
+        let mut fast_taken = 0;
+        for data in &cases {
+            let (mut texts, mut finishes) = (Vec::new(), Vec::new());
+            let fast = chat_chunk_text(data, &mut texts, &mut finishes);
+            let Ok(mut value) = serde_json::from_slice::<Value>(data) else {
+                assert!(!fast, "{}", String::from_utf8_lossy(data));
+                continue;
+            };
+            if !fast {
+                assert!(texts.is_empty() && finishes.is_empty());
+                continue;
+            }
+            fast_taken += 1;
+            let mut general = Vec::new();
+            segments(Wire::OpenAiChat, &mut value, &mut |k, s| general.push((k, s.clone())));
+            assert_eq!(texts, general, "{}", String::from_utf8_lossy(data));
+            let general_finishes: Vec<String> =
+                finishes_of(Wire::OpenAiChat, &value).iter().map(finish_label).collect();
+            assert_eq!(finishes.iter().map(finish_label).collect::<Vec<_>>(), general_finishes);
+        }
+        assert!(fast_taken > 25, "the fast path declined too often: {fast_taken}");
+    }
 
     #[test]
     fn tail_holds_the_unfinished_word_and_chained_value_words() {
