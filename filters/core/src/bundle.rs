@@ -68,6 +68,9 @@ pub struct Span {
     changed: bool,
     /// Redaction changed them: a failed write must refuse, never forward the original.
     redacted: bool,
+    /// What redaction's parse of a request it held says accounting needs, so accounting neither
+    /// copies nor parses the body again.
+    facts: Option<crate::token_accounting::RequestFacts>,
 }
 
 /// One behaviour's part in the bundle: the callbacks of a separate filter, with body bytes
@@ -256,6 +259,7 @@ impl Behaviour for PiiRedaction {
             PiiRedaction::on_request_body(self, host, rx, &ex.request)
         };
         let held = std::mem::take(&mut ex.request);
+        span.facts = rx.take_request_facts();
         match verdict {
             RequestVerdict::Forward => Ok(Some(held)),
             RequestVerdict::Replace(body) => {
@@ -360,7 +364,11 @@ impl Behaviour for TokenAccounting {
     ) -> Result<Piece, Reply> {
         let ax = &mut ex.inner;
         if !ax.buffers_request() {
-            if ax.wants_request_body() {
+            let read = match span.facts.take() {
+                Some(facts) if end_of_stream => self.on_request_facts(ax, &facts, bytes.len()),
+                _ => false,
+            };
+            if !read && ax.wants_request_body() {
                 TokenAccounting::on_request_body(self, ax, &bytes, end_of_stream);
             }
             return Ok(Some(bytes));

@@ -277,3 +277,23 @@ fn a_bad_section_is_refused_with_the_section_in_the_field_path() {
     assert_eq!(FullBundle::new(b"{}", &mut host).unwrap_err().field, ".");
     assert_eq!(FullBundle::new(b"[1]", &mut host).unwrap_err().field, ".");
 }
+
+#[test]
+fn accounting_reads_the_model_from_redactions_parse_exactly_as_from_its_own() {
+    let base = chat_fixture(&format!("mail {EMAIL}"), "ok");
+    let bodies = [
+        json!({"model": "gpt-4o-mini", "stream": false, "messages": [{"role": "user", "content": EMAIL}]}),
+        json!({"model": "", "messages": [{"role": "user", "content": "x"}]}),
+        json!({"model": 7, "messages": [{"role": "user", "content": "x"}]}),
+        json!({"model": "m", "stream": "yes", "messages": [{"role": "user", "content": "x"}]}),
+        json!({"stream": null, "messages": [{"role": "user", "content": "x"}]}),
+    ];
+    for body in bodies {
+        let mut fixture = base.clone();
+        fixture.request_body = body.to_string().into_bytes();
+        let request: Vec<&[u8]> = fixture.request_body.chunks(11).collect();
+        let response = [fixture.response_body.as_slice()];
+        let bundle = through_bundle(&fixture, &request, &response);
+        assert_eq!(bundle, through_separate_filters(&fixture, &request, &response), "{body}");
+    }
+}

@@ -33,6 +33,7 @@ use crate::metric;
 use crate::pii::{Detector, Entity};
 use crate::pseudonym::Pseudonymizer;
 use crate::token_accounting::provider::{self, Wire};
+use crate::token_accounting::RequestFacts;
 use base64::Engine;
 use config::{Action, CapturePart, OverLimit, PiiRedactionConfig};
 use fields::FieldPath;
@@ -184,6 +185,9 @@ pub struct Exchange {
     sampled: bool,
     fingerprint: Option<String>,
     captures: BTreeMap<CapturePart, String>,
+    /// The model and stream flag of the request as it goes upstream, from this filter's parse
+    /// (the bundle hands them to accounting instead of a second parse).
+    request_facts: Option<RequestFacts>,
     finished: bool,
 }
 
@@ -218,6 +222,11 @@ impl Exchange {
     /// Response chunks go to [`PiiRedaction::on_response_chunk`] (a stream or a copied JSON body).
     pub fn reads_response(&self) -> bool {
         !self.finished && !matches!(self.response, ResponsePlan::None)
+    }
+
+    /// The request's model and stream flag from the parse this filter made, once.
+    pub fn take_request_facts(&mut self) -> Option<RequestFacts> {
+        self.request_facts.take()
     }
 
     /// Whether the adapter replaces response chunks with what `on_response_chunk` returns.
@@ -340,6 +349,7 @@ impl PiiRedaction {
                 && host.property(&[fs::SAMPLED]).is_some_and(|v| v == b"true"),
             fingerprint: None,
             captures: BTreeMap::new(),
+            request_facts: None,
             finished: false,
         };
         if wire.is_none() || !self.config.direction.requests() {
@@ -458,10 +468,15 @@ impl PiiRedaction {
             }
             return self.refuse_uninspectable(ex).unwrap_or(RequestVerdict::Forward);
         };
+        let facts = RequestFacts::of(&doc);
         let mut fields_changed = 0;
         for field in &self.fields {
             fields_changed += field.apply(&mut doc);
         }
+        // Upstream gets the edited document only in traffic mode; text edits never touch the
+        // model or the stream flag, a block-listed field may.
+        let rewrites_fields = self.config.mode.rewrites() && fields_changed > 0;
+        ex.request_facts = Some(if rewrites_fields { RequestFacts::of(&doc) } else { facts });
         let mut texts_changed = false;
         let mut system = Vec::new();
         let mut system_typed = Vec::new();

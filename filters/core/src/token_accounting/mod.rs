@@ -84,6 +84,35 @@ struct RequestDoc {
     stream: Option<bool>,
 }
 
+/// What accounting reads from a request body (the model and the stream flag), taken from a
+/// document another behaviour already parsed: in the bundle, redaction parses every request it
+/// holds, and accounting reads these two fields from that parse instead of copying and parsing
+/// the body again. The same typing as [`RequestDoc`]: a non-string model or a non-boolean stream
+/// is a malformed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestFacts {
+    Read { model: Option<String>, stream: bool },
+    Malformed,
+}
+
+impl RequestFacts {
+    pub fn of(doc: &serde_json::Value) -> Self {
+        use serde_json::Value;
+        let Some(map) = doc.as_object() else { return RequestFacts::Malformed };
+        let model = match map.get("model") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return RequestFacts::Malformed,
+        };
+        let stream = match map.get("stream") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return RequestFacts::Malformed,
+        };
+        RequestFacts::Read { model, stream }
+    }
+}
+
 /// The configured filter; one per plugin configuration, shared by every request in the VM.
 #[derive(Debug)]
 pub struct TokenAccounting {
@@ -223,6 +252,30 @@ impl TokenAccounting {
         if end_of_stream {
             self.on_request_end(ex);
         }
+    }
+
+    /// The whole request body, already parsed by another behaviour (see [`RequestFacts`]): the
+    /// same result as [`Self::on_request_body`] with the body and its end, without a copy.
+    /// `body_len` keeps the over-limit rule. False (nothing done) when the general path must
+    /// decide: part of the body was already read, or it is over the limit.
+    pub fn on_request_facts(&self, ex: &mut Exchange, facts: &RequestFacts, body_len: usize) -> bool {
+        if ex.detected.is_none() || ex.request_done {
+            return true;
+        }
+        if !ex.request_body.is_empty() || ex.request_over_limit || body_len > self.config.max_request_body_bytes {
+            return false;
+        }
+        ex.request_done = true;
+        match facts {
+            RequestFacts::Read { model, stream } => {
+                if let Some(model) = model.as_ref().filter(|m| !m.is_empty()) {
+                    ex.request_model = Some(model.clone());
+                }
+                ex.stream_requested |= *stream;
+            }
+            RequestFacts::Malformed => ex.failures.push(ParseFailure::RequestJson),
+        }
+        true
     }
 
     /// The request is complete (end of stream or trailers).
