@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from conftest import validate_log_line
-from harness import PII_KEY_B64, ROOT, Envoy, build_config, http_get, post_json, route_everything_to
+from harness import PII_KEY_B64, ROOT, Envoy, as_bundle, build_config, http_get, post_json, route_everything_to
 
 CARD = "4111 1111 1111 1111"
 EMAIL = "jane.canary@example.com"
@@ -232,11 +232,13 @@ def send_canaries(envoy, mode: str) -> None:
         pass
 
 
-@pytest.mark.parametrize("mode", ["telemetry", "traffic", "both"])
-def test_canaries_never_reach_a_log_stat_config_dump_or_in_traffic_mode_the_provider(start_envoy, fresh_upstream, mode):
+@pytest.mark.parametrize("mode,pack", [("telemetry", "separate_filters"), ("traffic", "separate_filters"),
+                                       ("both", "separate_filters"), ("telemetry", "bundle"), ("both", "bundle")])
+def test_canaries_never_reach_a_log_stat_config_dump_or_in_traffic_mode_the_provider(start_envoy, fresh_upstream, mode,
+                                                                                     pack):
     config = {**demo_pii_config(), "mode": mode, "entities": {}, "default_action": "redact",
               "capture": {"parts": ["last_user", "system", "completion"], "max_bytes": 2048}}
-    envoy = start_envoy({PII_FILTER: config})
+    envoy = start_envoy({PII_FILTER: config}, mutate=as_bundle if pack == "bundle" else None)
     # llmock echoes nothing of the prompt by default; make the model say the canaries back.
     fresh_upstream.scenario({"type": "reply", "text": " ".join(CANARIES.values()), "times": 2})
     send_canaries(envoy, mode)
