@@ -251,7 +251,7 @@ impl Behaviour for PiiRedaction {
         }
         ex.request.extend_from_slice(&bytes);
         // The limit stays under Envoy's own buffer limit, so Envoy never answers 413 itself.
-        let verdict = if ex.request.len() > self.max_inspected_bytes() {
+        let verdict = if rx.known_over_limit() || ex.request.len() > self.max_inspected_bytes() {
             self.on_request_over_limit(host, rx)
         } else if !end_of_stream {
             return Ok(None);

@@ -297,3 +297,27 @@ fn accounting_reads_the_model_from_redactions_parse_exactly_as_from_its_own() {
         assert_eq!(bundle, through_separate_filters(&fixture, &request, &response), "{body}");
     }
 }
+
+fn over_limit_request(policy: &str) -> (FakeHost, Forwarded) {
+    let fixture = chat_fixture("x", "y");
+    let mut host = new_host(&fixture);
+    host.request_headers.push(("content-length".into(), b"10485760".to_vec()));
+    let config = json!({"pii_redaction": {"mode": "traffic", "max_inspected_bytes": 1024, "over_limit": policy}});
+    let bundle = FullBundle::new(config.to_string().as_bytes(), &mut host).unwrap();
+    let mut ex = bundle.on_request_headers(&mut host);
+    // The first callback carries far less than the limit: the stated length decides.
+    let first = vec![b' '; 100];
+    let forwarded = drive(&[(first, false)], |b, n, e| bundle.on_request_body(&mut host, &mut ex, b, n, e));
+    (host, forwarded)
+}
+
+#[test]
+fn a_request_whose_stated_length_is_over_the_limit_is_never_held() {
+    let (host, forwarded) = over_limit_request("pass");
+    assert_eq!(forwarded.len(), 1, "forwarded at the first callback, not held");
+    assert_eq!(host.request_header_str("content-length").as_deref(), Some("10485760"));
+    assert!(host.local_response.is_none());
+    let (host, forwarded) = over_limit_request("block");
+    assert!(forwarded.is_empty());
+    assert_eq!(host.local_response.as_ref().map(|r| r.0), Some(413), "refused at the first callback");
+}

@@ -161,6 +161,8 @@ pub struct Exchange {
     path_stream: bool,
     /// A compressed body held only to be refused (`uninspectable: block`).
     refuse_uninspectable: bool,
+    /// A body whose stated length is over the limit, refused at its first callback.
+    refuse_over_limit: bool,
     buffer_request: bool,
     observe_request: bool,
     request_body: Vec<u8>,
@@ -222,6 +224,12 @@ impl Exchange {
     /// Response chunks go to [`PiiRedaction::on_response_chunk`] (a stream or a copied JSON body).
     pub fn reads_response(&self) -> bool {
         !self.finished && !matches!(self.response, ResponsePlan::None)
+    }
+
+    /// The request is over the inspection limit already (its stated length): the adapter asks
+    /// [`PiiRedaction::on_request_over_limit`] at the first body callback instead of holding.
+    pub fn known_over_limit(&self) -> bool {
+        self.refuse_over_limit && self.buffer_request
     }
 
     /// The request's model and stream flag from the parse this filter made, once.
@@ -327,6 +335,7 @@ impl PiiRedaction {
             wire,
             path_stream: detected.as_ref().is_some_and(|d| d.path_stream),
             refuse_uninspectable: false,
+            refuse_over_limit: false,
             buffer_request: false,
             observe_request: false,
             request_body: Vec::new(),
@@ -370,6 +379,26 @@ impl PiiRedaction {
         let signed = host.request_header("authorization").is_some_and(|a| a.starts_with(b"AWS4-HMAC-SHA256"));
         let may_edit = !signed || self.config.signed_after_filter;
         if self.config.mode.rewrites() && may_edit {
+            // A stated length over the limit is decided now. Holding such a body until it grows
+            // past the limit lets one large read reach Envoy's own buffer limit first (seen with
+            // a 10 MB request: Envoy reset the connection), which is Envoy's outcome, not the
+            // policy's. (A chunked body of unknown length is still decided as it grows.)
+            let stated = host
+                .request_header("content-length")
+                .and_then(|v| std::str::from_utf8(&v).ok().and_then(|v| v.trim().parse::<usize>().ok()));
+            if stated.is_some_and(|n| n > self.config.max_inspected_bytes) {
+                match self.config.over_limit {
+                    OverLimit::Pass => {
+                        let _ = self.on_request_over_limit(host, &mut ex);
+                    }
+                    // Refused at the first body callback, before Envoy holds much of it.
+                    OverLimit::Block => {
+                        ex.buffer_request = true;
+                        ex.refuse_over_limit = true;
+                    }
+                }
+                return ex;
+            }
             ex.buffer_request = true;
             host.remove_request_header("content-length");
         } else {
