@@ -1,7 +1,7 @@
 """The mesh manifests (envoy/istio/, envoy/gateway/): each document against its CRD's schema, and
 every filter configuration they carry loaded by the filter's own parser in a real Envoy.
 
-Schemas come from ../shared/schemas/ (the CRDs' `openAPIV3Schema`, converted to JSON Schema the
+Schemas come from ../shared/schemas/, committed as tests/fixtures/crds/ (the CRDs' `openAPIV3Schema`, converted to JSON Schema the
 way the API server reads them: `nullable`, `x-kubernetes-int-or-string`, unknown fields rejected
 as `kubectl apply` does by default, except under `x-kubernetes-preserve-unknown-fields`). The CEL
 rules (`x-kubernetes-validations`) need Kubernetes' CEL library; the ones these manifests can
@@ -29,7 +29,15 @@ import yaml
 
 from harness import ROOT, _find_http_filters, as_bundle, http_get, wait_until
 
-SCHEMAS = ROOT.parent / "shared" / "schemas"
+# The CRDs the project was given in ../shared/schemas/, committed as test data in
+# tests/fixtures/crds/ (CI runs on a clean clone that may have no ../shared). When both exist
+# they must be the same files, so the committed copy cannot drift.
+SCHEMAS = ROOT / "tests" / "fixtures" / "crds"
+_SHARED = ROOT.parent / "shared" / "schemas"
+if _SHARED.is_dir():
+    _given = {p.name: p.read_bytes() for p in _SHARED.glob("*.yaml")}
+    _committed = {p.name: p.read_bytes() for p in SCHEMAS.glob("*.yaml")}
+    assert _given == _committed, "tests/fixtures/crds/ differs from ../shared/schemas/: copy them again"
 MANIFEST_DIRS = [ROOT / "envoy" / "istio", ROOT / "envoy" / "gateway"]
 FILTERS = ["llmobs_correlation", "llmobs_pii_redaction", "llmobs_token_accounting", "llmobs_error_normalization"]
 # The bundle's pluginConfig sections, each with the schema of the separate filter's config.
