@@ -260,7 +260,12 @@ class Envoy:
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp, env=environment)
         if wait_ready:
             # Four V8 modules compile in a few seconds on an idle machine; a busy 2-core one took 49 s.
-            wait_until(self._ready, 120, "Envoy to become ready")
+            # An Envoy that never gets ready is stopped here, so no caller leaks the process.
+            try:
+                wait_until(self._ready, 120, "Envoy to become ready")
+            except BaseException:
+                self.stop()
+                raise
 
     def _ready(self) -> bool:
         if self.proc.poll() is not None:

@@ -111,10 +111,8 @@ def env(tmp_path_factory, upstream):
     threading.Thread(target=bad.serve_forever, daemon=True).start()
     workdir = tmp_path_factory.mktemp("bad-input")
     config, ports = build_config(workdir, upstream.port, mutate=bad_route(bad.server_address[1]))
-    envoy = Envoy(workdir, config, ports, wait_ready=False)
+    envoy = Envoy(workdir, config, ports)
     try:
-        # Four V8 modules compile at start: slow on a busy machine, so a generous bound.
-        wait_until(envoy._ready, 90, "Envoy to become ready")
         yield envoy
     finally:
         envoy.stop()

@@ -29,7 +29,7 @@ import jsonschema
 
 from conftest import LOG_SCHEMA
 from harness import (DIST, Envoy, _find_http_filters, add_details_log, build_config, hcm_of, http_get,
-                     read_json_lines, wait_until)
+                     read_json_lines)
 
 SHORT_TIMEOUT_HEADER = "x-test-short-timeout"
 LOG_LINE = jsonschema.Draft202012Validator(LOG_SCHEMA)  # compiled once for the 200-odd lines
@@ -305,11 +305,9 @@ def matrix(request, tmp_path_factory, upstream):
         matrix_routes(config)
 
     config, ports = build_config(workdir, upstream.port, mutate=mutate)
-    envoy = Envoy(workdir, config, ports, wait_ready=False)
+    envoy = Envoy(workdir, config, ports)
     cases = [Case(c.wire, c.fault, c.stream, c.model) for c in CASES]
     try:
-        # Four V8 modules compile at start: slow on a busy machine, so a generous bound.
-        wait_until(envoy._ready, 90, "Envoy to become ready")
         for case in cases:
             behaviours = case.fault.behaviours(case.wire, case.model)
             # A fail answers before any reply is chosen; elsewhere a fixed reply gives every
