@@ -7,8 +7,8 @@
 //! the rest is the request body, then 0xFF, then the response body.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use llmobs_core::bundle::{BodyBuffer, Flow, FullBundle};
-use llmobs_testkit::FakeHost;
+use llmobs_core::bundle::{Flow, FullBundle};
+use llmobs_testkit::{drive_body, EnvoyBody, FakeHost};
 use std::fmt::Write;
 
 const PATHS: [&str; 5] =
@@ -24,33 +24,10 @@ const CONFIG: &str = r#"{
   "error_normalization": {"uniform_error_body_routes": ["*"]}
 }"#;
 
-#[derive(Default)]
-struct EnvoyBody(Vec<u8>);
-
-impl BodyBuffer for EnvoyBody {
-    fn read(&self, start: usize, len: usize) -> Option<Vec<u8>> {
-        self.0.get(start..start.checked_add(len)?).map(<[u8]>::to_vec)
-    }
-
-    fn replace(&mut self, len: usize, bytes: &[u8]) -> bool {
-        if len > self.0.len() {
-            return false;
-        }
-        self.0.splice(..len, bytes.iter().copied());
-        true
-    }
-}
-
-fn drive(pieces: &[&[u8]], mut call: impl FnMut(&mut EnvoyBody, usize, bool) -> Flow) -> Vec<u8> {
-    let (mut buffer, mut out) = (EnvoyBody::default(), Vec::new());
-    for (i, piece) in pieces.iter().enumerate() {
-        buffer.0.extend_from_slice(piece);
-        let size = buffer.0.len();
-        if call(&mut buffer, size, i + 1 == pieces.len()) == Flow::Continue {
-            out.append(&mut buffer.0);
-        }
-    }
-    out
+fn drive(pieces: &[&[u8]], call: impl FnMut(&mut EnvoyBody, usize, bool) -> Flow) -> Vec<u8> {
+    let last = pieces.len().saturating_sub(1);
+    let pieces: Vec<(Vec<u8>, bool)> = pieces.iter().enumerate().map(|(i, p)| (p.to_vec(), i == last)).collect();
+    drive_body(&pieces, call).into_iter().flat_map(|(bytes, _)| bytes).collect()
 }
 
 fn host(path: &str) -> FakeHost {

@@ -2,11 +2,9 @@
 //! separate filters leave, chained as Envoy chains them: the same bytes upstream and to the
 //! client, the same filter state (the access log) and the same counters, for every chunk split.
 
-use llmobs_core::bundle::{
-    AccountingFilter, BodyBuffer, CorrelationFilter, ErrorsFilter, Flow, FullBundle, RedactionFilter,
-};
+use llmobs_core::bundle::{AccountingFilter, CorrelationFilter, ErrorsFilter, Flow, FullBundle, RedactionFilter};
 use llmobs_core::filter_state as fs;
-use llmobs_testkit::{chunkings, provider_fixtures, FakeHost, ProviderFixture};
+use llmobs_testkit::{chunkings, drive_body as drive, provider_fixtures, FakeHost, ProviderFixture};
 use serde_json::{json, Value};
 
 const KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -22,43 +20,8 @@ fn sections() -> Value {
     })
 }
 
-/// Envoy's body buffer for one filter and direction: grows while the filter pauses, is
-/// forwarded (and emptied) when it continues.
-#[derive(Default)]
-struct EnvoyBody {
-    bytes: Vec<u8>,
-}
-
-impl BodyBuffer for EnvoyBody {
-    fn read(&self, start: usize, len: usize) -> Option<Vec<u8>> {
-        self.bytes.get(start..start.checked_add(len)?).map(<[u8]>::to_vec)
-    }
-
-    fn replace(&mut self, len: usize, bytes: &[u8]) -> bool {
-        if len > self.bytes.len() {
-            return false;
-        }
-        self.bytes.splice(..len, bytes.iter().copied());
-        true
-    }
-}
-
 /// What one filter forwards: (bytes, end_of_stream) per continued callback.
 type Forwarded = Vec<(Vec<u8>, bool)>;
-
-/// Drives `pieces` through one filter's body callback as Envoy does.
-fn drive(pieces: &[(Vec<u8>, bool)], mut call: impl FnMut(&mut EnvoyBody, usize, bool) -> Flow) -> Forwarded {
-    let mut buffer = EnvoyBody::default();
-    let mut out = Vec::new();
-    for (piece, end) in pieces {
-        buffer.bytes.extend_from_slice(piece);
-        let size = buffer.bytes.len();
-        if call(&mut buffer, size, *end) == Flow::Continue {
-            out.push((std::mem::take(&mut buffer.bytes), *end));
-        }
-    }
-    out
-}
 
 fn joined(forwarded: &Forwarded) -> Vec<u8> {
     forwarded.iter().flat_map(|(b, _)| b.iter().copied()).collect()

@@ -417,3 +417,42 @@ pub fn provider_fixtures() -> Vec<ProviderFixture> {
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
+
+/// Envoy's body buffer for one filter and direction, as a filter sees it: it grows while the
+/// filter pauses and is forwarded (and emptied) when the filter continues.
+#[derive(Debug, Default)]
+pub struct EnvoyBody {
+    pub bytes: Vec<u8>,
+}
+
+impl llmobs_core::bundle::BodyBuffer for EnvoyBody {
+    fn read(&self, start: usize, len: usize) -> Option<Vec<u8>> {
+        self.bytes.get(start..start.checked_add(len)?).map(<[u8]>::to_vec)
+    }
+
+    fn replace(&mut self, len: usize, bytes: &[u8]) -> bool {
+        if len > self.bytes.len() {
+            return false;
+        }
+        self.bytes.splice(..len, bytes.iter().copied());
+        true
+    }
+}
+
+/// Drives `pieces` (bytes, end of stream) through one filter's body callback as Envoy does;
+/// returns what the filter forwarded, one entry per callback that continued.
+pub fn drive_body(
+    pieces: &[(Vec<u8>, bool)],
+    mut call: impl FnMut(&mut EnvoyBody, usize, bool) -> llmobs_core::bundle::Flow,
+) -> Vec<(Vec<u8>, bool)> {
+    let mut buffer = EnvoyBody::default();
+    let mut out = Vec::new();
+    for (piece, end) in pieces {
+        buffer.bytes.extend_from_slice(piece);
+        let size = buffer.bytes.len();
+        if call(&mut buffer, size, *end) == llmobs_core::bundle::Flow::Continue {
+            out.push((std::mem::take(&mut buffer.bytes), *end));
+        }
+    }
+    out
+}

@@ -171,10 +171,17 @@ type Pairs = abi::HeaderPairs;
 /// the four behaviours read 41 header values per request, one host call (and one allocation
 /// call back into the VM) each. The copy lives for one callback only, so headers changed by
 /// other filters between callbacks are always read fresh; this callback's own writes update it.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct CallbackHost {
     request: RefCell<Option<Pairs>>,
     response: RefCell<Option<Pairs>>,
+}
+
+impl std::fmt::Debug for CallbackHost {
+    // The copies hold every header, cookies and credentials included: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackHost").finish_non_exhaustive()
+    }
 }
 
 fn cached_header(cache: &RefCell<Option<Pairs>>, map: u32, name: &str) -> Option<Vec<u8>> {
