@@ -12,6 +12,7 @@ import copy
 import http.client
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -50,7 +51,41 @@ def envoy_version() -> tuple[int, int, int]:
     return _envoy_version
 
 
+def _ports_below_ephemeral() -> range:
+    """Listening ports the kernel never hands out on its own: below the ephemeral range
+    (`net.ipv4.ip_local_port_range`)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(10000, low - 12000), low) if low > 11000 else range(0)
+
+
+_ports_handed_out: set[int] = set()
+
+
 def free_port() -> int:
+    """A loopback port that nothing listens on, for a server a test starts next.
+
+    A port found by binding port 0 comes from the ephemeral range, so between closing that
+    socket and the server's own bind, any outgoing connection (Envoy to llmock, a client to
+    Envoy) may take it as its source port: CI once lost a run to Envoy's `cannot bind
+    '127.0.0.1:50327': Address already in use`. Ports below the ephemeral range are never
+    used as source ports, and none is handed out twice in one test run."""
+    candidates = _ports_below_ephemeral()
+    for _ in range(200):
+        if not candidates:
+            break
+        port = random.choice(candidates)
+        if port in _ports_handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_handed_out.add(port)
+        return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
