@@ -412,6 +412,19 @@ def test_the_istio_stats_bootstrap_is_the_packs_stats_fragment():
     assert annotations["sidecar.istio.io/bootstrapOverride"] == configmap["metadata"]["name"]
 
 
+def test_the_envoy_gateway_proxies_merge_the_packs_stats_fragment_into_their_bootstrap():
+    # The e2e suite passes envoy/stats-config.yaml with `--config-yaml`, a proto merge like Envoy
+    # Gateway's `type: Merge`; equal content means the labels tested there are the Gateway's too.
+    proxy = first("EnvoyProxy", "llm-gateway-proxy")
+    assert proxy["spec"]["bootstrap"]["type"] == "Merge"
+    shipped = yaml.safe_load(proxy["spec"]["bootstrap"]["value"])
+    fragment = yaml.safe_load((ROOT / "envoy" / "stats-config.yaml").read_text())
+    assert shipped == fragment, ("the EnvoyProxy bootstrap in envoy/gateway/gateway.yaml is out of date: "
+                                 "copy envoy/stats-config.yaml into spec.bootstrap.value (docs/mesh.md)")
+    gateway = first("Gateway", "llm-gateway")
+    assert gateway["spec"]["infrastructure"]["parametersRef"]["name"] == proxy["metadata"]["name"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Every filter configuration, loaded by the filter itself in Envoy
 
