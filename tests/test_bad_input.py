@@ -26,10 +26,11 @@ import h2.config
 import h2.connection
 import h2.events
 import httpx
+import jsonschema
 import openai
 import pytest
 
-from conftest import validate_log_line
+from conftest import LOG_SCHEMA, validate_log_line
 from harness import (Envoy, add_details_log, build_config, free_port, hcm_of, http_get, post_json, raw_request,
                      read_json_lines, wait_until)
 
@@ -437,6 +438,8 @@ def test_control_characters_in_headers_are_refused_by_envoy_or_never_reach_a_log
     # no method, no filter field.
     assert all((l["http.response.status_code"], l["envoy.response_flags"]) == (400, "DPE") for l in refused), refused
     assert all(not any(k.startswith(("llmobs.", "gen_ai.")) for k in l) for l in refused), refused
+    for line in refused:
+        validate_log_line(line)
     validate_log_line(last)
     assert re.fullmatch(r"[0-9a-f]{32}", last["llmobs.request_id"]), last
     assert last["llmobs.ids_replaced"] == "request_id,conversation_id"
@@ -446,6 +449,17 @@ def test_control_characters_in_headers_are_refused_by_envoy_or_never_reach_a_log
     for path in (env.access_log_path, env.log_path):
         text = path.read_bytes()
         assert not re.search(rb"[\x00-\x08\x0b-\x1f\x7f]", text), path
+
+
+def test_the_log_schema_lets_only_a_protocol_error_line_go_without_a_method_or_filter_fields():
+    refused = {"timestamp": "2026-11-27T08:00:00.000Z", "http.response.status_code": 400,
+               "duration_ms": 0, "envoy.response_flags": "DPE"}
+    validate_log_line(refused)
+    for wrong in ({**refused, "envoy.response_flags": "-"},
+                  {**refused, "envoy.response_flags": "UT"},
+                  {**refused, "llmobs.request_id": "0" * 32},
+                  {**refused, "gen_ai.request.model": "gpt-4o-mini"}):
+        assert not jsonschema.Draft202012Validator(LOG_SCHEMA).is_valid(wrong), wrong
 
 
 def test_a_logged_value_with_control_characters_cannot_forge_a_log_line(env, upstream):
