@@ -100,8 +100,9 @@ def _wasm_filter(name: str, wasm: Path, failure_policy: str, configuration: dict
                              "config": config}}
 
 
-def floor_filter() -> dict:
-    return _wasm_filter("llmobs_floor", FLOOR_WASM, "FAIL_OPEN", None)
+def floor_filter(configuration: dict | None = None) -> dict:
+    """The floor; `{"leak_bytes_per_request": N}` makes it the soak's known leak."""
+    return _wasm_filter("llmobs_floor", FLOOR_WASM, "FAIL_OPEN", configuration)
 
 
 def bundle_filter() -> dict:

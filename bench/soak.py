@@ -16,7 +16,12 @@ Then wrk runs in segments until N requests have been sent, and after each segmen
 (/proc/<pid>/status VmRSS) and every module's llmobs_wasm_memory_bytes are sampled. Passes when
 every sample after the warm-up is within 5% of the first one, Envoy is still up, no request
 failed at the socket level, and Envoy sent no 5xx of its own (downstream 5xx == upstream 5xx).
-Prints the samples and the verdict; exits non-zero on a failed verdict.
+
+Then the verdict is checked against a known leak: the benchmark's floor filter configured to keep
+16 KiB per request (bench/floor-filter) goes through the same run (at most 3,000 requests), and
+the soak fails unless that run's verdict is an RSS growth over the tolerance. A soak that cannot
+see 16 KiB per request cannot vouch for the packs (--no-leak-check skips it).
+Prints the samples and the verdicts; exits non-zero on a failed verdict.
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ CHAT = "/v1/chat/completions"
 LARGEST_BODY = 512 * 1024
 TOLERANCE = 0.05
 CONNECTIONS = 8
+# The known leak the verdict must catch: 16 KiB a request is 47 MiB over 3,000 requests, against
+# an Envoy of about 60 MiB with the floor alone.
+LEAK_BYTES_PER_REQUEST = 16 * 1024
+LEAK_CHECK_REQUESTS = 3_000
 
 
 def request_mix(work: Path) -> list[tuple[str, str, Path]]:
@@ -93,7 +102,8 @@ def sample(envoy, requests: int, started: float) -> dict:
             "rss": pack.rss_bytes(envoy.proc.pid), "modules": pack.module_memory(envoy)}
 
 
-def soak(name: str, envoy, manifest: Path, mix: list, target: int) -> bool:
+def soak(name: str, envoy, manifest: Path, mix: list, target: int) -> list[str]:
+    """Runs the load and returns what failed (empty when memory stayed flat)."""
     print(f"\n== soak: {name}, {target:,} requests after warm-up", flush=True)
     big = largest_body()
     failures = []
@@ -150,14 +160,29 @@ def soak(name: str, envoy, manifest: Path, mix: list, target: int) -> bool:
         failures.append(f"Envoy sent {down - up} 5xx of its own")
     if sent < target:
         failures.append(f"only {sent:,} of {target:,} requests sent")
+    return failures
+
+
+def verdict(name: str, failures: list[str]) -> bool:
     print(f"verdict ({name}): " + ("PASS, memory flat" if not failures else "FAIL: " + "; ".join(failures)))
     return not failures
+
+
+def leak_caught(failures: list[str]) -> bool:
+    """The known leak's run must fail on memory growth, and on nothing else."""
+    grew = [f for f in failures if f.startswith("RSS grew")]
+    other = [f for f in failures if not f.startswith(("RSS grew", "llmobs_floor memory grew"))]
+    caught = bool(grew) and not other
+    print(f"verdict (known leak, {LEAK_BYTES_PER_REQUEST // 1024} KiB per request): "
+          + (f"caught: {grew[0]}" if caught else "NOT CAUGHT as a memory growth: " + ("; ".join(failures) or "passed as flat")))
+    return caught
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--short", action="store_true", help="6,000 requests per pack (scripts/test)")
     parser.add_argument("--requests", type=int)
+    parser.add_argument("--no-leak-check", action="store_true", help="skip the run against a known leak")
     args = parser.parse_args()
     target = args.requests or (6_000 if args.short else 300_000)
 
@@ -172,6 +197,9 @@ def main() -> int:
         packs["bundle"] = {"replace": [pack.bundle_filter()]}
     else:
         print("soak: bundle not built (dist/llmobs_bundle.wasm missing), four-filter pack only")
+    if not args.no_leak_check:
+        leak = {"leak_bytes_per_request": LEAK_BYTES_PER_REQUEST}
+        packs["known_leak"] = {"replace": [pack.floor_filter(leak)], "target": min(target, LEAK_CHECK_REQUESTS)}
     upstream = pack.FastUpstream(work / "responses", work / "upstream.log")
     ok = True
     try:
@@ -180,9 +208,10 @@ def main() -> int:
             d.mkdir()
             envoys = pack.start_envoys({name: (d, *pack.envoy_config(d, upstream.port, replace=spec.get("replace")))})
             try:
-                ok = soak(name, envoys[name], manifest, mix, target) and ok
+                failures = soak(name, envoys[name], manifest, mix, spec.get("target", target))
             finally:
                 envoys[name].stop()
+            ok = (leak_caught(failures) if name == "known_leak" else verdict(name, failures)) and ok
     finally:
         upstream.stop()
         shutil.rmtree(work, ignore_errors=True)
