@@ -407,7 +407,7 @@ def test_the_istio_stats_bootstrap_is_the_packs_stats_fragment():
     shipped = json.loads(configmap["data"]["custom_bootstrap.json"])
     fragment = yaml.safe_load((ROOT / "envoy" / "stats-config.yaml").read_text())
     assert shipped == fragment, ("envoy/istio/stats-bootstrap-configmap.yaml is out of date: regenerate its "
-                                 "custom_bootstrap.json from envoy/stats-config.yaml (docs/mesh.md)")
+                                 "custom_bootstrap.json with scripts/sync-stats-config")
     annotations = first("Deployment")["spec"]["template"]["metadata"]["annotations"]
     assert annotations["sidecar.istio.io/bootstrapOverride"] == configmap["metadata"]["name"]
 
@@ -420,7 +420,7 @@ def test_the_envoy_gateway_proxies_merge_the_packs_stats_fragment_into_their_boo
     shipped = yaml.safe_load(proxy["spec"]["bootstrap"]["value"])
     fragment = yaml.safe_load((ROOT / "envoy" / "stats-config.yaml").read_text())
     assert shipped == fragment, ("the EnvoyProxy bootstrap in envoy/gateway/gateway.yaml is out of date: "
-                                 "copy envoy/stats-config.yaml into spec.bootstrap.value (docs/mesh.md)")
+                                 "rewrite spec.bootstrap.value with scripts/sync-stats-config")
     gateway = first("Gateway", "llm-gateway")
     assert gateway["spec"]["infrastructure"]["parametersRef"]["name"] == proxy["metadata"]["name"]
 

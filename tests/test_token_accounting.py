@@ -169,6 +169,18 @@ def test_every_recorded_provider_exchange_replayed_through_envoy_is_read_exactly
         if (line.get("llmobs.error") == "true") != (expected["llmobs.stream_outcome"] != "completed"):
             mismatches.append((case, "llmobs.error", line.get("llmobs.error"), expected["llmobs.stream_outcome"]))
     assert mismatches == [], mismatches
+    # Every finish reason is counted once under its normalized value, with labels Prometheus can
+    # select on (the refusal alert reads finish_reason="content_filter").
+    finishes: dict[tuple[str, str], int] = {}
+    for case, want in sent.values():
+        if want["finish_reason"] is not None:
+            key = (want["provider"], want["finish_reason"])
+            finishes[key] = finishes.get(key, 0) + 1
+    assert ("anthropic", "content_filter") in finishes and ("gcp.gemini", "content_filter") in finishes, finishes
+    for (provider, reason), count in finishes.items():
+        assert envoy.metric("llmobs_token_accounting_finish_reasons", gen_ai_provider_name=provider,
+                            finish_reason=reason, synthetic="false") == count, (provider, reason)
+    assert envoy.metric("llmobs_token_accounting_finish_reasons") == sum(finishes.values())
 
 
 @pytest.mark.parametrize("fault, outcome", [

@@ -170,6 +170,28 @@ fn missing_usage_is_counted_and_other_metrics_are_still_recorded() {
     assert_eq!(host.metric_names("gen_ai.client.operation.time_to_first_chunk_ms").len(), 1);
 }
 
+#[test]
+fn every_finish_reason_is_counted_by_its_normalized_value_and_refusals_as_content_filter() {
+    for fixture in provider_fixtures() {
+        let host = run(&fixture, &[&fixture.response_body], &config_for(&fixture));
+        let counted = host.metric_names("llmobs.token_accounting.finish_reasons");
+        match expected_str(&fixture, "finish_reason") {
+            None => assert!(counted.is_empty(), "{}: {counted:?}", fixture.name),
+            Some(reason) => {
+                assert_eq!(counted.len(), 1, "{}: {counted:?}", fixture.name);
+                let name = &counted[0];
+                assert!(name.contains(&format!(".finish_reason={reason};")), "{}: {name}", fixture.name);
+                assert!(name.contains(".synthetic=false;"), "{name}");
+                assert_eq!(host.counter(name), Some(1), "{name}");
+            }
+        }
+    }
+    let refusal = provider_fixtures().into_iter().find(|f| f.name == "anthropic-messages-refusal").unwrap();
+    let host = run(&refusal, &[&refusal.response_body], "");
+    assert_eq!(host.counter_sum("llmobs.token_accounting.finish_reasons.gen_ai.provider.name=anthropic;"), 1);
+    assert_eq!(host.metric_names("llmobs.token_accounting.finish_reasons")[0].matches("content_filter").count(), 1);
+}
+
 fn chat_exchange(host: &mut FakeHost, filter: &TokenAccounting, model: &str) {
     host.next_request(&[(":path", "/v1/chat/completions")]);
     let mut ex = filter.on_request_headers(host);

@@ -411,6 +411,18 @@ impl TokenAccounting {
             // exact totals, so every count also goes to a counter.
             self.handles.count(host, metric::name("llmobs.token_accounting.tokens", &labels), count);
         }
+        // Refusals and content filtering inside a 200 (Anthropic `refusal`, Gemini `SAFETY`,
+        // OpenAI `content_filter`) show only here, not as errors: the refusal-rate alert's series.
+        if let Some(raw) = ex.response.observation.finish_raw.as_deref() {
+            let reason = finish_reason::normalize(self.wire_of(ex), raw);
+            let labels = [
+                ("gen_ai.provider.name", provider.as_str()),
+                ("gen_ai.request.model", model_label.value.as_str()),
+                ("finish_reason", reason),
+                ("synthetic", synthetic_label),
+            ];
+            self.handles.count(host, metric::name("llmobs.token_accounting.finish_reasons", &labels), 1);
+        }
         let duration_ms = ended_ns.saturating_sub(ex.started_ns) / 1_000_000;
         let mut labels = base.to_vec();
         labels.push(("error.type", error_type.as_str()));
