@@ -26,7 +26,7 @@ use crate::correlation::{Correlation, RequestIds};
 use crate::error_normalization::{ErrorExchange, ErrorNormalization};
 use crate::host::{Environment, Host, LogLevel};
 use crate::redaction::{self, PiiRedaction, RequestVerdict};
-use crate::response::End;
+use crate::response::{End, ResponseTracker};
 use crate::token_accounting::{self, TokenAccounting};
 use serde_json::{Map, Value};
 
@@ -51,6 +51,11 @@ pub enum Flow {
 
 /// Bytes a behaviour passes on during one callback; `None` while it holds them.
 pub type Piece = Option<Vec<u8>>;
+
+/// The response tracker of the behaviour before this one on the response path (error
+/// normalization's, for accounting), offered so a behaviour that would read the response
+/// exactly alike parses it once instead of twice ([`ResponseTracker::reads_like`]).
+pub type Lead<'a> = Option<&'a mut ResponseTracker>;
 
 /// A local reply a behaviour asks for (the upstream is never called).
 #[derive(Debug)]
@@ -102,7 +107,14 @@ pub trait Behaviour {
     ) -> Result<Vec<u8>, Reply> {
         Ok(held)
     }
-    fn on_response_headers<H: Host>(&self, _host: &mut H, _ex: &mut Self::Exchange, _end_of_stream: bool) {}
+    fn on_response_headers<H: Host>(
+        &self,
+        _host: &mut H,
+        _ex: &mut Self::Exchange,
+        _end_of_stream: bool,
+        _lead: Lead<'_>,
+    ) {
+    }
     fn reads_response(&self, _ex: &Self::Exchange) -> bool {
         false
     }
@@ -113,11 +125,16 @@ pub trait Behaviour {
         bytes: Vec<u8>,
         _end_of_stream: bool,
         _span: &mut Span,
+        _lead: Lead<'_>,
     ) -> Piece {
         Some(bytes)
     }
     /// The exchange ended (`End::Aborted` from the last callback); runs once per behaviour.
-    fn finish<H: Host>(&self, _host: &mut H, _ex: &mut Self::Exchange, _end: End) {}
+    fn finish<H: Host>(&self, _host: &mut H, _ex: &mut Self::Exchange, _end: End, _lead: Lead<'_>) {}
+    /// The tracker this behaviour reads the response with, for the next one to follow.
+    fn lead<'a>(&self, _ex: &'a mut Self::Exchange) -> Lead<'a> {
+        None
+    }
 }
 
 /// An empty slot: a separate module's three other behaviours. It does nothing and, being a
@@ -164,9 +181,9 @@ impl<B: Behaviour> Behaviour for Option<B> {
             _ => Ok(held),
         }
     }
-    fn on_response_headers<H: Host>(&self, host: &mut H, ex: &mut Self::Exchange, end_of_stream: bool) {
+    fn on_response_headers<H: Host>(&self, host: &mut H, ex: &mut Self::Exchange, end_of_stream: bool, lead: Lead<'_>) {
         if let (Some(b), Some(x)) = (self, ex) {
-            b.on_response_headers(host, x, end_of_stream);
+            b.on_response_headers(host, x, end_of_stream, lead);
         }
     }
     fn reads_response(&self, ex: &Self::Exchange) -> bool {
@@ -179,15 +196,22 @@ impl<B: Behaviour> Behaviour for Option<B> {
         bytes: Vec<u8>,
         end_of_stream: bool,
         span: &mut Span,
+        lead: Lead<'_>,
     ) -> Piece {
         match (self, ex) {
-            (Some(b), Some(x)) => b.on_response_body(host, x, bytes, end_of_stream, span),
+            (Some(b), Some(x)) => b.on_response_body(host, x, bytes, end_of_stream, span, lead),
             _ => Some(bytes),
         }
     }
-    fn finish<H: Host>(&self, host: &mut H, ex: &mut Self::Exchange, end: End) {
+    fn finish<H: Host>(&self, host: &mut H, ex: &mut Self::Exchange, end: End, lead: Lead<'_>) {
         if let (Some(b), Some(x)) = (self, ex) {
-            b.finish(host, x, end);
+            b.finish(host, x, end, lead);
+        }
+    }
+    fn lead<'a>(&self, ex: &'a mut Self::Exchange) -> Lead<'a> {
+        match (self, ex) {
+            (Some(b), Some(x)) => b.lead(x),
+            _ => None,
         }
     }
 }
@@ -198,7 +222,7 @@ impl Behaviour for Correlation {
     fn on_request_headers<H: Host>(&self, host: &mut H) -> RequestIds {
         Correlation::on_request_headers(self, host)
     }
-    fn on_response_headers<H: Host>(&self, host: &mut H, ids: &mut RequestIds, _end_of_stream: bool) {
+    fn on_response_headers<H: Host>(&self, host: &mut H, ids: &mut RequestIds, _end_of_stream: bool, _lead: Lead<'_>) {
         Correlation::on_response_headers(self, host, ids);
     }
 }
@@ -286,7 +310,13 @@ impl Behaviour for PiiRedaction {
             }
         }
     }
-    fn on_response_headers<H: Host>(&self, host: &mut H, ex: &mut RedactionExchange, _end_of_stream: bool) {
+    fn on_response_headers<H: Host>(
+        &self,
+        host: &mut H,
+        ex: &mut RedactionExchange,
+        _end_of_stream: bool,
+        _lead: Lead<'_>,
+    ) {
         PiiRedaction::on_response_headers(self, host, &mut ex.inner);
     }
     fn reads_response(&self, ex: &RedactionExchange) -> bool {
@@ -300,6 +330,7 @@ impl Behaviour for PiiRedaction {
         bytes: Vec<u8>,
         end_of_stream: bool,
         span: &mut Span,
+        _lead: Lead<'_>,
     ) -> Piece {
         let rx = &mut ex.inner;
         if rx.buffers_response() {
@@ -328,7 +359,7 @@ impl Behaviour for PiiRedaction {
         }
         Some(bytes)
     }
-    fn finish<H: Host>(&self, host: &mut H, ex: &mut RedactionExchange, _end: End) {
+    fn finish<H: Host>(&self, host: &mut H, ex: &mut RedactionExchange, _end: End, _lead: Lead<'_>) {
         PiiRedaction::finish(self, host, &mut ex.inner);
     }
 }
@@ -409,8 +440,14 @@ impl Behaviour for TokenAccounting {
         out.extend_from_slice(&held);
         Ok(out)
     }
-    fn on_response_headers<H: Host>(&self, host: &mut H, ex: &mut AccountingExchange, end_of_stream: bool) {
-        TokenAccounting::on_response_headers(self, host, &mut ex.inner, end_of_stream);
+    fn on_response_headers<H: Host>(
+        &self,
+        host: &mut H,
+        ex: &mut AccountingExchange,
+        end_of_stream: bool,
+        lead: Lead<'_>,
+    ) {
+        self.on_response_headers_led(host, &mut ex.inner, end_of_stream, lead);
     }
     fn reads_response(&self, ex: &AccountingExchange) -> bool {
         ex.inner.rewrites_response() || ex.inner.wants_response_body()
@@ -422,18 +459,19 @@ impl Behaviour for TokenAccounting {
         bytes: Vec<u8>,
         end_of_stream: bool,
         span: &mut Span,
+        lead: Lead<'_>,
     ) -> Piece {
         let ax = &mut ex.inner;
         if ax.rewrites_response() {
-            let out = self.on_response_body_rewrite(host, ax, &bytes, end_of_stream);
+            let out = self.on_response_body_rewrite(host, ax, &bytes, end_of_stream, lead);
             span.changed |= out != bytes;
             return Some(out);
         }
-        TokenAccounting::on_response_body(self, host, ax, &bytes, end_of_stream);
+        self.on_response_body_led(host, ax, &bytes, end_of_stream, lead);
         Some(bytes)
     }
-    fn finish<H: Host>(&self, host: &mut H, ex: &mut AccountingExchange, end: End) {
-        TokenAccounting::finish(self, host, &mut ex.inner, end);
+    fn finish<H: Host>(&self, host: &mut H, ex: &mut AccountingExchange, end: End, lead: Lead<'_>) {
+        self.finish_led(host, &mut ex.inner, end, lead);
     }
 }
 
@@ -455,7 +493,13 @@ impl Behaviour for ErrorNormalization {
     fn on_request_headers<H: Host>(&self, host: &mut H) -> ErrorsExchange {
         ErrorsExchange { inner: ErrorNormalization::on_request_headers(self, host), response: Vec::new() }
     }
-    fn on_response_headers<H: Host>(&self, host: &mut H, ex: &mut ErrorsExchange, end_of_stream: bool) {
+    fn on_response_headers<H: Host>(
+        &self,
+        host: &mut H,
+        ex: &mut ErrorsExchange,
+        end_of_stream: bool,
+        _lead: Lead<'_>,
+    ) {
         ErrorNormalization::on_response_headers(self, host, &mut ex.inner, end_of_stream);
     }
     fn reads_response(&self, ex: &ErrorsExchange) -> bool {
@@ -469,6 +513,7 @@ impl Behaviour for ErrorNormalization {
         bytes: Vec<u8>,
         end_of_stream: bool,
         span: &mut Span,
+        _lead: Lead<'_>,
     ) -> Piece {
         let x = &mut ex.inner;
         if !x.rewriting() {
@@ -495,8 +540,11 @@ impl Behaviour for ErrorNormalization {
             None => held,
         })
     }
-    fn finish<H: Host>(&self, host: &mut H, ex: &mut ErrorsExchange, end: End) {
+    fn finish<H: Host>(&self, host: &mut H, ex: &mut ErrorsExchange, end: End, _lead: Lead<'_>) {
         ErrorNormalization::finish(self, host, &mut ex.inner, end);
+    }
+    fn lead<'a>(&self, ex: &'a mut ErrorsExchange) -> Lead<'a> {
+        Some(ex.inner.response_mut())
     }
 }
 
@@ -691,10 +739,11 @@ impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> Bundle<C, R, A, E> 
 
     /// Response headers, in Envoy's encoder order (the reverse of the request path).
     pub fn on_response_headers<H: Host>(&self, host: &mut H, ex: &mut BundleExchange<C, R, A, E>, end_of_stream: bool) {
-        self.errors.on_response_headers(host, &mut ex.errors, end_of_stream);
-        self.accounting.on_response_headers(host, &mut ex.accounting, end_of_stream);
-        self.redaction.on_response_headers(host, &mut ex.redaction, end_of_stream);
-        self.correlation.on_response_headers(host, &mut ex.correlation, end_of_stream);
+        self.errors.on_response_headers(host, &mut ex.errors, end_of_stream, None);
+        let lead = self.errors.lead(&mut ex.errors);
+        self.accounting.on_response_headers(host, &mut ex.accounting, end_of_stream, lead);
+        self.redaction.on_response_headers(host, &mut ex.redaction, end_of_stream, None);
+        self.correlation.on_response_headers(host, &mut ex.correlation, end_of_stream, None);
     }
 
     /// A response body callback. Order: error normalization, accounting, redaction, so the
@@ -723,9 +772,14 @@ impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> Bundle<C, R, A, E> 
         let span = &mut ex.response;
         let piece = self
             .errors
-            .on_response_body(host, &mut ex.errors, new, end_of_stream, span)
-            .and_then(|bytes| self.accounting.on_response_body(host, &mut ex.accounting, bytes, end_of_stream, span))
-            .and_then(|bytes| self.redaction.on_response_body(host, &mut ex.redaction, bytes, end_of_stream, span));
+            .on_response_body(host, &mut ex.errors, new, end_of_stream, span, None)
+            .and_then(|bytes| {
+                let lead = self.errors.lead(&mut ex.errors);
+                self.accounting.on_response_body(host, &mut ex.accounting, bytes, end_of_stream, span, lead)
+            })
+            .and_then(|bytes| {
+                self.redaction.on_response_body(host, &mut ex.redaction, bytes, end_of_stream, span, None)
+            });
         let Some(out) = piece else { return Flow::Pause };
         let span = std::mem::take(&mut ex.response);
         if span.changed && !buffer.replace(body_size, &out) {
@@ -746,9 +800,11 @@ impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> Bundle<C, R, A, E> 
     }
 
     fn finish<H: Host>(&self, host: &mut H, ex: &mut BundleExchange<C, R, A, E>, end: End) {
-        self.errors.finish(host, &mut ex.errors, end);
-        self.accounting.finish(host, &mut ex.accounting, end);
-        self.redaction.finish(host, &mut ex.redaction, end);
+        // Error normalization first: accounting reads its class, and may take over its tracker.
+        self.errors.finish(host, &mut ex.errors, end, None);
+        let lead = self.errors.lead(&mut ex.errors);
+        self.accounting.finish(host, &mut ex.accounting, end, lead);
+        self.redaction.finish(host, &mut ex.redaction, end, None);
     }
 
     /// A structured refusal in the provider's error shape (built by the redaction behaviour).

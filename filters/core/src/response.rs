@@ -4,8 +4,9 @@
 //! JSON array, or a whole JSON body), feeds every frame to the provider observer
 //! ([`crate::token_accounting::observer::Observation`]), and at the end says how the exchange
 //! ended ([`Outcome`]). Token accounting reads usage from it; error normalization reads the
-//! error body and in-band error events from it; the bundle runs one tracker for both, so each
-//! body is parsed once.
+//! error body and in-band error events from it. Each keeps its own tracker, but in the bundle a
+//! successful stream, which both read alike ([`ResponseTracker::reads_like`]), is parsed by error
+//! normalization's alone and handed to accounting at the end.
 
 use crate::framing::event_stream::EventStreamDecoder;
 use crate::framing::json_stream::JsonArraySplitter;
@@ -105,6 +106,8 @@ pub struct ResponseTracker {
     /// The body of an error response (status >= 400), up to the error-body limit.
     pub error_body: Option<Vec<u8>>,
     closed: Option<bool>,
+    /// The frame limit the stream reader was built with (0: no stream reader).
+    max_frame_bytes: usize,
 }
 
 impl ResponseTracker {
@@ -121,7 +124,27 @@ impl ResponseTracker {
             failures: Vec::new(),
             error_body: None,
             closed: None,
+            max_frame_bytes: 0,
         }
+    }
+
+    /// Whether this tracker, fed the same headers and bytes, reads exactly what `other` reads,
+    /// so one of them can be fed and read for both (the bundle's error normalization and
+    /// accounting): both read a successful stream of the same wire with the same frame limit.
+    /// Never for a buffered body, whose limits differ between the two (error normalization does
+    /// not read success bodies at all).
+    pub fn reads_like(&self, other: &ResponseTracker) -> bool {
+        let stream = |t: &ResponseTracker| {
+            matches!(t.reader, Reader::Sse(_) | Reader::EventStream(_) | Reader::JsonArray(_)) && t.status < 400
+        };
+        stream(self)
+            && stream(other)
+            && self.wire == other.wire
+            && self.status == other.status
+            && std::mem::discriminant(&self.reader) == std::mem::discriminant(&other.reader)
+            && self.max_frame_bytes == other.max_frame_bytes
+            && self.closed.is_none()
+            && other.closed.is_none()
     }
 
     pub fn wire(&self) -> Option<Wire> {
@@ -151,6 +174,7 @@ impl ResponseTracker {
             return;
         }
         let max_frame = limits.max_frame_bytes;
+        self.max_frame_bytes = max_frame;
         self.reader = match self.wire {
             _ if error => Reader::Json { body: Vec::new(), over_limit: false, limit: limits.max_error_body_bytes },
             None => Reader::None,

@@ -28,8 +28,13 @@ fn joined(forwarded: &Forwarded) -> Vec<u8> {
 }
 
 fn pieces(chunks: &[&[u8]]) -> Vec<(Vec<u8>, bool)> {
+    pieces_ending(chunks, true)
+}
+
+/// `ends`: the last piece carries end of stream (false: the stream is torn down after it).
+fn pieces_ending(chunks: &[&[u8]], ends: bool) -> Vec<(Vec<u8>, bool)> {
     let last = chunks.len().saturating_sub(1);
-    chunks.iter().enumerate().map(|(i, c)| (c.to_vec(), i == last)).collect()
+    chunks.iter().enumerate().map(|(i, c)| (c.to_vec(), ends && i == last)).collect()
 }
 
 /// What reached the upstream, the client, and every sink.
@@ -66,7 +71,9 @@ fn new_host(fixture: &ProviderFixture) -> FakeHost {
     let mut host = FakeHost::with_request_headers(&headers);
     host.env.insert("LLMOBS_PII_KEY".into(), KEY_B64.as_bytes().to_vec());
     host.set_property(&["plugin_name"], b"llmobs");
-    host.set_property(&["response", "code_details"], b"via_upstream");
+    // How Envoy says the exchange ended; a test of a torn-down stream sets it in `meta`.
+    let details = fixture.meta.get("code_details").and_then(Value::as_str).unwrap_or("via_upstream");
+    host.set_property(&["response", "code_details"], details.as_bytes());
     host
 }
 
@@ -77,7 +84,7 @@ fn add_response_headers(host: &mut FakeHost, fixture: &ProviderFixture) {
     }
 }
 
-fn through_bundle(fixture: &ProviderFixture, request: &[&[u8]], response: &[&[u8]]) -> Seen {
+fn through_bundle(fixture: &ProviderFixture, request: &[&[u8]], response: &[&[u8]], ends: bool) -> Seen {
     let mut host = new_host(fixture);
     let bundle = FullBundle::new(sections().to_string().as_bytes(), &mut host).unwrap();
     let mut ex = bundle.on_request_headers(&mut host);
@@ -88,14 +95,14 @@ fn through_bundle(fixture: &ProviderFixture, request: &[&[u8]], response: &[&[u8
     }
     add_response_headers(&mut host, fixture);
     bundle.on_response_headers(&mut host, &mut ex, false);
-    let client = drive(&pieces(response), |b, n, e| bundle.on_response_body(&mut host, &mut ex, b, n, e));
+    let client = drive(&pieces_ending(response, ends), |b, n, e| bundle.on_response_body(&mut host, &mut ex, b, n, e));
     bundle.on_log(&mut host, &mut ex);
     seen(&host, joined(&upstream), joined(&client))
 }
 
 /// The four separate filters in the demo's order, each with its own context and Envoy buffer;
 /// responses pass them in reverse.
-fn through_separate_filters(fixture: &ProviderFixture, request: &[&[u8]], response: &[&[u8]]) -> Seen {
+fn through_separate_filters(fixture: &ProviderFixture, request: &[&[u8]], response: &[&[u8]], ends: bool) -> Seen {
     let mut host = new_host(fixture);
     let cfg = sections();
     let section = |name: &str| cfg[name].to_string().into_bytes();
@@ -125,7 +132,7 @@ fn through_separate_filters(fixture: &ProviderFixture, request: &[&[u8]], respon
     accounting.on_response_headers(&mut host, &mut ax, false);
     redaction.on_response_headers(&mut host, &mut rx, false);
     correlation.on_response_headers(&mut host, &mut cx, false);
-    let r1 = drive(&pieces(response), |b, n, e| errors.on_response_body(&mut host, &mut ex, b, n, e));
+    let r1 = drive(&pieces_ending(response, ends), |b, n, e| errors.on_response_body(&mut host, &mut ex, b, n, e));
     let r2 = drive(&r1, |b, n, e| accounting.on_response_body(&mut host, &mut ax, b, n, e));
     let client = drive(&r2, |b, n, e| redaction.on_response_body(&mut host, &mut rx, b, n, e));
     errors.on_log(&mut host, &mut ex);
@@ -164,8 +171,8 @@ fn the_bundle_leaves_what_the_four_separate_filters_leave_for_every_provider_fix
     for fixture in provider_fixtures() {
         for response in some_chunkings(&fixture.response_body) {
             let request = vec![fixture.request_body.as_slice()];
-            let bundle = through_bundle(&fixture, &request, &response);
-            let separate = through_separate_filters(&fixture, &request, &response);
+            let bundle = through_bundle(&fixture, &request, &response, true);
+            let separate = through_separate_filters(&fixture, &request, &response, true);
             assert_eq!(bundle, separate, "{}", fixture.name);
             compared += 1;
         }
@@ -178,8 +185,8 @@ fn the_bundle_redacts_a_request_and_a_response_as_the_separate_filters_do_for_ev
     let fixture = chat_fixture(&format!("mail {EMAIL} card {CARD}"), &format!("I wrote to {EMAIL}."));
     for request in some_chunkings(&fixture.request_body) {
         for response in [vec![fixture.response_body.as_slice()], fixture.response_body.chunks(5).collect()] {
-            let bundle = through_bundle(&fixture, &request, &response);
-            let separate = through_separate_filters(&fixture, &request, &response);
+            let bundle = through_bundle(&fixture, &request, &response, true);
+            let separate = through_separate_filters(&fixture, &request, &response, true);
             let upstream = String::from_utf8(bundle.upstream.clone()).unwrap();
             assert!(!upstream.contains(EMAIL) && !upstream.contains(CARD), "{upstream}");
             assert!(upstream.contains("[PAYMENT_CARD]"));
@@ -211,10 +218,10 @@ fn an_error_body_is_replaced_by_the_uniform_one_after_the_whole_body_is_held() {
         br#"{"error":{"message":"Rate limit reached for requests","type":"requests","code":"rate_limit_exceeded"}}"#
             .to_vec();
     let response: Vec<&[u8]> = fixture.response_body.chunks(3).collect();
-    let bundle = through_bundle(&fixture, &[fixture.request_body.as_slice()], &response);
+    let bundle = through_bundle(&fixture, &[fixture.request_body.as_slice()], &response, true);
     let body: Value = serde_json::from_slice(&bundle.client).unwrap();
     assert!(body["error"]["type"].is_string(), "{body}");
-    assert_eq!(bundle, through_separate_filters(&fixture, &[fixture.request_body.as_slice()], &response));
+    assert_eq!(bundle, through_separate_filters(&fixture, &[fixture.request_body.as_slice()], &response, true));
 }
 
 #[test]
@@ -256,8 +263,8 @@ fn accounting_reads_the_model_from_redactions_parse_exactly_as_from_its_own() {
         fixture.request_body = body.to_string().into_bytes();
         let request: Vec<&[u8]> = fixture.request_body.chunks(11).collect();
         let response = [fixture.response_body.as_slice()];
-        let bundle = through_bundle(&fixture, &request, &response);
-        assert_eq!(bundle, through_separate_filters(&fixture, &request, &response), "{body}");
+        let bundle = through_bundle(&fixture, &request, &response, true);
+        assert_eq!(bundle, through_separate_filters(&fixture, &request, &response, true), "{body}");
     }
 }
 
@@ -283,4 +290,61 @@ fn a_request_whose_stated_length_is_over_the_limit_is_never_held() {
     let (host, forwarded) = over_limit_request("block");
     assert!(forwarded.is_empty());
     assert_eq!(host.local_response.as_ref().map(|r| r.0), Some(413), "refused at the first callback");
+}
+
+/// Accounting after error normalization's headers, as the bundle runs them: does it follow
+/// error normalization's tracker (and so stop wanting the body itself)?
+fn accounting_follows(fixture: &ProviderFixture, accounting_config: &str) -> bool {
+    use llmobs_core::error_normalization::ErrorNormalization;
+    use llmobs_core::token_accounting::TokenAccounting;
+    let mut host = new_host(fixture);
+    let errors = ErrorNormalization::new(b"{}", &mut host).unwrap();
+    let accounting = TokenAccounting::new(accounting_config.as_bytes(), &mut host).unwrap();
+    let mut ex = errors.on_request_headers(&mut host);
+    let mut ax = accounting.on_request_headers(&mut host);
+    accounting.on_request_body(&mut ax, &fixture.request_body, true);
+    add_response_headers(&mut host, fixture);
+    errors.on_response_headers(&mut host, &mut ex, false);
+    accounting.on_response_headers_led(&mut host, &mut ax, false, Some(ex.response_mut()));
+    !ax.wants_response_body()
+}
+
+#[test]
+fn in_the_bundle_accounting_reads_a_stream_through_error_normalizations_parse_and_other_bodies_itself() {
+    let fixture = |name: &str| provider_fixtures().into_iter().find(|f| f.name == name).unwrap();
+    // Successful streams of every framing: SSE, AWS event-stream, a Gemini JSON array.
+    for name in ["openai-chat-stream-usage", "bedrock-converse-stream", "gemini-stream-json-array"] {
+        assert!(accounting_follows(&fixture(name), "{}"), "{name}");
+    }
+    // A buffered body: accounting reads success bodies, error normalization does not.
+    assert!(!accounting_follows(&fixture("openai-chat-plain"), "{}"));
+    // An error response, even one labelled as a stream: the two keep error bodies to different limits.
+    let mut failed_stream = fixture("openai-chat-stream-usage");
+    failed_stream.status = 503;
+    assert!(!accounting_follows(&failed_stream, "{}"));
+    // A different frame limit reads differently: each parses its own.
+    assert!(!accounting_follows(&fixture("openai-chat-stream-usage"), r#"{"max_frame_bytes": 4096}"#));
+}
+
+/// One way through the pack: the bundle, or the four separate filters.
+type Pass = fn(&ProviderFixture, &[&[u8]], &[&[u8]], bool) -> Seen;
+
+#[test]
+fn a_stream_torn_down_midway_ends_in_the_bundle_as_in_the_separate_filters() {
+    let mut compared = 0;
+    for fixture in provider_fixtures().into_iter().filter(|f| f.status < 400) {
+        let half = fixture.response_body.len() / 2;
+        let response = [&fixture.response_body[..half]];
+        let request = [fixture.request_body.as_slice()];
+        for details in ["downstream_remote_disconnect", "upstream_reset_after_response_started{remote_reset}"] {
+            let cut = |seen: Pass| {
+                let mut f = fixture.clone();
+                f.meta["code_details"] = Value::from(details);
+                seen(&f, &request, &response, false)
+            };
+            assert_eq!(cut(through_bundle), cut(through_separate_filters), "{} {details}", fixture.name);
+            compared += 1;
+        }
+    }
+    assert!(compared > 40, "only {compared} comparisons ran");
 }

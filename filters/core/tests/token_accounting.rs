@@ -457,7 +457,7 @@ fn with_injection_the_client_never_sees_the_usage_chunk_but_usage_is_recorded() 
     let mut to_client = Vec::new();
     let chunks: Vec<&[u8]> = fixture.response_body.chunks(7).collect();
     for (i, chunk) in chunks.iter().enumerate() {
-        to_client.extend(filter.on_response_body_rewrite(&mut host, &mut ex, chunk, i + 1 == chunks.len()));
+        to_client.extend(filter.on_response_body_rewrite(&mut host, &mut ex, chunk, i + 1 == chunks.len(), None));
     }
     let text = String::from_utf8(to_client).unwrap();
     assert!(!text.contains("\"choices\":[]"), "usage chunk reached the client");

@@ -67,6 +67,11 @@ impl ErrorExchange {
         !self.finished && self.response.wants_body()
     }
 
+    /// The response tracker, which the bundle's accounting follows when it reads alike.
+    pub fn response_mut(&mut self) -> &mut ResponseTracker {
+        &mut self.response
+    }
+
     pub fn verdict(&self) -> Option<&Verdict> {
         self.verdict.as_ref()
     }

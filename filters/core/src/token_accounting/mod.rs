@@ -39,6 +39,9 @@ pub struct Exchange {
     request_model: Option<String>,
     stream_requested: bool,
     response: ResponseTracker,
+    /// In the bundle, error normalization's tracker reads this response exactly as `response`
+    /// would: it is fed instead, and handed over at the finish (`finish_led`).
+    follows: bool,
     /// Request-side parse failures (the response's are in the tracker).
     failures: Vec<ParseFailure>,
     finished: bool,
@@ -65,7 +68,7 @@ impl Exchange {
 
     /// Whether response bytes are still read.
     pub fn wants_response_body(&self) -> bool {
-        !self.finished && self.response.wants_body()
+        !self.finished && !self.follows && self.response.wants_body()
     }
 
     fn wire(&self) -> Option<Wire> {
@@ -179,6 +182,7 @@ impl TokenAccounting {
             request_done: false,
             stream_requested: stream_from_path,
             response: ResponseTracker::new(detected_wire),
+            follows: false,
             failures: Vec::new(),
             finished: false,
             buffer_request: false,
@@ -226,12 +230,13 @@ impl TokenAccounting {
         ex: &mut Exchange,
         chunk: &[u8],
         end_of_stream: bool,
+        lead: Option<&mut ResponseTracker>,
     ) -> Vec<u8> {
         let out = match &mut ex.stripper {
             Some(stripper) => stripper.push(chunk, end_of_stream),
             None => chunk.to_vec(),
         };
-        self.on_response_body(host, ex, chunk, end_of_stream);
+        self.on_response_body_led(host, ex, chunk, end_of_stream, lead);
         out
     }
 
@@ -308,34 +313,72 @@ impl TokenAccounting {
     }
 
     pub fn on_response_headers<H: Host>(&self, host: &mut H, ex: &mut Exchange, end_of_stream: bool) {
+        self.on_response_headers_led(host, ex, end_of_stream, None);
+    }
+
+    /// Response headers after another reader of the same response (the bundle's error
+    /// normalization, which sees every chunk first): when its tracker reads this response
+    /// exactly as this one would ([`ResponseTracker::reads_like`]), accounting follows it
+    /// instead of parsing every stream event a second time.
+    pub fn on_response_headers_led<H: Host>(
+        &self,
+        host: &mut H,
+        ex: &mut Exchange,
+        end_of_stream: bool,
+        lead: Option<&mut ResponseTracker>,
+    ) {
         ex.response.on_headers(host, ex.stream_requested, self.limits());
+        ex.follows = lead.as_deref().is_some_and(|l| l.reads_like(&ex.response));
         if ex.injected && ex.response.streaming && ex.wire() == Some(Wire::OpenAiChat) {
             ex.stripper = Some(inject::UsageChunkStripper::new(self.config.max_frame_bytes));
             host.remove_response_header("content-length");
         }
         if end_of_stream {
-            self.finish(host, ex, End::Complete);
+            self.finish_led(host, ex, End::Complete, lead);
         }
     }
 
     /// New response body bytes (only the new chunk).
     pub fn on_response_body<H: Host>(&self, host: &mut H, ex: &mut Exchange, chunk: &[u8], end_of_stream: bool) {
+        self.on_response_body_led(host, ex, chunk, end_of_stream, None);
+    }
+
+    /// New response body bytes, with the leading tracker when following one.
+    pub fn on_response_body_led<H: Host>(
+        &self,
+        host: &mut H,
+        ex: &mut Exchange,
+        chunk: &[u8],
+        end_of_stream: bool,
+        lead: Option<&mut ResponseTracker>,
+    ) {
         if ex.finished {
             return;
         }
-        if ex.response.wants_body() {
+        if !ex.follows && ex.response.wants_body() {
             ex.response.on_body(chunk, host.now_nanos());
         }
         if end_of_stream {
-            self.finish(host, ex, End::Complete);
+            self.finish_led(host, ex, End::Complete, lead);
         }
     }
 
     /// Finishes the exchange once: records metrics and writes the log fields. Later calls do
     /// nothing, so the adapter may call it from every place an exchange can end.
     pub fn finish<H: Host>(&self, host: &mut H, ex: &mut Exchange, end: End) {
+        self.finish_led(host, ex, end, None);
+    }
+
+    /// Finishes with the leading tracker when following one. The leader has finished first
+    /// (error normalization precedes accounting at every end of an exchange in the bundle), so
+    /// its tracker, fed every byte, is taken over whole and accounting's own, never fed, is
+    /// left in its place.
+    pub fn finish_led<H: Host>(&self, host: &mut H, ex: &mut Exchange, end: End, lead: Option<&mut ResponseTracker>) {
         if ex.finished {
             return;
+        }
+        if let (true, Some(lead)) = (ex.follows, lead) {
+            std::mem::swap(&mut ex.response, lead);
         }
         ex.finished = true;
         self.on_request_end(ex);
