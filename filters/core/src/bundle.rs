@@ -14,6 +14,10 @@
 //! after it see nothing until it releases them. The body is written back to the host only when
 //! a behaviour changed it, once, at the release.
 //!
+//! Where two behaviours would parse the same bytes alike, one parse serves both: accounting takes
+//! the model and stream flag from redaction's parse of a request it held ([`Span`]), and on a
+//! successful stream it follows error normalization's response tracker ([`Lead`]).
+//!
 //! Configuration: one JSON object with a section per behaviour, each in the schema the separate
 //! filter uses (`docs/configuration.md`); a missing section turns that behaviour off.
 //!
