@@ -3,10 +3,53 @@ use llmobs_core::config::ConfigError;
 use llmobs_core::host::{Environment, Host, HostError, LogLevel, MetricId, SharedDataError, Stats};
 use std::cell::RefCell;
 
-/// Stateless: every call goes straight to the host for the current context, through
-/// [`crate::abi`], so no host status can panic the VM.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ProxyHost;
+type Pairs = abi::HeaderPairs;
+
+/// The host for one callback: every call goes to the host for the current context, through
+/// [`crate::abi`], so no host status can panic the VM. Each header map is fetched whole, once, in
+/// one host call (`proxy_get_header_map_pairs`) and read from that copy. Measured on Envoy 1.40:
+/// the four behaviours read 41 header values per request, one host call (and one allocation
+/// call back into the VM) each. Make one per callback (`ProxyHost::default()`): the copy then
+/// lives for that callback only, so headers changed by other filters between callbacks are read
+/// fresh; this host's own writes update it.
+#[derive(Default)]
+pub struct ProxyHost {
+    request: RefCell<Option<Pairs>>,
+    response: RefCell<Option<Pairs>>,
+}
+
+impl std::fmt::Debug for ProxyHost {
+    // The copies hold every header, cookies and credentials included: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyHost").finish_non_exhaustive()
+    }
+}
+
+fn cached_header(cache: &RefCell<Option<Pairs>>, map: u32, name: &str) -> Option<Vec<u8>> {
+    let mut slot = cache.borrow_mut();
+    if slot.is_none() {
+        match abi::get_header_pairs(map) {
+            Ok(pairs) => *slot = Some(pairs),
+            // The map is not readable as a whole here: ask for the one value.
+            Err(_) => return abi::get_header(map, name).ok().flatten(),
+        }
+    }
+    let pairs = slot.as_ref()?;
+    pairs.iter().find(|(key, _)| key.eq_ignore_ascii_case(name.as_bytes())).map(|(_, value)| value.clone())
+}
+
+fn forget_header(cache: &RefCell<Option<Pairs>>, name: &str) {
+    if let Some(pairs) = cache.borrow_mut().as_mut() {
+        pairs.retain(|(key, _)| !key.eq_ignore_ascii_case(name.as_bytes()));
+    }
+}
+
+fn replace_cached(cache: &RefCell<Option<Pairs>>, name: &str, value: &str) {
+    forget_header(cache, name);
+    if let Some(pairs) = cache.borrow_mut().as_mut() {
+        pairs.push((name.as_bytes().to_vec(), value.as_bytes().to_vec()));
+    }
+}
 
 fn level(level: LogLevel) -> u32 {
     match level {
@@ -37,7 +80,7 @@ pub fn configure<T>(
     filter_name: &str,
     build: impl FnOnce(&[u8], &mut ProxyHost) -> Result<T, ConfigError>,
 ) -> Option<T> {
-    match build(&plugin_configuration(), &mut ProxyHost) {
+    match build(&plugin_configuration(), &mut ProxyHost::default()) {
         Ok(filter) => Some(filter),
         Err(err) => {
             log(LogLevel::Error, &format!("llmobs {filter_name}: {err}"));
@@ -95,19 +138,22 @@ impl Environment for ProxyHost {
 
 impl Host for ProxyHost {
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {
-        abi::get_header(abi::MAP_REQUEST_HEADERS, name).ok().flatten()
+        cached_header(&self.request, abi::MAP_REQUEST_HEADERS, name)
     }
 
     fn set_request_header(&mut self, name: &str, value: &str) {
         let _ = abi::replace_header(abi::MAP_REQUEST_HEADERS, name, value);
+        replace_cached(&self.request, name, value);
     }
 
     fn remove_request_header(&mut self, name: &str) {
         let _ = abi::remove_header(abi::MAP_REQUEST_HEADERS, name);
+        forget_header(&self.request, name);
     }
 
     fn set_response_header(&mut self, name: &str, value: &str) {
         let _ = abi::replace_header(abi::MAP_RESPONSE_HEADERS, name, value);
+        replace_cached(&self.response, name, value);
     }
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
@@ -127,11 +173,12 @@ impl Host for ProxyHost {
     }
 
     fn response_header(&self, name: &str) -> Option<Vec<u8>> {
-        abi::get_header(abi::MAP_RESPONSE_HEADERS, name).ok().flatten()
+        cached_header(&self.response, abi::MAP_RESPONSE_HEADERS, name)
     }
 
     fn remove_response_header(&mut self, name: &str) {
         let _ = abi::remove_header(abi::MAP_RESPONSE_HEADERS, name);
+        forget_header(&self.response, name);
     }
 
     fn now_nanos(&self) -> u64 {
@@ -161,139 +208,5 @@ impl Host for ProxyHost {
 
     fn send_local_response(&mut self, status: u16, details: &str, headers: &[(&str, &str)], body: &[u8]) -> bool {
         abi::send_local_response(u32::from(status), details, body, headers).is_ok()
-    }
-}
-
-type Pairs = abi::HeaderPairs;
-
-/// One callback's host: [`ProxyHost`], except that each header map is fetched whole, once, in
-/// one host call (`proxy_get_header_map_pairs`) and read from that copy. Measured on Envoy 1.40:
-/// the four behaviours read 41 header values per request, one host call (and one allocation
-/// call back into the VM) each. The copy lives for one callback only, so headers changed by
-/// other filters between callbacks are always read fresh; this callback's own writes update it.
-#[derive(Default)]
-pub struct CallbackHost {
-    request: RefCell<Option<Pairs>>,
-    response: RefCell<Option<Pairs>>,
-}
-
-impl std::fmt::Debug for CallbackHost {
-    // The copies hold every header, cookies and credentials included: never printed.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallbackHost").finish_non_exhaustive()
-    }
-}
-
-fn cached_header(cache: &RefCell<Option<Pairs>>, map: u32, name: &str) -> Option<Vec<u8>> {
-    let mut slot = cache.borrow_mut();
-    if slot.is_none() {
-        match abi::get_header_pairs(map) {
-            Ok(pairs) => *slot = Some(pairs),
-            // The map is not readable as a whole here: ask for the one value.
-            Err(_) => return abi::get_header(map, name).ok().flatten(),
-        }
-    }
-    let pairs = slot.as_ref()?;
-    pairs.iter().find(|(key, _)| key.eq_ignore_ascii_case(name.as_bytes())).map(|(_, value)| value.clone())
-}
-
-fn forget_header(cache: &RefCell<Option<Pairs>>, name: &str) {
-    if let Some(pairs) = cache.borrow_mut().as_mut() {
-        pairs.retain(|(key, _)| !key.eq_ignore_ascii_case(name.as_bytes()));
-    }
-}
-
-fn replace_cached(cache: &RefCell<Option<Pairs>>, name: &str, value: &str) {
-    forget_header(cache, name);
-    if let Some(pairs) = cache.borrow_mut().as_mut() {
-        pairs.push((name.as_bytes().to_vec(), value.as_bytes().to_vec()));
-    }
-}
-
-impl Stats for CallbackHost {
-    fn define_counter(&mut self, name: &str) -> Result<MetricId, HostError> {
-        ProxyHost.define_counter(name)
-    }
-
-    fn define_histogram(&mut self, name: &str) -> Result<MetricId, HostError> {
-        ProxyHost.define_histogram(name)
-    }
-
-    fn define_gauge(&mut self, name: &str) -> Result<MetricId, HostError> {
-        ProxyHost.define_gauge(name)
-    }
-
-    fn set_gauge(&mut self, metric: MetricId, value: u64) {
-        ProxyHost.set_gauge(metric, value);
-    }
-}
-
-impl Host for CallbackHost {
-    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
-        cached_header(&self.request, abi::MAP_REQUEST_HEADERS, name)
-    }
-
-    fn set_request_header(&mut self, name: &str, value: &str) {
-        ProxyHost.set_request_header(name, value);
-        replace_cached(&self.request, name, value);
-    }
-
-    fn remove_request_header(&mut self, name: &str) {
-        ProxyHost.remove_request_header(name);
-        forget_header(&self.request, name);
-    }
-
-    fn set_response_header(&mut self, name: &str, value: &str) {
-        ProxyHost.set_response_header(name, value);
-        replace_cached(&self.response, name, value);
-    }
-
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        ProxyHost.property(path)
-    }
-
-    fn set_filter_state(&mut self, key: &str, value: &[u8]) {
-        ProxyHost.set_filter_state(key, value);
-    }
-
-    fn increment_counter(&mut self, metric: MetricId, delta: u64) {
-        ProxyHost.increment_counter(metric, delta);
-    }
-
-    fn record_histogram(&mut self, metric: MetricId, value: u64) {
-        ProxyHost.record_histogram(metric, value);
-    }
-
-    fn response_header(&self, name: &str) -> Option<Vec<u8>> {
-        cached_header(&self.response, abi::MAP_RESPONSE_HEADERS, name)
-    }
-
-    fn remove_response_header(&mut self, name: &str) {
-        ProxyHost.remove_response_header(name);
-        forget_header(&self.response, name);
-    }
-
-    fn now_nanos(&self) -> u64 {
-        ProxyHost.now_nanos()
-    }
-
-    fn shared_data(&self, key: &str) -> Option<(Vec<u8>, u32)> {
-        ProxyHost.shared_data(key)
-    }
-
-    fn set_shared_data(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SharedDataError> {
-        ProxyHost.set_shared_data(key, value, cas)
-    }
-
-    fn log(&self, at: LogLevel, message: &str) {
-        log(at, message);
-    }
-
-    fn fill_random(&mut self, buf: &mut [u8]) -> bool {
-        ProxyHost.fill_random(buf)
-    }
-
-    fn send_local_response(&mut self, status: u16, details: &str, headers: &[(&str, &str)], body: &[u8]) -> bool {
-        ProxyHost.send_local_response(status, details, headers, body)
     }
 }

@@ -35,9 +35,10 @@ impl MemoryGauge {
     /// Labelled with Envoy's plugin name (the filter config's `name`), as the rule-set gauge is;
     /// the module's own name when the host has none.
     fn define(module: &str) -> Self {
-        let plugin = ProxyHost.property(&["plugin_name"]).map(|p| String::from_utf8_lossy(&p).into_owned());
+        let mut host = ProxyHost::default();
+        let plugin = host.property(&["plugin_name"]).map(|p| String::from_utf8_lossy(&p).into_owned());
         let plugin = plugin.as_deref().unwrap_or(module);
-        let metric = ProxyHost.define_gauge(&metric::name("llmobs.wasm_memory_bytes", &[("plugin", plugin)])).ok();
+        let metric = host.define_gauge(&metric::name("llmobs.wasm_memory_bytes", &[("plugin", plugin)])).ok();
         let gauge = Self { metric, published: Cell::new(0) };
         gauge.sample();
         gauge
@@ -48,7 +49,7 @@ impl MemoryGauge {
         if let Some(metric) = self.metric {
             if bytes != self.published.get() {
                 self.published.set(bytes);
-                ProxyHost.set_gauge(metric, bytes as u64);
+                ProxyHost::default().set_gauge(metric, bytes as u64);
             }
         }
     }
@@ -98,7 +99,7 @@ impl<F> Context for Root<F> {}
 
 impl<F> RootContext for Root<F> {
     fn on_configure(&mut self, _size: usize) -> bool {
-        self.trap = match ProxyHost.env_var("LLMOBS_TEST_TRAP").as_deref() {
+        self.trap = match ProxyHost::default().env_var("LLMOBS_TEST_TRAP").as_deref() {
             Some(b"always") => Trap::Always,
             Some(b"once") => Trap::Once,
             _ => Trap::Never,
@@ -117,8 +118,9 @@ impl<F> RootContext for Root<F> {
             Trap::Always => true,
             Trap::Once => {
                 let mark = format!("llmobs.test_trap.{}", self.name);
-                let first = ProxyHost.shared_data(&mark).is_none();
-                first && ProxyHost.set_shared_data(&mark, b"1", None).is_ok()
+                let mut host = ProxyHost::default();
+                let first = host.shared_data(&mark).is_none();
+                first && host.set_shared_data(&mark, b"1", None).is_ok()
             }
         };
         if trap {

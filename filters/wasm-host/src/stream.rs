@@ -1,4 +1,4 @@
-use crate::proxy::{body_bytes, replace_body, CallbackHost};
+use crate::proxy::{body_bytes, replace_body, ProxyHost};
 use llmobs_core::bundle::{Behaviour, BodyBuffer, Bundle, BundleExchange, Flow};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -56,7 +56,7 @@ impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> Context for BundleS
 impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> HttpContext for BundleStream<C, R, A, E> {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         if let Some(filter) = &self.filter {
-            self.exchange = Some(filter.on_request_headers(&mut CallbackHost::default()));
+            self.exchange = Some(filter.on_request_headers(&mut ProxyHost::default()));
         }
         Action::Continue
     }
@@ -64,7 +64,7 @@ impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> HttpContext for Bun
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         match (&self.filter, &mut self.exchange) {
             (Some(filter), Some(ex)) => action(filter.on_request_body(
-                &mut CallbackHost::default(),
+                &mut ProxyHost::default(),
                 ex,
                 &mut HostBody { response: false },
                 body_size,
@@ -76,7 +76,7 @@ impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> HttpContext for Bun
 
     fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
         match (&self.filter, &mut self.exchange) {
-            (Some(filter), Some(ex)) => action(filter.on_request_trailers(&mut CallbackHost::default(), ex)),
+            (Some(filter), Some(ex)) => action(filter.on_request_trailers(&mut ProxyHost::default(), ex)),
             _ => Action::Continue,
         }
     }
@@ -85,7 +85,7 @@ impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> HttpContext for Bun
     // (see the error-normalization core docs).
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         if let (Some(filter), Some(ex)) = (&self.filter, &mut self.exchange) {
-            filter.on_response_headers(&mut CallbackHost::default(), ex, end_of_stream);
+            filter.on_response_headers(&mut ProxyHost::default(), ex, end_of_stream);
         }
         Action::Continue
     }
@@ -93,7 +93,7 @@ impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> HttpContext for Bun
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         match (&self.filter, &mut self.exchange) {
             (Some(filter), Some(ex)) => action(filter.on_response_body(
-                &mut CallbackHost::default(),
+                &mut ProxyHost::default(),
                 ex,
                 &mut HostBody { response: true },
                 body_size,
@@ -106,7 +106,7 @@ impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> HttpContext for Bun
     // HTTP/2 responses with trailers never set end_of_stream on the last data frame.
     fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
         if let (Some(filter), Some(ex)) = (&self.filter, &mut self.exchange) {
-            filter.on_response_trailers(&mut CallbackHost::default(), ex);
+            filter.on_response_trailers(&mut ProxyHost::default(), ex);
         }
         Action::Continue
     }
@@ -114,7 +114,7 @@ impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> HttpContext for Bun
     // The last fallback: a stream torn down before its end (client gone, upstream reset).
     fn on_log(&mut self) {
         if let (Some(filter), Some(ex)) = (&self.filter, &mut self.exchange) {
-            filter.on_log(&mut CallbackHost::default(), ex);
+            filter.on_log(&mut ProxyHost::default(), ex);
         }
     }
 }
