@@ -8,7 +8,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use llmobs_core::bundle::{Flow, FullBundle};
-use llmobs_testkit::{drive_body, EnvoyBody, FakeHost};
+use llmobs_testkit::{body_pieces, drive_body, EnvoyBody, FakeHost};
 use std::fmt::Write;
 
 const PATHS: [&str; 5] =
@@ -25,9 +25,7 @@ const CONFIG: &str = r#"{
 }"#;
 
 fn drive(pieces: &[&[u8]], call: impl FnMut(&mut EnvoyBody, usize, bool) -> Flow) -> Vec<u8> {
-    let last = pieces.len().saturating_sub(1);
-    let pieces: Vec<(Vec<u8>, bool)> = pieces.iter().enumerate().map(|(i, p)| (p.to_vec(), i == last)).collect();
-    drive_body(&pieces, call).into_iter().flat_map(|(bytes, _)| bytes).collect()
+    drive_body(&body_pieces(pieces, true), call).into_iter().flat_map(|(bytes, _)| bytes).collect()
 }
 
 fn host(path: &str) -> FakeHost {
@@ -48,7 +46,13 @@ fn exchange(path: &str, status: (&str, &str), request: &[&[u8]], response: &[&[u
     BUNDLE.with(|bundle| run(bundle, path, status, request, response))
 }
 
-fn run(bundle: &FullBundle, path: &str, status: (&str, &str), request: &[&[u8]], response: &[&[u8]]) -> (Vec<u8>, Vec<u8>, String) {
+fn run(
+    bundle: &FullBundle,
+    path: &str,
+    status: (&str, &str),
+    request: &[&[u8]],
+    response: &[&[u8]],
+) -> (Vec<u8>, Vec<u8>, String) {
     let mut host = host(path);
     let mut ex = bundle.on_request_headers(&mut host);
     let upstream = drive(request, |b, n, e| bundle.on_request_body(&mut host, &mut ex, b, n, e));

@@ -4,7 +4,7 @@
 
 use llmobs_core::bundle::{AccountingFilter, CorrelationFilter, ErrorsFilter, Flow, FullBundle, RedactionFilter};
 use llmobs_core::filter_state as fs;
-use llmobs_testkit::{chunkings, drive_body as drive, provider_fixtures, FakeHost, ProviderFixture};
+use llmobs_testkit::{body_pieces, chunkings, drive_body as drive, provider_fixtures, FakeHost, ProviderFixture};
 use serde_json::{json, Value};
 
 const KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -25,16 +25,6 @@ type Forwarded = Vec<(Vec<u8>, bool)>;
 
 fn joined(forwarded: &Forwarded) -> Vec<u8> {
     forwarded.iter().flat_map(|(b, _)| b.iter().copied()).collect()
-}
-
-fn pieces(chunks: &[&[u8]]) -> Vec<(Vec<u8>, bool)> {
-    pieces_ending(chunks, true)
-}
-
-/// `ends`: the last piece carries end of stream (false: the stream is torn down after it).
-fn pieces_ending(chunks: &[&[u8]], ends: bool) -> Vec<(Vec<u8>, bool)> {
-    let last = chunks.len().saturating_sub(1);
-    chunks.iter().enumerate().map(|(i, c)| (c.to_vec(), ends && i == last)).collect()
 }
 
 /// What reached the upstream, the client, and every sink.
@@ -88,14 +78,14 @@ fn through_bundle(fixture: &ProviderFixture, request: &[&[u8]], response: &[&[u8
     let mut host = new_host(fixture);
     let bundle = FullBundle::new(sections().to_string().as_bytes(), &mut host).unwrap();
     let mut ex = bundle.on_request_headers(&mut host);
-    let upstream = drive(&pieces(request), |b, n, e| bundle.on_request_body(&mut host, &mut ex, b, n, e));
+    let upstream = drive(&body_pieces(request, true), |b, n, e| bundle.on_request_body(&mut host, &mut ex, b, n, e));
     if host.local_response.is_some() {
         bundle.on_log(&mut host, &mut ex);
         return seen(&host, joined(&upstream), Vec::new());
     }
     add_response_headers(&mut host, fixture);
     bundle.on_response_headers(&mut host, &mut ex, false);
-    let client = drive(&pieces_ending(response, ends), |b, n, e| bundle.on_response_body(&mut host, &mut ex, b, n, e));
+    let client = drive(&body_pieces(response, ends), |b, n, e| bundle.on_response_body(&mut host, &mut ex, b, n, e));
     bundle.on_log(&mut host, &mut ex);
     seen(&host, joined(&upstream), joined(&client))
 }
@@ -115,7 +105,8 @@ fn through_separate_filters(fixture: &ProviderFixture, request: &[&[u8]], respon
     let mut ax = accounting.on_request_headers(&mut host);
     let mut ex = errors.on_request_headers(&mut host);
 
-    let after_redaction = drive(&pieces(request), |b, n, e| redaction.on_request_body(&mut host, &mut rx, b, n, e));
+    let after_redaction =
+        drive(&body_pieces(request, true), |b, n, e| redaction.on_request_body(&mut host, &mut rx, b, n, e));
     let upstream = if host.local_response.is_some() {
         Vec::new()
     } else {
@@ -132,7 +123,7 @@ fn through_separate_filters(fixture: &ProviderFixture, request: &[&[u8]], respon
     accounting.on_response_headers(&mut host, &mut ax, false);
     redaction.on_response_headers(&mut host, &mut rx, false);
     correlation.on_response_headers(&mut host, &mut cx, false);
-    let r1 = drive(&pieces_ending(response, ends), |b, n, e| errors.on_response_body(&mut host, &mut ex, b, n, e));
+    let r1 = drive(&body_pieces(response, ends), |b, n, e| errors.on_response_body(&mut host, &mut ex, b, n, e));
     let r2 = drive(&r1, |b, n, e| accounting.on_response_body(&mut host, &mut ax, b, n, e));
     let client = drive(&r2, |b, n, e| redaction.on_response_body(&mut host, &mut rx, b, n, e));
     errors.on_log(&mut host, &mut ex);
@@ -203,7 +194,7 @@ fn a_blocked_value_is_refused_once_and_nothing_goes_upstream() {
     let mut host = new_host(&fixture);
     let bundle = FullBundle::new(sections().to_string().as_bytes(), &mut host).unwrap();
     let mut ex = bundle.on_request_headers(&mut host);
-    let chunks: Vec<(Vec<u8>, bool)> = pieces(&fixture.request_body.chunks(9).collect::<Vec<_>>());
+    let chunks: Vec<(Vec<u8>, bool)> = body_pieces(&fixture.request_body.chunks(9).collect::<Vec<_>>(), true);
     let upstream = drive(&chunks, |b, n, e| bundle.on_request_body(&mut host, &mut ex, b, n, e));
     assert!(upstream.is_empty());
     assert_eq!(host.local_response.as_ref().map(|r| r.0), Some(400));
@@ -230,8 +221,9 @@ fn a_missing_section_turns_its_behaviour_off() {
     let mut host = new_host(&fixture);
     let bundle = FullBundle::new(br#"{"token_accounting": {}}"#, &mut host).unwrap();
     let mut ex = bundle.on_request_headers(&mut host);
-    let upstream =
-        drive(&pieces(&[&fixture.request_body]), |b, n, e| bundle.on_request_body(&mut host, &mut ex, b, n, e));
+    let upstream = drive(&body_pieces(&[&fixture.request_body], true), |b, n, e| {
+        bundle.on_request_body(&mut host, &mut ex, b, n, e)
+    });
     assert_eq!(joined(&upstream), fixture.request_body);
     assert_eq!(host.filter_state_str(fs::PII_RULE_SET), None);
 }
@@ -257,10 +249,12 @@ fn accounting_reads_the_model_from_redactions_parse_exactly_as_from_its_own() {
         json!({"model": 7, "messages": [{"role": "user", "content": "x"}]}),
         json!({"model": "m", "stream": "yes", "messages": [{"role": "user", "content": "x"}]}),
         json!({"stream": null, "messages": [{"role": "user", "content": "x"}]}),
+        json!(["gpt-4o-mini", true]),
     ];
-    for body in bodies {
+    let raw = [r#"{"model":"a","model":"b","messages":[{"role":"user","content":"x"}]}"#.to_string()];
+    for body in bodies.iter().map(Value::to_string).chain(raw) {
         let mut fixture = base.clone();
-        fixture.request_body = body.to_string().into_bytes();
+        fixture.request_body = body.clone().into_bytes();
         let request: Vec<&[u8]> = fixture.request_body.chunks(11).collect();
         let response = [fixture.response_body.as_slice()];
         let bundle = through_bundle(&fixture, &request, &response, true);

@@ -439,6 +439,13 @@ impl llmobs_core::bundle::BodyBuffer for EnvoyBody {
     }
 }
 
+/// A body's chunks as body callbacks (bytes, end of stream); `ends`: the last carries end of
+/// stream (false: the stream is torn down after it).
+pub fn body_pieces(chunks: &[&[u8]], ends: bool) -> Vec<(Vec<u8>, bool)> {
+    let last = chunks.len().saturating_sub(1);
+    chunks.iter().enumerate().map(|(i, c)| (c.to_vec(), ends && i == last)).collect()
+}
+
 /// Drives `pieces` (bytes, end of stream) through one filter's body callback as Envoy does;
 /// returns what the filter forwarded, one entry per callback that continued.
 pub fn drive_body(

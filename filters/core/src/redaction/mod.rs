@@ -383,10 +383,8 @@ impl PiiRedaction {
             // past the limit lets one large read reach Envoy's own buffer limit first (seen with
             // a 10 MB request: Envoy reset the connection), which is Envoy's outcome, not the
             // policy's. (A chunked body of unknown length is still decided as it grows.)
-            let stated = host
-                .request_header("content-length")
-                .and_then(|v| std::str::from_utf8(&v).ok().and_then(|v| v.trim().parse::<usize>().ok()));
-            if stated.is_some_and(|n| n > self.config.max_inspected_bytes) {
+            if stated_length(host.request_header("content-length")).is_some_and(|n| n > self.config.max_inspected_bytes)
+            {
                 match self.config.over_limit {
                     OverLimit::Pass => {
                         let _ = self.on_request_over_limit(host, &mut ex);
@@ -643,10 +641,9 @@ impl PiiRedaction {
             // rewritten as SSE).
             ex.skipped.push((Side::Response, "unsupported_stream"));
         } else if content_type.starts_with(b"application/json") {
-            let stated = host
-                .response_header("content-length")
-                .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<usize>().ok());
-            if stated.is_some_and(|n| n > self.config.max_inspected_bytes) {
+            if stated_length(host.response_header("content-length"))
+                .is_some_and(|n| n > self.config.max_inspected_bytes)
+            {
                 // Known too large: never held at all. Holding it until the limit would let one
                 // large data frame push Envoy past its own buffer limit, and Envoy would reset
                 // the response (seen with a 10 MB body).
@@ -1114,4 +1111,9 @@ fn error_body(wire: Option<Wire>, status: u16, code: &str, message: &str, entity
         }),
     };
     serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// A body's length as its `content-length` header states it (`None`: absent or unreadable).
+fn stated_length(header: Option<Vec<u8>>) -> Option<usize> {
+    std::str::from_utf8(&header?).ok()?.trim().parse().ok()
 }

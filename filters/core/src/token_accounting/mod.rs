@@ -81,38 +81,68 @@ impl Exchange {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct RequestDoc {
     model: Option<String>,
     stream: Option<bool>,
 }
 
-/// What accounting reads from a request body (the model and the stream flag), taken from a
-/// document another behaviour already parsed: in the bundle, redaction parses every request it
-/// holds, and accounting reads these two fields from that parse instead of copying and parsing
-/// the body again. The same typing as [`RequestDoc`]: a non-string model or a non-boolean stream
-/// is a malformed request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RequestFacts {
-    Read { model: Option<String>, stream: bool },
-    Malformed,
+/// An object whose repeated key counts once, the last (as the providers' JSON parsers read it,
+/// and as a parsed `serde_json::Value` holds it: the bundle reads redaction's parse, which must
+/// agree); a derived `Deserialize` would refuse the repeat and call the request malformed.
+impl<'de> Deserialize<'de> for RequestDoc {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = RequestDoc;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a request object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<RequestDoc, M::Error> {
+                let mut doc = RequestDoc { model: None, stream: None };
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "model" => doc.model = map.next_value()?,
+                        "stream" => doc.stream = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(doc)
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
 }
 
+/// What accounting reads from a request body, the model and the stream flag (`None`: the body
+/// is malformed: not an object, a non-string model, a non-boolean stream). Read from the body
+/// by accounting itself, or, in the bundle, from the document redaction already parsed
+/// ([`RequestFacts::of`]), so a request redaction holds is neither copied nor parsed twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestFacts(Option<RequestDoc>);
+
 impl RequestFacts {
+    /// From a parsed document, with the same typing as a parse of the body.
     pub fn of(doc: &serde_json::Value) -> Self {
-        use serde_json::Value;
-        let Some(map) = doc.as_object() else { return RequestFacts::Malformed };
-        let model = match map.get("model") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return RequestFacts::Malformed,
-        };
-        let stream = match map.get("stream") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return RequestFacts::Malformed,
-        };
-        RequestFacts::Read { model, stream }
+        RequestFacts(RequestDoc::deserialize(doc).ok())
+    }
+
+    fn parse(body: &[u8]) -> Self {
+        RequestFacts(serde_json::from_slice(body).ok())
+    }
+
+    fn apply(&self, ex: &mut Exchange) {
+        match &self.0 {
+            Some(doc) => {
+                if let Some(model) = doc.model.as_ref().filter(|m| !m.is_empty()) {
+                    ex.request_model = Some(model.clone());
+                }
+                ex.stream_requested |= doc.stream.unwrap_or(false);
+            }
+            None => ex.failures.push(ParseFailure::RequestJson),
+        }
     }
 }
 
@@ -271,15 +301,7 @@ impl TokenAccounting {
             return false;
         }
         ex.request_done = true;
-        match facts {
-            RequestFacts::Read { model, stream } => {
-                if let Some(model) = model.as_ref().filter(|m| !m.is_empty()) {
-                    ex.request_model = Some(model.clone());
-                }
-                ex.stream_requested |= *stream;
-            }
-            RequestFacts::Malformed => ex.failures.push(ParseFailure::RequestJson),
-        }
+        facts.apply(ex);
         true
     }
 
@@ -292,15 +314,7 @@ impl TokenAccounting {
         if ex.request_over_limit || ex.request_body.is_empty() {
             return;
         }
-        match serde_json::from_slice::<RequestDoc>(&ex.request_body) {
-            Ok(doc) => {
-                if let Some(model) = doc.model.filter(|m| !m.is_empty()) {
-                    ex.request_model = Some(model);
-                }
-                ex.stream_requested |= doc.stream.unwrap_or(false);
-            }
-            Err(_) => ex.failures.push(ParseFailure::RequestJson),
-        }
+        RequestFacts::parse(&ex.request_body).apply(ex);
         ex.request_body = Vec::new();
     }
 
@@ -456,8 +470,9 @@ impl TokenAccounting {
         }
         // Refusals and content filtering inside a 200 (Anthropic `refusal`, Gemini `SAFETY`,
         // OpenAI `content_filter`) show only here, not as errors: the refusal-rate alert's series.
-        if let Some(raw) = ex.response.observation.finish_raw.as_deref() {
-            let reason = finish_reason::normalize(self.wire_of(ex), raw);
+        let finish =
+            ex.response.observation.finish_raw.as_deref().map(|raw| finish_reason::normalize(self.wire_of(ex), raw));
+        if let Some(reason) = finish {
             let labels = [
                 ("gen_ai.provider.name", provider.as_str()),
                 ("gen_ai.request.model", model_label.value.as_str()),
@@ -502,10 +517,7 @@ impl TokenAccounting {
             (fs::USAGE_REASONING, usage.reasoning.map(|v| v.to_string())),
             (fs::USAGE_TOTAL, usage.total.map(|v| v.to_string())),
             (fs::FINISH_REASON_RAW, obs.finish_raw.as_deref().map(metric::label_value)),
-            (
-                fs::FINISH_REASON,
-                obs.finish_raw.as_deref().map(|r| finish_reason::normalize(self.wire_of(ex), r).to_string()),
-            ),
+            (fs::FINISH_REASON, finish.map(str::to_string)),
             (fs::TIME_TO_FIRST_CHUNK_MS, ttfc_ms.map(|v| v.to_string())),
             (
                 fs::OUTPUT_TOKENS_PER_SECOND,
