@@ -252,7 +252,9 @@ fn refine_overloaded(error_type: ErrorType, document: &ErrorDocument) -> ErrorTy
 /// `{"error": {"code": 400, ...}}`, Gemini `{"error": {"code": 429, ...}}`), else what its type
 /// says in OpenAI's and Anthropic's vocabularies, else 500 (`internal`).
 pub fn in_band_status(document: &ErrorDocument) -> u16 {
-    if let Some(status) = document.code.as_deref().and_then(|c| c.parse::<u16>().ok()).filter(|s| (400..600).contains(s)) {
+    if let Some(status) =
+        document.code.as_deref().and_then(|c| c.parse::<u16>().ok()).filter(|s| (400..600).contains(s))
+    {
         return status;
     }
     match document.kind.as_deref() {

@@ -63,11 +63,7 @@ pub fn request_path<H: Host>(host: &H) -> String {
 /// The request's path, provider API and provider name, from its headers.
 pub fn request_route<H: Host>(host: &H, overrides: &[ProviderOverride]) -> (String, Option<Detected>, String) {
     let path = request_path(host);
-    let detected = if path.contains("/openai/v1/") {
-        detect_with(&path, azure_evidence(host))
-    } else {
-        detect(&path)
-    };
+    let detected = if path.contains("/openai/v1/") { detect_with(&path, azure_evidence(host)) } else { detect(&path) };
     let name = match &detected {
         Some(d) => provider_name(host, &path, d.provider, overrides),
         None => crate::label::OVERFLOW.to_string(),
