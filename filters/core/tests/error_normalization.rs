@@ -98,6 +98,19 @@ fn class_headers_are_set_only_when_the_status_and_headers_decide_the_class() {
     let (host, _) = run(overloaded, &[overloaded["body"].as_str().unwrap().as_bytes()], config);
     assert_eq!(host.response_header_str("x-error-type"), Some("overloaded"));
     assert_eq!(host.response_header_str("x-retryable"), Some("true"));
+    // A 503's body may say the provider is overloaded: no class header before the body is read,
+    // while the log has the exact class. Without a body the status decides.
+    let engine = find("openai-503-engine-overloaded");
+    let (host, _) = run(&engine, &[engine["body"].as_str().unwrap().as_bytes()], config);
+    assert_eq!(host.response_header_str("x-error-type"), None);
+    assert_eq!(host.response_header_str("x-retryable"), None);
+    assert_eq!(host.filter_state_str(fs::ERROR_TYPE).as_deref(), Some("overloaded"));
+    let (host, _) = run(&engine, &[b""], config);
+    assert_eq!(host.response_header_str("x-error-type"), Some("upstream_unavailable"));
+    // A 504 is a timeout whatever its body says.
+    let deadline = find("gemini-504-deadline-exceeded");
+    let (host, _) = run(&deadline, &[deadline["body"].as_str().unwrap().as_bytes()], config);
+    assert_eq!(host.response_header_str("x-error-type"), Some("timeout"));
 }
 
 #[test]
