@@ -548,3 +548,27 @@ fn the_stream_flag_is_what_the_request_asked_and_the_response_framing_only_when_
         assert_eq!(host.filter_state_str(fs::STREAM_OUTCOME).as_deref(), Some("completed"));
     }
 }
+
+#[test]
+fn an_openai_v1_path_is_azure_by_its_host_or_api_key_and_otherwise_openai() {
+    // (request headers, provider): Azure's v1 API and Groq's OpenAI-compatible API share the path.
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[(":authority", "my-resource.openai.azure.com")], "azure.ai.openai"),
+        (&[(":authority", "My-Resource.CognitiveServices.Azure.com:443")], "azure.ai.openai"),
+        (&[(":authority", "proj.services.ai.azure.com")], "azure.ai.openai"),
+        (&[(":authority", "gateway.internal"), ("api-key", "k")], "azure.ai.openai"),
+        (&[(":authority", "api.groq.com"), ("authorization", "Bearer x")], "openai"),
+    ];
+    for (headers, provider) in cases {
+        for path in ["/openai/v1/chat/completions", "/openai/v1/responses"] {
+            let mut all = vec![(":path", path)];
+            all.extend_from_slice(headers);
+            let mut host = FakeHost::with_request_headers(&all);
+            let filter = TokenAccounting::new(b"", &mut host).unwrap();
+            let mut ex = filter.on_request_headers(&mut host);
+            host.add_response_header(":status", "200");
+            filter.on_response_headers(&mut host, &mut ex, true);
+            assert_eq!(host.filter_state_str(fs::PROVIDER).as_deref(), Some(provider), "{path} {headers:?}");
+        }
+    }
+}
