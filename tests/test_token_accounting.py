@@ -118,16 +118,21 @@ def fixture_cases() -> list[str]:
 def test_every_recorded_provider_exchange_replayed_through_envoy_is_read_exactly(start_envoy, replay, pack):
     """llmock has no Bedrock or Azure routes and reports no cached or reasoning tokens: the
     project's replay upstream sends the recorded bytes instead, in 7-byte chunks. Through the
-    demo's four filters and through the bundle carrying the same configurations."""
-    rewrites = {"/vllm/": "/", "/ollama/": "/"}
-    overrides = [{"path_prefix": "/vllm/", "provider": "vllm"}, {"path_prefix": "/ollama/", "provider": "ollama"}]
+    demo's four filters and through the bundle carrying the same configurations. OpenAI-compatible
+    servers (a fixture's `provider_override`) are reached under `/<provider>/`, a prefix that the
+    route removes and the configuration names."""
+    named = sorted({json.loads((FIXTURES / case / "meta.json").read_text()).get("provider_override")
+                    for case in fixture_cases()} - {None})
+    rewrites = {f"/{name}/": "/" for name in named}
+    overrides = [{"path_prefix": f"/{name}/", "provider": name} for name in named]
 
     def setup(config):
         route_everything_to(config, replay.port, rewrites)
         if pack == "bundle":
             as_bundle(config)
 
-    envoy = start_envoy({"llmobs_token_accounting": {"providers": overrides}}, mutate=setup)
+    envoy = start_envoy({"llmobs_token_accounting": {"providers": overrides},
+                         "llmobs_error_normalization": {"providers": overrides}}, mutate=setup)
     sent = {}
     for case in fixture_cases():
         meta = json.loads((FIXTURES / case / "meta.json").read_text())
@@ -161,12 +166,20 @@ def test_every_recorded_provider_exchange_replayed_through_envoy_is_read_exactly
             "llmobs.usage.reasoning_tokens": usage["reasoning"], "llmobs.usage.total_tokens": usage["total"],
             "llmobs.finish_reason.raw": want["finish_reason_raw"], "llmobs.finish_reason": want["finish_reason"],
             "llmobs.usage_source": want["usage_source"], "llmobs.stream_outcome": want["stream_outcome"] or "completed",
+            # What the request asked, whatever framing the response came in (a 503 JSON body too).
+            "llmobs.stream": str(bool(want["stream"])).lower(),
+            # Error normalization in the same chain: the class, retryability and the provider's own code.
+            "error.type": (want.get("error") or {}).get("type"),
+            "llmobs.error.retryable": None if want.get("error") is None else str(want["error"]["retryable"]).lower(),
+            "llmobs.error.provider_code": (want.get("error") or {}).get("provider_code"),
         }
         for field, value in expected.items():
             got = line.get(field)
             if (None if value is None else str(value)) != got:
                 mismatches.append((case, field, got, value))
-        if (line.get("llmobs.error") == "true") != (expected["llmobs.stream_outcome"] != "completed"):
+        failed_after_200 = expected["llmobs.stream_outcome"] != "completed" or (
+            want.get("error") is not None and line["http.response.status_code"] < 400)
+        if (line.get("llmobs.error") == "true") != failed_after_200:
             mismatches.append((case, "llmobs.error", line.get("llmobs.error"), expected["llmobs.stream_outcome"]))
     assert mismatches == [], mismatches
     # Every finish reason is counted once under its normalized value, with labels Prometheus can

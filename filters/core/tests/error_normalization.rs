@@ -1,7 +1,7 @@
 use llmobs_core::error_normalization::ErrorNormalization;
 use llmobs_core::filter_state as fs;
 use llmobs_core::response::End;
-use llmobs_testkit::{chunkings, provider_fixtures, FakeHost};
+use llmobs_testkit::{chunkings, provider_fixtures, FakeHost, ProviderFixture};
 use serde_json::Value;
 
 fn cases() -> Vec<Value> {
@@ -51,12 +51,14 @@ fn every_documented_error_case_is_classified_as_its_fixture_says_under_every_chu
                 host.filter_state_str(fs::ERROR_RETRYABLE),
                 host.filter_state_str(fs::ERROR_ORIGIN),
                 host.filter_state_str(fs::RETRY_AFTER_MS),
+                host.filter_state_str(fs::ERROR_PROVIDER_CODE),
             );
             let expected = (
                 want["error_type"].as_str().map(str::to_string),
                 Some(want["retryable"].as_bool().unwrap().to_string()),
                 want["origin"].as_str().map(str::to_string),
                 if clock_dependent { got.3.clone() } else { want["retry_after_ms"].as_u64().map(|v| v.to_string()) },
+                want["provider_code"].as_str().map(str::to_string),
             );
             if got != expected {
                 mismatches.push(format!("{}: got {got:?}, want {expected:?}", case["name"]));
@@ -96,6 +98,19 @@ fn class_headers_are_set_only_when_the_status_and_headers_decide_the_class() {
     let (host, _) = run(overloaded, &[overloaded["body"].as_str().unwrap().as_bytes()], config);
     assert_eq!(host.response_header_str("x-error-type"), Some("overloaded"));
     assert_eq!(host.response_header_str("x-retryable"), Some("true"));
+    // A 503's body may say the provider is overloaded: no class header before the body is read,
+    // while the log has the exact class. Without a body the status decides.
+    let engine = find("openai-503-engine-overloaded");
+    let (host, _) = run(&engine, &[engine["body"].as_str().unwrap().as_bytes()], config);
+    assert_eq!(host.response_header_str("x-error-type"), None);
+    assert_eq!(host.response_header_str("x-retryable"), None);
+    assert_eq!(host.filter_state_str(fs::ERROR_TYPE).as_deref(), Some("overloaded"));
+    let (host, _) = run(&engine, &[b""], config);
+    assert_eq!(host.response_header_str("x-error-type"), Some("upstream_unavailable"));
+    // A 504 is a timeout whatever its body says.
+    let deadline = find("gemini-504-deadline-exceeded");
+    let (host, _) = run(&deadline, &[deadline["body"].as_str().unwrap().as_bytes()], config);
+    assert_eq!(host.response_header_str("x-error-type"), Some("timeout"));
 }
 
 #[test]
@@ -136,37 +151,72 @@ fn routes_not_listed_keep_their_error_body() {
     assert_eq!(replacement, None);
 }
 
-/// In-band failures after a 200, from the recorded provider streams, under every chunk split.
+/// Runs one provider fixture through error normalization, its response in `chunks`.
+fn run_fixture(fixture: &ProviderFixture, chunks: &[&[u8]]) -> FakeHost {
+    let mut headers: Vec<(&str, &str)> = vec![(":path", &fixture.path)];
+    headers.extend(fixture.request_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut host = FakeHost::with_request_headers(&headers);
+    host.set_property(&["response", "code_details"], b"via_upstream");
+    let filter = ErrorNormalization::new(b"", &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    host.add_response_header(":status", &fixture.status.to_string());
+    for (k, v) in &fixture.response_headers {
+        host.add_response_header(k, v);
+    }
+    filter.on_response_headers(&mut host, &mut ex, false);
+    for chunk in chunks {
+        assert_eq!(filter.on_response_body(&mut host, &mut ex, chunk, false), None);
+    }
+    filter.on_response_body(&mut host, &mut ex, b"", true);
+    host
+}
+
+/// Every provider fixture that fails (in-band errors and cut streams after a 200, error statuses)
+/// names its class, retryability and provider code in `expected.error`; the others are no error.
 #[test]
-fn failures_inside_a_stream_are_classified_and_flagged_under_every_chunk_split() {
+fn every_provider_fixture_is_classified_as_it_expects_under_every_chunk_split() {
+    let mut failing = 0;
+    for fixture in provider_fixtures() {
+        let want = &fixture.meta["expected"]["error"];
+        let expected = (
+            want["type"].as_str().map(str::to_string),
+            want["retryable"].as_bool().map(|r| r.to_string()),
+            want["provider_code"].as_str().map(str::to_string),
+        );
+        failing += usize::from(expected.0.is_some());
+        for chunks in chunkings(&fixture.response_body) {
+            let host = run_fixture(&fixture, &chunks);
+            let got = (
+                host.filter_state_str(fs::ERROR_TYPE),
+                host.filter_state_str(fs::ERROR_RETRYABLE),
+                host.filter_state_str(fs::ERROR_PROVIDER_CODE),
+            );
+            assert_eq!(got, expected, "{} in {} chunks", fixture.name, chunks.len());
+            let after_success = fixture.status < 400 && expected.0.is_some();
+            assert_eq!(host.filter_state_str(fs::ERROR).is_some(), after_success, "{}", fixture.name);
+        }
+    }
+    assert!(failing >= 12, "only {failing} failing fixtures");
+}
+
+/// In-band failures are classified by their own code and type, not as `internal` by default.
+#[test]
+fn an_error_inside_a_stream_is_classified_by_its_own_code_and_type() {
     let expected = [
         ("openai-chat-stream-in-band-error", "internal"),
         ("openai-responses-stream-failed", "internal"),
         ("anthropic-messages-stream-overloaded-error", "overloaded"),
         ("bedrock-converse-stream-exception", "internal"),
-        ("openai-chat-stream-cut", "stream_interrupted"),
-        ("gemini-stream-sse-cut", "stream_interrupted"),
+        ("openrouter-chat-stream-error-with-usage", "context_length_exceeded"),
+        ("groq-chat-stream-tool-use-failed", "bad_request"),
+        ("openai-chat-stream-in-band-rate-limit", "rate_limit"),
     ];
     let fixtures = provider_fixtures();
     for (name, error_type) in expected {
         let fixture = fixtures.iter().find(|f| f.name == name).unwrap_or_else(|| panic!("{name}"));
-        for chunks in chunkings(&fixture.response_body) {
-            let mut host = FakeHost::with_request_headers(&[(":path", &fixture.path)]);
-            host.set_property(&["response", "code_details"], b"via_upstream");
-            let filter = ErrorNormalization::new(b"", &mut host).unwrap();
-            let mut ex = filter.on_request_headers(&mut host);
-            host.add_response_header(":status", "200");
-            for (k, v) in &fixture.response_headers {
-                host.add_response_header(k, v);
-            }
-            filter.on_response_headers(&mut host, &mut ex, false);
-            for chunk in &chunks {
-                assert_eq!(filter.on_response_body(&mut host, &mut ex, chunk, false), None);
-            }
-            filter.on_response_body(&mut host, &mut ex, b"", true);
-            assert_eq!(host.filter_state_str(fs::ERROR_TYPE).as_deref(), Some(error_type), "{name}");
-            assert_eq!(host.filter_state_str(fs::ERROR).as_deref(), Some("true"), "{name}");
-        }
+        let host = run_fixture(fixture, &[&fixture.response_body]);
+        assert_eq!(host.filter_state_str(fs::ERROR_TYPE).as_deref(), Some(error_type), "{name}");
+        assert_eq!(host.filter_state_str(fs::ERROR).as_deref(), Some("true"), "{name}");
     }
 }
 

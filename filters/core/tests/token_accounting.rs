@@ -496,3 +496,79 @@ fn without_error_normalization_the_duration_error_type_is_the_http_status() {
     filter.on_response_headers(&mut host, &mut ex, true);
     assert!(host.metric_names("gen_ai.client.operation.duration_ms")[0].contains(".error.type=quota_exhausted;"));
 }
+
+#[test]
+fn a_count_the_provider_did_not_send_is_left_out_of_the_log_and_the_metrics_and_a_reported_zero_is_kept() {
+    // Azure reports zero cached and zero reasoning tokens; Mistral reports neither.
+    let fixture = |name: &str| provider_fixtures().into_iter().find(|f| f.name == name).unwrap();
+    let azure = fixture("azure-v1-chat-stream");
+    let host = run(&azure, &[&azure.response_body], "");
+    assert_eq!(host.filter_state_str(fs::USAGE_CACHE_READ).as_deref(), Some("0"));
+    assert_eq!(host.filter_state_str(fs::USAGE_REASONING).as_deref(), Some("0"));
+    for token_type in ["cache_read", "reasoning"] {
+        let series = host.metric_names(&format!("gen_ai.client.token.usage.gen_ai.token.type={token_type};"));
+        assert_eq!(series.len(), 1, "{token_type}");
+        assert_eq!(host.histogram(&series[0]), vec![0], "{token_type}");
+        let exact = host.metric_names(&format!("llmobs.token_accounting.tokens.gen_ai.token.type={token_type};"));
+        assert_eq!(exact.len(), 1, "{token_type}");
+        assert_eq!(host.counter(&exact[0]), Some(0), "{token_type}");
+    }
+    let mistral = fixture("mistral-chat-stream-usage");
+    let host = run(&mistral, &[&mistral.response_body], &config_for(&mistral));
+    for (key, token_type) in [(fs::USAGE_CACHE_READ, "cache_read"), (fs::USAGE_REASONING, "reasoning")] {
+        assert_eq!(host.filter_state_str(key), None, "{token_type}");
+        assert!(host.metric_names(&format!("gen_ai.client.token.usage.gen_ai.token.type={token_type};")).is_empty());
+        assert!(host
+            .metric_names(&format!("llmobs.token_accounting.tokens.gen_ai.token.type={token_type};"))
+            .is_empty());
+    }
+    assert_eq!(host.histogram(&host.metric_names("gen_ai.client.token.usage.gen_ai.token.type=input;")[0]), vec![21]);
+}
+
+#[test]
+fn the_stream_flag_is_what_the_request_asked_and_the_response_framing_only_when_the_request_was_unread() {
+    // (request body, response content type, logged flag)
+    let cases: [(&[u8], &str, &str); 4] = [
+        (br#"{"model": "m", "stream": true}"#, "application/json", "true"),
+        (br#"{"model": "m", "stream": false}"#, "text/event-stream", "false"),
+        (br#"{"model": "m"}"#, "text/event-stream", "false"),
+        (b"not json", "text/event-stream", "true"),
+    ];
+    for (body, content_type, flag) in cases {
+        let mut host = FakeHost::with_request_headers(&[(":path", "/v1/chat/completions")]);
+        let filter = TokenAccounting::new(b"", &mut host).unwrap();
+        let mut ex = filter.on_request_headers(&mut host);
+        filter.on_request_body(&mut ex, body, true);
+        host.add_response_header(":status", if content_type == "application/json" { "400" } else { "200" });
+        host.add_response_header("content-type", content_type);
+        filter.on_response_headers(&mut host, &mut ex, false);
+        filter.on_response_body(&mut host, &mut ex, b"data: [DONE]\n\n", true);
+        assert_eq!(host.filter_state_str(fs::STREAM).as_deref(), Some(flag), "{body:?} {content_type}");
+        // The outcome still follows the response: every stream here ended with its terminator.
+        assert_eq!(host.filter_state_str(fs::STREAM_OUTCOME).as_deref(), Some("completed"));
+    }
+}
+
+#[test]
+fn an_openai_v1_path_is_azure_by_its_host_or_api_key_and_otherwise_openai() {
+    // (request headers, provider): Azure's v1 API and Groq's OpenAI-compatible API share the path.
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[(":authority", "my-resource.openai.azure.com")], "azure.ai.openai"),
+        (&[(":authority", "My-Resource.CognitiveServices.Azure.com:443")], "azure.ai.openai"),
+        (&[(":authority", "proj.services.ai.azure.com")], "azure.ai.openai"),
+        (&[(":authority", "gateway.internal"), ("api-key", "k")], "azure.ai.openai"),
+        (&[(":authority", "api.groq.com"), ("authorization", "Bearer x")], "openai"),
+    ];
+    for (headers, provider) in cases {
+        for path in ["/openai/v1/chat/completions", "/openai/v1/responses"] {
+            let mut all = vec![(":path", path)];
+            all.extend_from_slice(headers);
+            let mut host = FakeHost::with_request_headers(&all);
+            let filter = TokenAccounting::new(b"", &mut host).unwrap();
+            let mut ex = filter.on_request_headers(&mut host);
+            host.add_response_header(":status", "200");
+            filter.on_response_headers(&mut host, &mut ex, true);
+            assert_eq!(host.filter_state_str(fs::PROVIDER).as_deref(), Some(provider), "{path} {headers:?}");
+        }
+    }
+}

@@ -127,6 +127,7 @@ const CONTEXT_MESSAGES: &[&str] = &[
     "exceeds the maximum number of tokens", // Gemini (an INVALID_ARGUMENT)
     "input is too long",                    // Bedrock (a ValidationException)
     "too many input tokens",                // Bedrock
+    "token limit reached",                  // OpenRouter, in a stream's final error chunk (issue 14)
 ];
 
 const ANTHROPIC: Option<Wire> = Some(Wire::AnthropicMessages);
@@ -142,6 +143,8 @@ const RULES: &[Rule] = &[
     Rule { code: Some("invalid_api_key"), ..rule(ErrorType::InvalidApiKey) },
     Rule { code: Some("model_not_found"), ..rule(ErrorType::ModelNotFound) },
     Rule { code: Some("rate_limit_exceeded"), ..rule(ErrorType::RateLimit) },
+    // Groq: the model produced a tool call it could not parse (HTTP 400, or inside a stream).
+    Rule { code: Some("tool_use_failed"), ..rule(ErrorType::BadRequest) },
     // Context overflow told only in the message (OpenAI-compatible, Anthropic, Gemini, Bedrock).
     Rule { message_contains: CONTEXT_MESSAGES, ..rule(ErrorType::ContextLengthExceeded) },
     // Gemini: a bad key is a 400 INVALID_ARGUMENT with this reason.
@@ -227,7 +230,57 @@ pub fn classify(e: &Evidence) -> Classified {
         return Classified { error_type: ErrorType::Overloaded, origin: Origin::Gateway };
     }
     let error_type = RULES.iter().find(|r| r.matches(e)).map_or_else(|| ErrorType::from_status(e.status), |r| r.then);
-    Classified { error_type, origin: Origin::Upstream }
+    Classified { error_type: refine_overloaded(error_type, &e.document), origin: Origin::Upstream }
+}
+
+/// Capacity told apart from an outage: a provider error whose code or status says only that
+/// the service is unavailable or failed (`upstream_unavailable`, `internal`) is `overloaded`
+/// when its message says so. OpenAI answers a 503 "The engine is currently overloaded, please
+/// try again later"; Gemini a 503 `UNAVAILABLE` "The model is overloaded. Please try again
+/// later.". A code that says more (a rate limit, a quota) is kept.
+fn refine_overloaded(error_type: ErrorType, document: &ErrorDocument) -> ErrorType {
+    match error_type {
+        ErrorType::UpstreamUnavailable | ErrorType::Internal if document.message_contains("overload") => {
+            ErrorType::Overloaded
+        }
+        other => other,
+    }
+}
+
+/// The status an error inside a 200 stream would have had as a response of its own, so it is
+/// classified like any error body: the document's own HTTP code when it carries one (OpenRouter
+/// `{"error": {"code": 400, ...}}`, Gemini `{"error": {"code": 429, ...}}`), else what its type
+/// says in OpenAI's and Anthropic's vocabularies, else 500 (`internal`).
+pub fn in_band_status(document: &ErrorDocument) -> u16 {
+    if let Some(status) =
+        document.code.as_deref().and_then(|c| c.parse::<u16>().ok()).filter(|s| (400..600).contains(s))
+    {
+        return status;
+    }
+    match document.kind.as_deref() {
+        Some("invalid_request_error") => 400,
+        Some("authentication_error") => 401,
+        Some("permission_error") => 403,
+        Some("not_found_error") => 404,
+        Some("rate_limit_error" | "tokens" | "requests") => 429,
+        Some("overloaded_error") => 529,
+        _ => 500,
+    }
+}
+
+/// The provider's own code for the log (`llmobs.error.provider_code`): a named code before a
+/// number. Gemini's `status` (`RESOURCE_EXHAUSTED`) rather than its HTTP number; OpenAI's
+/// `code`; Anthropic's and OpenAI's `type` when there is no code; Bedrock's exception
+/// (`x-amzn-ErrorType`, or an in-stream `:exception-type`); a numeric code or status last
+/// (OpenRouter's `code: 400`; Azure also sends `"status": 400` beside its named code).
+pub fn provider_code(document: &ErrorDocument, amzn_error_type: Option<&str>) -> Option<String> {
+    let named = |c: &Option<String>| c.clone().filter(|c| !c.bytes().all(|b| b.is_ascii_digit()));
+    named(&document.status)
+        .or_else(|| named(&document.code))
+        .or_else(|| document.kind.clone())
+        .or_else(|| amzn_error_type.filter(|a| !a.is_empty()).map(str::to_string))
+        .or_else(|| document.code.clone())
+        .or_else(|| document.status.clone())
 }
 
 /// `x-amzn-ErrorType: ThrottlingException:http://internal.amazon.com/coral/...` names the

@@ -26,7 +26,7 @@ use crate::host::{Host, Stats};
 use crate::metric;
 use crate::response::{End, Limits, Outcome, ResponseTracker};
 use crate::token_accounting::provider::{self, Detected};
-use classify::{amzn_error_type, classify, Classified, ErrorDocument, Evidence};
+use classify::{amzn_error_type, classify, in_band_status, provider_code, Classified, ErrorDocument, Evidence};
 use config::ErrorNormalizationConfig;
 use taxonomy::{ErrorType, Origin};
 
@@ -117,8 +117,10 @@ impl ErrorNormalization {
 
     /// Sets the class headers when configured and the status and headers alone decide the
     /// class: a gateway reply, a Bedrock `x-amzn-ErrorType`, or a 5xx. A 4xx body can change the
-    /// class (OpenAI's 429 is a rate limit or an exhausted quota), so for those only the
-    /// retry-after header is set; the uniform body, when on, carries the exact class.
+    /// class (OpenAI's 429 is a rate limit or an exhausted quota), and so can the body of an
+    /// error the headers call `upstream_unavailable` or `internal` (its message may say the
+    /// provider is overloaded): for those only the retry-after header is set, unless there is no
+    /// body; the uniform body, when on, carries the exact class.
     pub fn on_response_headers<H: Host>(&self, host: &mut H, ex: &mut ErrorExchange, end_of_stream: bool) {
         let stream_from_path = ex.detected.as_ref().is_some_and(|d| d.path_stream);
         ex.response.on_headers(host, stream_from_path, self.limits());
@@ -133,10 +135,11 @@ impl ErrorNormalization {
         if self.config.response_headers.any() {
             let verdict = self.verdict(host, ex, Outcome::Completed, status);
             if let Some(v) = verdict {
-                let conclusive = v.origin == Origin::Gateway
-                    || ex.header("x-amzn-errortype").is_some()
-                    || status >= 500
-                    || end_of_stream;
+                let body_may_refine = v.origin == Origin::Upstream
+                    && matches!(v.error_type, ErrorType::UpstreamUnavailable | ErrorType::Internal);
+                let conclusive = end_of_stream
+                    || (!body_may_refine
+                        && (v.origin == Origin::Gateway || ex.header("x-amzn-errortype").is_some() || status >= 500));
                 self.set_headers(host, &v, conclusive);
             }
         }
@@ -227,16 +230,17 @@ impl ErrorNormalization {
         } else {
             let evidence = Evidence {
                 wire: ex.response.wire(),
-                status: if after_success { 500 } else { status },
+                // An error inside a 200 stream is classified by its own code and type.
+                status: if after_success { in_band_status(&document) } else { status },
                 document: document.clone(),
-                amzn_error_type: amzn,
+                amzn_error_type: amzn.clone(),
                 code_details: if after_success { String::new() } else { code_details },
                 envoy_overloaded: header("x-envoy-overloaded").is_some(),
             };
             classify(&evidence)
         };
         let retry_after_ms = retry_after::retry_after_ms(ex, document.retry_delay.as_deref(), host.now_nanos());
-        let provider_code = document.code.clone().or(document.kind.clone()).or(document.status.clone());
+        let provider_code = provider_code(&document, amzn.as_deref());
         Some(Verdict {
             error_type: classified.error_type,
             origin: classified.origin,

@@ -13,6 +13,8 @@ pub fn normalize(wire: Wire, raw: &str) -> &'static str {
             "length" => "length",
             "tool_calls" | "function_call" => "tool_calls",
             "content_filter" => "content_filter",
+            // OpenRouter ends a stream that failed mid-generation with `finish_reason: "error"`.
+            "error" => "error",
             _ => "other",
         },
         // The Responses API has a status, and a reason when incomplete.

@@ -38,6 +38,9 @@ pub struct Exchange {
     request_done: bool,
     request_model: Option<String>,
     stream_requested: bool,
+    /// Whether `stream_requested` is what the request said: its path decides (Gemini, Bedrock)
+    /// or its body was read. Otherwise the log's stream flag falls back to the response framing.
+    stream_known: bool,
     response: ResponseTracker,
     /// In the bundle, error normalization's tracker reads this response exactly as `response`
     /// would: it is fed instead, and handed over at the finish (`finish_led`).
@@ -140,6 +143,7 @@ impl RequestFacts {
                     ex.request_model = Some(model.clone());
                 }
                 ex.stream_requested |= doc.stream.unwrap_or(false);
+                ex.stream_known = true;
             }
             None => ex.failures.push(ParseFailure::RequestJson),
         }
@@ -201,6 +205,8 @@ impl TokenAccounting {
             .and_then(|raw| id::validate(&raw).ok().map(str::to_string));
         let stream_from_path = detected.as_ref().is_some_and(|d| d.path_stream);
         let detected_wire = detected.as_ref().map(|d| d.wire);
+        // Gemini and Bedrock name a stream in the path (`streamGenerateContent`, `converse-stream`).
+        let path_decides = matches!(detected_wire, Some(Wire::Gemini | Wire::BedrockConverse));
         let mut ex = Exchange {
             request_model: detected.as_ref().and_then(|d| d.path_model.clone()),
             detected,
@@ -211,6 +217,7 @@ impl TokenAccounting {
             request_over_limit: false,
             request_done: false,
             stream_requested: stream_from_path,
+            stream_known: path_decides,
             response: ResponseTracker::new(detected_wire),
             follows: false,
             failures: Vec::new(),
@@ -529,7 +536,11 @@ impl TokenAccounting {
                 host.set_filter_state(key, value.as_bytes());
             }
         }
-        host.set_filter_state(fs::STREAM, fs::flag(ex.response.streaming));
+        // What the request asked (a stream answered with a JSON error is still a stream request);
+        // the response's framing decides the stream outcome and the chunk timings above, and
+        // stands in here only when the request could not be read.
+        let stream = if ex.stream_known { ex.stream_requested } else { ex.response.streaming };
+        host.set_filter_state(fs::STREAM, fs::flag(stream));
         if let Some(tenant) = &ex.tenant {
             host.set_filter_state(fs::TENANT, tenant.as_bytes());
         }

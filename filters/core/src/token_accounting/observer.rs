@@ -131,8 +131,9 @@ impl Observation {
     fn on_openai_chat(&mut self, data: &[u8], stream: bool) -> Frame {
         let Some(doc) = self.parse::<ChatDoc>(data) else { return Frame::Other };
         if doc.error.is_some() {
+            // Not a return: the chunk that carries the error may carry the usage billed so far
+            // too (OpenRouter ends a failed stream with `{"error": {...}, "usage": {...}}`).
             self.in_band_error(data);
-            return Frame::Other;
         }
         Self::set_first(&mut self.response_id, doc.id);
         Self::set_first(&mut self.response_model, doc.model);
@@ -146,7 +147,9 @@ impl Observation {
                 frame = Frame::Content;
             }
         }
-        if let Some(u) = doc.usage {
+        // Groq streams carry usage only in `x_groq.usage` (the same fields); `usage` wins when a
+        // chunk has both.
+        if let Some(u) = doc.usage.or(doc.x_groq.and_then(|x| x.usage)) {
             self.usage.merge(u.reported());
         }
         frame
@@ -316,7 +319,14 @@ struct ChatDoc<'a> {
     #[serde(borrow)]
     choices: Option<Vec<ChatChoice<'a>>>,
     usage: Option<OpenAiUsage>,
+    x_groq: Option<GroqExtension>,
     error: Option<serde::de::IgnoredAny>,
+}
+
+/// Groq's `x_groq` object on chat chunks: its `usage` has OpenAI's fields.
+#[derive(Deserialize)]
+struct GroqExtension {
+    usage: Option<OpenAiUsage>,
 }
 
 #[derive(Deserialize)]
@@ -353,6 +363,8 @@ struct OpenAiUsage {
     total_tokens: Option<u64>,
     prompt_tokens_details: Option<CachedDetails>,
     completion_tokens_details: Option<ReasoningDetails>,
+    /// DeepSeek's cache read count (its context-caching guide); `prompt_tokens` includes it.
+    prompt_cache_hit_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -371,7 +383,7 @@ impl OpenAiUsage {
             input: self.prompt_tokens,
             output: self.completion_tokens,
             total: self.total_tokens,
-            cache_read: self.prompt_tokens_details.and_then(|d| d.cached_tokens),
+            cache_read: self.prompt_tokens_details.and_then(|d| d.cached_tokens).or(self.prompt_cache_hit_tokens),
             reasoning: self.completion_tokens_details.and_then(|d| d.reasoning_tokens),
             ..Reported::default()
         }

@@ -63,7 +63,7 @@ pub fn request_path<H: Host>(host: &H) -> String {
 /// The request's path, provider API and provider name, from its headers.
 pub fn request_route<H: Host>(host: &H, overrides: &[ProviderOverride]) -> (String, Option<Detected>, String) {
     let path = request_path(host);
-    let detected = detect(&path);
+    let detected = if path.contains("/openai/v1/") { detect_with(&path, azure_evidence(host)) } else { detect(&path) };
     let name = match &detected {
         Some(d) => provider_name(host, &path, d.provider, overrides),
         None => crate::label::OVERFLOW.to_string(),
@@ -120,8 +120,26 @@ pub const ANTHROPIC: &str = "anthropic";
 pub const GEMINI: &str = "gcp.gemini";
 pub const BEDROCK: &str = "aws.bedrock";
 
-/// Detects the API from the request path (query string ignored).
+/// Whether a request under `/openai/v1/` goes to Azure OpenAI: Azure's v1 API
+/// (`https://{resource}.openai.azure.com/openai/v1/...`, Microsoft Learn "Azure OpenAI API version
+/// lifecycle") has the same path as Groq's OpenAI-compatible API
+/// (`https://api.groq.com/openai/v1/...`), so the host or Azure's `api-key` header decides.
+fn azure_evidence<H: Host>(host: &H) -> bool {
+    const AZURE_HOSTS: [&[u8]; 3] = [b".openai.azure.com", b".cognitiveservices.azure.com", b".services.ai.azure.com"];
+    let authority = host.request_header(":authority").unwrap_or_default().to_ascii_lowercase();
+    let name = authority.split(|b| *b == b':').next().unwrap_or_default();
+    AZURE_HOSTS.iter().any(|suffix| name.ends_with(suffix)) || host.request_header("api-key").is_some()
+}
+
+/// Detects the API from the request path (query string ignored). An `/openai/v1/` path is read as
+/// OpenAI's; see [`detect_with`].
 pub fn detect(path: &str) -> Option<Detected> {
+    detect_with(path, false)
+}
+
+/// Detects the API from the request path; `azure`: the request goes to Azure OpenAI (its host
+/// or `api-key` header says so), which makes the v1 API's `/openai/v1/...` paths Azure's.
+pub fn detect_with(path: &str, azure: bool) -> Option<Detected> {
     let path = path.split(['?', '#']).next().unwrap_or_default();
     let path = path.trim_end_matches('/');
     if let Some(rest) = path.split_once("/openai/deployments/").map(|(_, r)| r) {
@@ -133,10 +151,12 @@ pub fn detect(path: &str) -> Option<Detected> {
             _ => None,
         };
     }
+    let azure_v1 = azure && path.contains("/openai/v1/");
     if path.ends_with("/chat/completions") {
-        return Some(detected(Wire::OpenAiChat, Operation::Chat, OPENAI, None, false));
+        let provider = if azure_v1 { AZURE_OPENAI } else { OPENAI };
+        return Some(detected(Wire::OpenAiChat, Operation::Chat, provider, None, false));
     }
-    if path.ends_with("/openai/responses") || path.ends_with("/openai/v1/responses") {
+    if path.ends_with("/openai/responses") || (azure_v1 && path.ends_with("/responses")) {
         return Some(detected(Wire::OpenAiResponses, Operation::Responses, AZURE_OPENAI, None, false));
     }
     if path.ends_with("/responses") {
@@ -259,6 +279,21 @@ mod tests {
             assert_eq!(d.path_model.as_deref(), *model, "{path}");
             assert_eq!(d.path_stream, *stream, "{path}");
         }
+    }
+
+    #[test]
+    fn openai_v1_paths_are_azure_only_with_azure_evidence() {
+        // The same path is Azure's v1 API and Groq's OpenAI-compatible API.
+        for (path, wire) in
+            [("/openai/v1/chat/completions", Wire::OpenAiChat), ("/openai/v1/responses", Wire::OpenAiResponses)]
+        {
+            let azure = detect_with(path, true).unwrap();
+            assert_eq!((azure.wire, azure.provider, azure.path_model), (wire, AZURE_OPENAI, None), "{path}");
+            let other = detect_with(path, false).unwrap();
+            assert_eq!((other.wire, other.provider), (wire, OPENAI), "{path}");
+        }
+        // Evidence alone does not make OpenAI's own paths Azure's.
+        assert_eq!(detect_with("/v1/chat/completions", true).unwrap().provider, OPENAI);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Providers disagree on what "input" means. llmobs follows the OpenTelemetry GenAI semantic
 //! conventions: `input` counts every input token, cached ones included, and the cache read and
 //! creation counts are reported separately as well. Conversions (docs/filters/token-accounting.md):
-//! - OpenAI, Azure, OpenAI-compatible: `prompt_tokens` already includes cached tokens.
+//! - OpenAI, Azure, OpenAI-compatible: `prompt_tokens` already includes cached tokens;
+//!   `completion_tokens` includes reasoning, except where the provider's total shows it does not
+//!   (xAI: total = prompt + completion + reasoning): then output = completion + reasoning.
 //! - Anthropic: `input_tokens` excludes cache reads and writes, so
 //!   input = input_tokens + cache_read_input_tokens + cache_creation_input_tokens.
 //! - Gemini: `promptTokenCount` includes cached content; tool-use prompt tokens are added;
@@ -62,7 +64,8 @@ impl Reported {
             a.map(|a| extra.iter().fold(a, |sum, e| sum.saturating_add(e.unwrap_or(0))))
         };
         let (input, output) = match wire {
-            Wire::OpenAiChat | Wire::OpenAiResponses => (self.input, self.output),
+            Wire::OpenAiChat => (self.input, self.chat_output()),
+            Wire::OpenAiResponses => (self.input, self.output),
             Wire::AnthropicMessages | Wire::BedrockConverse => {
                 (add(self.input, &[self.cache_read, self.cache_creation]), self.output)
             }
@@ -81,6 +84,24 @@ impl Reported {
             cache_creation: self.cache_creation,
             reasoning: self.reasoning,
             total: self.total,
+        }
+    }
+}
+
+impl Reported {
+    /// OpenAI's `completion_tokens` includes the reasoning tokens; xAI's does not (Google Cloud,
+    /// "Grok reasoning": "the reasoning token count is outputted in the reasoning_tokens field,
+    /// separated from the completion_tokens", total = prompt + completion + reasoning). The
+    /// provider's own total tells the two apart without naming the provider: when it equals
+    /// prompt + completion + reasoning (reasoning > 0), output is completion + reasoning.
+    fn chat_output(&self) -> Option<u64> {
+        match (self.input, self.output, self.reasoning, self.total) {
+            (Some(i), Some(o), Some(r), Some(t))
+                if r > 0 && i.checked_add(o).and_then(|s| s.checked_add(r)) == Some(t) =>
+            {
+                Some(o + r)
+            }
+            _ => self.output,
         }
     }
 }
@@ -148,6 +169,34 @@ mod tests {
         };
         let u = r.normalize(Wire::OpenAiChat);
         assert_eq!((u.input, u.output, u.total), (Some(120), Some(9), Some(129)));
+    }
+
+    #[test]
+    fn a_completion_count_without_its_reasoning_tokens_gets_them_added_when_the_total_says_so() {
+        // xAI: total = prompt + completion + reasoning.
+        let xai = Reported {
+            input: Some(663),
+            output: Some(50),
+            reasoning: Some(124),
+            total: Some(837),
+            ..Default::default()
+        };
+        assert_eq!(xai.normalize(Wire::OpenAiChat).output, Some(174));
+        // OpenAI (and OpenRouter's Grok): completion already includes reasoning.
+        let openai = Reported {
+            input: Some(163),
+            output: Some(241),
+            reasoning: Some(204),
+            total: Some(404),
+            ..Default::default()
+        };
+        assert_eq!(openai.normalize(Wire::OpenAiChat).output, Some(241));
+        // No total, or no reasoning: the completion count as reported.
+        let bare = Reported { input: Some(1), output: Some(2), reasoning: Some(3), ..Default::default() };
+        assert_eq!(bare.normalize(Wire::OpenAiChat).output, Some(2));
+        let zero =
+            Reported { input: Some(1), output: Some(2), reasoning: Some(0), total: Some(3), ..Default::default() };
+        assert_eq!(zero.normalize(Wire::OpenAiChat).output, Some(2));
     }
 
     #[test]
