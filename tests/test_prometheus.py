@@ -17,7 +17,7 @@ import openai
 import pytest
 import yaml
 
-from harness import PII_KEY_B64, ROOT, Envoy, build_config, free_port, http_get, wait_until
+from harness import PII_KEY_B64, ROOT, Envoy, build_config, free_port, http_get, post_json, wait_until
 
 PROMETHEUS = "/usr/bin/prometheus"
 ALERTS = ROOT / "envoy" / "prometheus" / "alerts.yaml"
@@ -94,6 +94,16 @@ def drive(envoy: Envoy, upstream) -> dict:
     r = oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"write to {EMAIL}"}],
                                    extra_headers={"x-llmobs-tenant": "acme"})
     reported[("openai", "gpt-4o-mini", "acme")] = r.usage.completion_tokens
+    # Quality signals: retrieval reports (a full one, an empty one, an invalid one) and client
+    # feedback (a thumbs-down, a thumbs-up, a refused one).
+    for diag in ("chunks=12; dropped=3; top_score=0.82; sparse_skipped=1; empty=0", "empty=1", "chunks=2; dropped=3"):
+        r = oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "grounded?"}],
+                                       extra_headers={"x-llmobs-tenant": "acme", "x-llmobs-retrieval": diag,
+                                                      "x-llmobs-prompt-version": "support-v7"})
+        reported[("openai", "gpt-4o-mini", "acme")] += r.usage.completion_tokens
+    for rating in ("down", "up", "meh"):
+        post_json(envoy.url + "/llmobs/v1/feedback", {"request_id": "r-1", "rating": rating, "locale": "de-CH"},
+                  {"x-llmobs-prompt-version": "support-v7", "x-llmobs-tenant": "acme"})
     m = an.messages.create(model="claude-3-5-haiku", max_tokens=64, messages=[{"role": "user", "content": "hello"}],
                            extra_headers={"x-llmobs-tenant": "globex"})
     reported[("anthropic", "claude-3-5-haiku", "globex")] = m.usage.output_tokens
