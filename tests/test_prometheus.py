@@ -189,6 +189,23 @@ def test_prometheus_sees_tokens_by_provider_model_and_tenant_as_the_sdks_reporte
     assert {p["metric"]["error_type"]: float(p["value"][1]) for p in probes} == {"overloaded": 2.0}
 
 
+def test_every_histogram_has_the_buckets_of_envoy_stats_config(stack):
+    envoy, _, _ = stack
+    settings = yaml.safe_load((ROOT / "envoy" / "stats-config.yaml").read_text())["stats_config"]["histogram_bucket_settings"]
+    exported = envoy.prometheus()
+    assert len(settings) >= 8
+    for setting in settings:
+        prefix = setting["match"]["prefix"]
+        assert prefix.startswith("wasmcustom."), f"{prefix}: Envoy names Wasm metrics wasmcustom.<name>"
+        series = prefix.removeprefix("wasmcustom.").replace(".", "_") + "_bucket"
+        found = re.search(rf"^{series}\{{([^}}]*)\}}", exported, flags=re.M)
+        assert found, f"no {series} in Envoy's output"
+        labels = re.sub(r',?le="[^"]*"', "", found.group(1))
+        les = re.findall(rf'^{series}\{{{re.escape(labels)},le="([^"]+)"\}}', exported, flags=re.M)
+        assert les[-1:] == ["+Inf"] and [float(le) for le in les[:-1]] == [float(b) for b in setting["buckets"]], \
+            (series, les)
+
+
 def test_no_series_or_label_in_prometheus_carries_the_pii_value_or_the_keys(stack):
     _, prom, _ = stack
     series = json.dumps(prom.api("series", **{"match[]": ['{__name__=~".+"}']}))
