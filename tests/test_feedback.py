@@ -19,7 +19,7 @@ import openai
 import pytest
 
 from conftest import validate_log_line
-from harness import ROOT, as_bundle, hcm_of, post_json
+from harness import ROOT, as_bundle, hcm_of, post_json, raw_request
 
 FEEDBACK = "/llmobs/v1/feedback"
 CANARY = "jane.canary@example.com"
@@ -159,3 +159,20 @@ def test_without_a_feedback_path_the_applications_own_route_gets_the_request(sta
     post_json(envoy.url + FEEDBACK, {"request_id": "r1", "rating": "up"})
     assert [r["path"] for r in fresh_upstream.seen()] == [FEEDBACK]
     assert envoy.metric("llmobs_feedback_received") == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_feedback_over_http2_and_with_expect_100_continue_is_answered_too(start_envoy, fresh_upstream, mode):
+    envoy = start_envoy(mutate=MODES[mode])
+    body = json.dumps({"request_id": "r1", "rating": "up", "ticket_url": "https://h/" + "a" * 2000}).encode()
+    with httpx.Client(http1=False, http2=True, timeout=10) as h2:
+        r = h2.post(envoy.url + FEEDBACK, content=body, headers={"content-type": "application/json"})
+        assert (r.http_version, r.status_code) == ("HTTP/2", 204)
+    # Clients such as curl ask for 100-continue before a larger body; the answer still comes
+    # from the filter once the body is read.
+    head = (f"POST {FEEDBACK} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nexpect: 100-continue\r\n\r\n").encode()
+    answer = raw_request(envoy.port, head + body, timeout=2)
+    assert b"HTTP/1.1 204" in answer, answer[:200]
+    assert fresh_upstream.seen() == []
+    assert envoy.metric("llmobs_feedback_received", rating="up") == 2
