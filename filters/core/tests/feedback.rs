@@ -337,3 +337,14 @@ fn the_parser_reads_each_field_in_its_documented_form() {
     let nested_unknown = format!(r#"{{"request_id":"r","rating":"up","x":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
     assert!(feedback::parse(nested_unknown.as_bytes()).is_err());
 }
+
+#[test]
+fn a_synthetic_probes_feedback_is_counted_apart_from_users() {
+    let mut host = request_host(&[("x-llmobs-synthetic", "true")]);
+    assert_eq!(send(&mut host, &[&good_body()], false).status, Some(204));
+    assert_eq!(host.counter(RECEIVED), None, "not counted as a user's");
+    assert_eq!(host.counter(&RECEIVED.replace(".synthetic=false;", ".synthetic=true;")), Some(1));
+    let mut host = request_host(&[("x-llmobs-synthetic", "1")]);
+    send(&mut host, &[b"{}"], true);
+    assert_eq!(host.counter("llmobs.feedback.rejected.reason=request_id;.synthetic=true;"), Some(1));
+}
