@@ -210,6 +210,8 @@ def as_bundle(config: dict) -> None:
             "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
             "config": {
                 "name": "llmobs_bundle", "root_id": "llmobs_bundle", "failure_policy": "FAIL_CLOSED",
+                # The correlation section's feedback endpoint (docs/filters/correlation.md).
+                "allow_on_headers_stop_iteration": True,
                 "vm_config": {
                     "vm_id": "llmobs_bundle", "runtime": "envoy.wasm.runtime.v8",
                     "code": {"local": {"filename": str(ROOT / "dist" / "llmobs_bundle.wasm")}},

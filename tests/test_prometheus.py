@@ -17,7 +17,7 @@ import openai
 import pytest
 import yaml
 
-from harness import PII_KEY_B64, ROOT, Envoy, build_config, free_port, http_get, wait_until
+from harness import PII_KEY_B64, ROOT, Envoy, build_config, free_port, http_get, post_json, wait_until
 
 PROMETHEUS = "/usr/bin/prometheus"
 ALERTS = ROOT / "envoy" / "prometheus" / "alerts.yaml"
@@ -94,6 +94,16 @@ def drive(envoy: Envoy, upstream) -> dict:
     r = oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"write to {EMAIL}"}],
                                    extra_headers={"x-llmobs-tenant": "acme"})
     reported[("openai", "gpt-4o-mini", "acme")] = r.usage.completion_tokens
+    # Quality signals: retrieval reports (a full one, an empty one, an invalid one) and client
+    # feedback (a thumbs-down, a thumbs-up, a refused one).
+    for diag in ("chunks=12; dropped=3; top_score=0.82; sparse_skipped=1; empty=0", "empty=1", "chunks=2; dropped=3"):
+        r = oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "grounded?"}],
+                                       extra_headers={"x-llmobs-tenant": "acme", "x-llmobs-retrieval": diag,
+                                                      "x-llmobs-prompt-version": "support-v7"})
+        reported[("openai", "gpt-4o-mini", "acme")] += r.usage.completion_tokens
+    for rating in ("down", "up", "meh"):
+        post_json(envoy.url + "/llmobs/v1/feedback", {"request_id": "r-1", "rating": rating, "locale": "de-CH"},
+                  {"x-llmobs-prompt-version": "support-v7", "x-llmobs-tenant": "acme"})
     m = an.messages.create(model="claude-3-5-haiku", max_tokens=64, messages=[{"role": "user", "content": "hello"}],
                            extra_headers={"x-llmobs-tenant": "globex"})
     reported[("anthropic", "claude-3-5-haiku", "globex")] = m.usage.output_tokens
@@ -177,6 +187,23 @@ def test_prometheus_sees_tokens_by_provider_model_and_tenant_as_the_sdks_reporte
     assert [float(e["value"][1]) for e in errors] == [2.0]
     probes = prom.query('sum by (error_type) (llmobs_errors{synthetic="true"})')
     assert {p["metric"]["error_type"]: float(p["value"][1]) for p in probes} == {"overloaded": 2.0}
+
+
+def test_every_histogram_has_the_buckets_of_envoy_stats_config(stack):
+    envoy, _, _ = stack
+    settings = yaml.safe_load((ROOT / "envoy" / "stats-config.yaml").read_text())["stats_config"]["histogram_bucket_settings"]
+    exported = envoy.prometheus()
+    assert len(settings) >= 8
+    for setting in settings:
+        prefix = setting["match"]["prefix"]
+        assert prefix.startswith("wasmcustom."), f"{prefix}: Envoy names Wasm metrics wasmcustom.<name>"
+        series = prefix.removeprefix("wasmcustom.").replace(".", "_") + "_bucket"
+        found = re.search(rf"^{series}\{{([^}}]*)\}}", exported, flags=re.M)
+        assert found, f"no {series} in Envoy's output"
+        labels = re.sub(r',?le="[^"]*"', "", found.group(1))
+        les = re.findall(rf'^{series}\{{{re.escape(labels)},le="([^"]+)"\}}', exported, flags=re.M)
+        assert les[-1:] == ["+Inf"] and [float(le) for le in les[:-1]] == [float(b) for b in setting["buckets"]], \
+            (series, les)
 
 
 def test_no_series_or_label_in_prometheus_carries_the_pii_value_or_the_keys(stack):

@@ -26,7 +26,7 @@
 //! module carries only its own behaviour's code while sharing every line of the body flow.
 
 use crate::config::ConfigError;
-use crate::correlation::{Correlation, RequestIds};
+use crate::correlation::{Correlation, CorrelationExchange};
 use crate::error_normalization::{ErrorExchange, ErrorNormalization};
 use crate::host::{Environment, Host, LogLevel};
 use crate::redaction::{self, PiiRedaction, RequestVerdict};
@@ -139,6 +139,12 @@ pub trait Behaviour {
     fn lead<'a>(&self, _ex: &'a mut Self::Exchange) -> Lead<'a> {
         None
     }
+    /// The behaviour answers this request itself (correlation's feedback endpoint): the
+    /// request is never forwarded and no other behaviour sees its body, response or end, as a
+    /// separate filter after it in the chain would not.
+    fn answers(&self, _ex: &Self::Exchange) -> bool {
+        false
+    }
 }
 
 /// An empty slot: a separate module's three other behaviours. It does nothing and, being a
@@ -218,16 +224,61 @@ impl<B: Behaviour> Behaviour for Option<B> {
             _ => None,
         }
     }
+    fn answers(&self, ex: &Self::Exchange) -> bool {
+        matches!((self, ex), (Some(b), Some(x)) if b.answers(x))
+    }
 }
 
 impl Behaviour for Correlation {
-    type Exchange = RequestIds;
+    type Exchange = CorrelationExchange;
 
-    fn on_request_headers<H: Host>(&self, host: &mut H) -> RequestIds {
-        Correlation::on_request_headers(self, host)
+    fn on_request_headers<H: Host>(&self, host: &mut H) -> CorrelationExchange {
+        Correlation::on_request(self, host)
     }
-    fn on_response_headers<H: Host>(&self, host: &mut H, ids: &mut RequestIds, _end_of_stream: bool, _lead: Lead<'_>) {
-        Correlation::on_response_headers(self, host, ids);
+    fn reads_request(&self, ex: &CorrelationExchange) -> bool {
+        ex.intake.as_ref().is_some_and(|i| !i.answered())
+    }
+    /// A feedback body is held here until its end, then answered; nothing is passed on.
+    fn on_request_body<H: Host>(
+        &self,
+        host: &mut H,
+        ex: &mut CorrelationExchange,
+        bytes: Vec<u8>,
+        end_of_stream: bool,
+        _span: &mut Span,
+    ) -> Result<Piece, Reply> {
+        match &mut ex.intake {
+            Some(intake) => {
+                self.signals().on_feedback_body(host, intake, &bytes, end_of_stream);
+                Ok(None)
+            }
+            None => Ok(Some(bytes)),
+        }
+    }
+    /// Trailers end a feedback body (HTTP/2): answered with what was read.
+    fn on_request_trailers<H: Host>(
+        &self,
+        host: &mut H,
+        ex: &mut CorrelationExchange,
+        held: Vec<u8>,
+    ) -> Result<Vec<u8>, Reply> {
+        if let Some(intake) = &mut ex.intake {
+            self.signals().on_feedback_body(host, intake, &held, true);
+            return Ok(Vec::new());
+        }
+        Ok(held)
+    }
+    fn on_response_headers<H: Host>(
+        &self,
+        host: &mut H,
+        ex: &mut CorrelationExchange,
+        _end_of_stream: bool,
+        _lead: Lead<'_>,
+    ) {
+        Correlation::on_response_headers(self, host, &ex.ids);
+    }
+    fn answers(&self, ex: &CorrelationExchange) -> bool {
+        ex.intake.is_some()
     }
 }
 
@@ -679,8 +730,27 @@ impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> Bundle<C, R, A, E> 
         }
     }
 
+    /// After the request headers: whether they go on. A request the correlation behaviour
+    /// answers itself (the feedback endpoint) stops here, so the router never opens an
+    /// upstream request for it; one without a body is answered now.
+    pub fn request_headers_flow<H: Host>(
+        &self,
+        host: &mut H,
+        ex: &mut BundleExchange<C, R, A, E>,
+        end_of_stream: bool,
+    ) -> Flow {
+        if !self.correlation.answers(&ex.correlation) {
+            return Flow::Continue;
+        }
+        if end_of_stream {
+            let _ = self.correlation.on_request_body(host, &mut ex.correlation, Vec::new(), true, &mut ex.request);
+        }
+        Flow::Pause
+    }
+
     /// A request body callback: `body_size` bytes are in the host's buffer. Request order:
-    /// redaction, then accounting (correlation and error normalization read no request body).
+    /// redaction, then accounting (error normalization reads no request body; correlation only
+    /// the body of a request it answers itself).
     pub fn on_request_body<H: Host, B: BodyBuffer>(
         &self,
         host: &mut H,
@@ -689,6 +759,15 @@ impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> Bundle<C, R, A, E> 
         body_size: usize,
         end_of_stream: bool,
     ) -> Flow {
+        if self.correlation.answers(&ex.correlation) {
+            if self.correlation.reads_request(&ex.correlation) {
+                let new = buffer.read(ex.request.read, body_size.saturating_sub(ex.request.read)).unwrap_or_default();
+                ex.request.read = body_size;
+                let _ =
+                    self.correlation.on_request_body(host, &mut ex.correlation, new, end_of_stream, &mut ex.request);
+            }
+            return Flow::Pause;
+        }
         let reads = self.redaction.reads_request(&ex.redaction) || self.accounting.reads_request(&ex.accounting);
         if ex.replied || !reads {
             ex.request = Span::default();
@@ -727,6 +806,12 @@ impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> Bundle<C, R, A, E> 
 
     /// Request trailers: the body callbacks never saw an end of stream (HTTP/2 with trailers).
     pub fn on_request_trailers<H: Host>(&self, host: &mut H, ex: &mut BundleExchange<C, R, A, E>) -> Flow {
+        if self.correlation.answers(&ex.correlation) {
+            if self.correlation.reads_request(&ex.correlation) {
+                let _ = self.correlation.on_request_trailers(host, &mut ex.correlation, Vec::new());
+            }
+            return Flow::Pause;
+        }
         if ex.replied {
             return Flow::Pause;
         }
@@ -743,6 +828,10 @@ impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> Bundle<C, R, A, E> 
 
     /// Response headers, in Envoy's encoder order (the reverse of the request path).
     pub fn on_response_headers<H: Host>(&self, host: &mut H, ex: &mut BundleExchange<C, R, A, E>, end_of_stream: bool) {
+        if self.correlation.answers(&ex.correlation) {
+            self.correlation.on_response_headers(host, &mut ex.correlation, end_of_stream, None);
+            return;
+        }
         self.errors.on_response_headers(host, &mut ex.errors, end_of_stream, None);
         let lead = self.errors.lead(&mut ex.errors);
         self.accounting.on_response_headers(host, &mut ex.accounting, end_of_stream, lead);
@@ -760,6 +849,9 @@ impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> Bundle<C, R, A, E> 
         body_size: usize,
         end_of_stream: bool,
     ) -> Flow {
+        if self.correlation.answers(&ex.correlation) {
+            return Flow::Continue;
+        }
         let reads = self.errors.reads_response(&ex.errors)
             || self.accounting.reads_response(&ex.accounting)
             || self.redaction.reads_response(&ex.redaction);
@@ -804,6 +896,9 @@ impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> Bundle<C, R, A, E> 
     }
 
     fn finish<H: Host>(&self, host: &mut H, ex: &mut BundleExchange<C, R, A, E>, end: End) {
+        if self.correlation.answers(&ex.correlation) {
+            return;
+        }
         // Error normalization first: accounting reads its class, and may take over its tracker.
         self.errors.finish(host, &mut ex.errors, end, None);
         let lead = self.errors.lead(&mut ex.errors);

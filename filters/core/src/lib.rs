@@ -24,6 +24,8 @@
 //! - [`redaction`]: the PII redaction filter's behaviour (requests, streams, telemetry).
 //! - [`label`]: bounded metric labels (allow-lists, per-process caps in shared data).
 //! - [`correlation`]: the correlation filter's behaviour.
+//! - [`signals`]: application-reported quality signals the correlation filter runs (client
+//!   feedback answered by the filter, retrieval diagnostics).
 //! - [`error_normalization`]: one error taxonomy across providers and the gateway, with retry
 //!   hints.
 //! - [`token_accounting`]: the token-accounting filter's behaviour: providers, usage, finish
@@ -46,5 +48,6 @@ pub mod pseudonym;
 pub mod redaction;
 pub mod response;
 pub mod sampling;
+pub mod signals;
 pub mod token_accounting;
 pub mod trace_context;

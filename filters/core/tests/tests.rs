@@ -10,9 +10,11 @@
 mod bundle;
 mod correlation;
 mod error_normalization;
+mod feedback;
 mod framing;
 mod minting;
 mod pii;
 mod redaction;
 mod redaction_stream;
+mod retrieval;
 mod token_accounting;

@@ -54,11 +54,15 @@ fn action(flow: Flow) -> Action {
 impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> Context for BundleStream<C, R, A, E> {}
 
 impl<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour> HttpContext for BundleStream<C, R, A, E> {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        if let Some(filter) = &self.filter {
-            self.exchange = Some(filter.on_request_headers(&mut ProxyHost::default()));
-        }
-        Action::Continue
+    // Pauses only for a request the filter answers itself (the feedback endpoint), so the
+    // router never starts an upstream request for it.
+    fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        let Some(filter) = &self.filter else { return Action::Continue };
+        let mut host = ProxyHost::default();
+        let mut ex = filter.on_request_headers(&mut host);
+        let flow = filter.request_headers_flow(&mut host, &mut ex, end_of_stream);
+        self.exchange = Some(ex);
+        action(flow)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {

@@ -2,6 +2,7 @@
 
 use crate::baggage::Limits;
 use crate::config::{check_header_name, check_rate, parse_json, ConfigError};
+use crate::signals::config::{self as signals, FeedbackConfig, RetrievalConfig, SignalLabels};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -19,6 +20,12 @@ pub struct CorrelationConfig {
     pub synthetic: SyntheticConfig,
     pub echo: EchoConfig,
     pub baggage: BaggageConfig,
+    /// The client-feedback endpoint the filter answers itself (off unless `path` is set).
+    pub feedback: FeedbackConfig,
+    /// The retrieval-diagnostics header (read, recorded and removed).
+    pub retrieval: RetrievalConfig,
+    /// Where the tenant and prompt-version labels of feedback and retrieval come from.
+    pub signal_labels: SignalLabels,
 }
 
 impl Default for CorrelationConfig {
@@ -45,6 +52,9 @@ impl Default for CorrelationConfig {
             synthetic: SyntheticConfig::default(),
             echo: EchoConfig::default(),
             baggage: BaggageConfig::default(),
+            feedback: FeedbackConfig::default(),
+            retrieval: RetrievalConfig::default(),
+            signal_labels: SignalLabels::default(),
         }
     }
 }
@@ -194,6 +204,13 @@ impl CorrelationConfig {
                 ));
             }
         }
+        signals::validate(&self.feedback, &self.retrieval, &self.signal_labels).map_err(|e| {
+            let field = match e.field.split_once('.') {
+                Some(("feedback" | "retrieval", _)) => e.field.clone(),
+                _ => format!("signal_labels.{}", e.field),
+            };
+            ConfigError::new(field, e.reason)
+        })?;
         Ok(())
     }
 }
@@ -234,6 +251,22 @@ mod tests {
                 r#"{"baggage": {"destinations": [{"cluster": "a", "authority": "b"}]}}"#,
                 "baggage.destinations[0]",
                 "exactly one",
+            ),
+            (r#"{"feedback": {"path": "feedback"}}"#, "feedback.path", "start with `/`"),
+            (r#"{"feedback": {"path": "/f?x=1"}}"#, "feedback.path", "letters, digits"),
+            (r#"{"feedback": {"max_body_bytes": 100000}}"#, "feedback.max_body_bytes", "1 to 65536"),
+            (
+                r#"{"feedback": {"locale_label": {"max_distinct": 0}}}"#,
+                "feedback.locale_label.max_distinct",
+                "1 to 10000",
+            ),
+            (r#"{"feedback": {"pth": "/f"}}"#, "feedback.pth", "unknown field"),
+            (r#"{"retrieval": {"header": "X-R"}}"#, "retrieval.header", "lower-case"),
+            (r#"{"signal_labels": {"tenant_header": "bad header"}}"#, "signal_labels.tenant_header", "lower-case"),
+            (
+                r#"{"signal_labels": {"prompt_version_label": {"max_distinct": 20000}}}"#,
+                "signal_labels.prompt_version_label.max_distinct",
+                "1 to 10000",
             ),
             (r#""all""#, ".", "invalid type"),
             (r#"{"sample_rate": 1"#, ".", "EOF"),

@@ -14,6 +14,7 @@ use crate::host::{Host, HostError, MetricId, Stats};
 use crate::id::{self, Rejection};
 use crate::metric;
 use crate::sampling;
+use crate::signals::{Intake, Signals};
 use crate::trace_context;
 use config::{CorrelationConfig, IdSource, TraceContextMode};
 use std::collections::HashMap;
@@ -144,6 +145,15 @@ pub struct RequestIds {
 pub struct Correlation {
     config: CorrelationConfig,
     counters: Counters,
+    signals: Signals,
+}
+
+/// A request as the correlation filter keeps it: its ids, and the feedback intake when the
+/// request is for the feedback endpoint (answered by the filter, never forwarded).
+#[derive(Debug, Default)]
+pub struct CorrelationExchange {
+    pub ids: RequestIds,
+    pub intake: Option<Intake>,
 }
 
 impl Correlation {
@@ -151,7 +161,20 @@ impl Correlation {
         let config = CorrelationConfig::parse(config_json)?;
         let counters =
             Counters::define(stats).map_err(|e| ConfigError::new(".", format!("cannot define metrics: {e}")))?;
-        Ok(Self { config, counters })
+        let signals = Signals::new(config.feedback.clone(), config.retrieval.clone(), config.signal_labels.clone());
+        Ok(Self { config, counters, signals })
+    }
+
+    pub fn signals(&self) -> &Signals {
+        &self.signals
+    }
+
+    /// The ids ([`Self::on_request_headers`]), then the application's signals: a feedback
+    /// request starts an intake; any other has its retrieval header read and removed.
+    pub fn on_request<H: Host>(&self, host: &mut H) -> CorrelationExchange {
+        let ids = self.on_request_headers(host);
+        let intake = self.signals.on_request_headers(host, ids.synthetic);
+        CorrelationExchange { ids, intake }
     }
 
     pub fn config(&self) -> &CorrelationConfig {
