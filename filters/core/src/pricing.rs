@@ -24,6 +24,9 @@
 //! than input) make the request unpriced, counted apart with the reason.
 
 use crate::config::ConfigError;
+use crate::filter_state as fs;
+use crate::host::Host;
+use crate::metric;
 use crate::token_accounting::usage::Usage;
 use serde::Deserialize;
 
@@ -241,6 +244,34 @@ impl ModelPrice {
             + rated(plain_output, Some(self.output))?
             + rated(reasoning, self.reasoning)?;
         Ok(Cost(total))
+    }
+}
+
+/// Prices one finished exchange that reported usage and records it: the exact cost in the log
+/// field `llmobs.cost`, micro-units on `llmobs.token_accounting.cost_micros`, or one count on
+/// `llmobs.token_accounting.unpriced` with the reason. `labels` are the exchange's token labels
+/// (operation, provider, model label, synthetic, tenant, and whatever token accounting adds to
+/// them, such as a prompt version), so spend joins token use label for label.
+pub fn record<H: Host>(
+    table: &PriceTable,
+    handles: &metric::Handles,
+    host: &mut H,
+    provider: &str,
+    model: Option<&str>,
+    usage: &Usage,
+    labels: &[(&str, &str)],
+) {
+    let mut labels = labels.to_vec();
+    match table.price(provider, model, usage) {
+        Ok(cost) => {
+            labels.push(("currency", &table.currency));
+            handles.count(host, metric::name("llmobs.token_accounting.cost_micros", &labels), cost.micros());
+            host.set_filter_state(fs::COST, cost.decimal().as_bytes());
+        }
+        Err(why) => {
+            labels.push(("reason", why.label()));
+            handles.count(host, metric::name("llmobs.token_accounting.unpriced", &labels), 1);
+        }
     }
 }
 

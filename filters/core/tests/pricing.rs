@@ -1,8 +1,11 @@
 //! The shipped price table (envoy/prices/default.json) as token accounting loads it, and the
 //! exact cost of every recorded provider fixture against it.
 
+use llmobs_core::filter_state as fs;
 use llmobs_core::pricing::PriceTable;
 use llmobs_core::token_accounting::config::TokenAccountingConfig;
+use llmobs_core::token_accounting::TokenAccounting;
+use llmobs_testkit::{provider_fixtures, FakeHost, ProviderFixture};
 
 const DEFAULT_TABLE: &str = include_str!("../../../envoy/prices/default.json");
 
@@ -47,4 +50,125 @@ fn the_shipped_table_prices_the_models_the_suite_uses() {
         assert_eq!((entry.input.0, entry.output.0), (input, output), "{provider} {model}");
     }
     assert!(table.lookup("openai", "meta-llama/Llama-3.1-8B-Instruct").is_none());
+}
+
+/// A rate as the test reads it, independently of the filter: micro-units per million tokens.
+fn rate(entry: &serde_json::Value, key: &str) -> Option<u128> {
+    let text = entry.get(key)?.as_str()?;
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let frac = format!("{frac:0<6}");
+    Some(whole.parse::<u128>().unwrap() * 1_000_000 + frac.parse::<u128>().unwrap())
+}
+
+/// The table's entry for a model, found the way docs/pricing.md says: exact, else longest prefix.
+fn entry_for<'a>(table: &'a serde_json::Value, provider: &str, model: &str) -> Option<&'a serde_json::Value> {
+    let rows = table["models"].as_array().unwrap().iter().filter(|e| e["provider"] == provider);
+    let exact = rows.clone().find(|e| e["model"] == model);
+    exact.or_else(|| {
+        rows.filter_map(|e| e["model"].as_str().unwrap().strip_suffix('*').map(|p| (p, e)))
+            .filter(|(p, _)| model.starts_with(p))
+            .max_by_key(|(p, _)| p.len())
+            .map(|(_, e)| e)
+    })
+}
+
+/// Each fixture's expected usage priced by hand from the shipped table: uncached input (input
+/// minus cache reads and writes, as every provider's input is normalized to include them) at
+/// `input`, cache reads and writes at theirs, output (reasoning inside) at `output`.
+#[test]
+fn every_recorded_fixture_costs_exactly_what_the_shipped_table_says() {
+    let table: serde_json::Value = serde_json::from_str(DEFAULT_TABLE).unwrap();
+    let config = format!(r#"{{"prices": {DEFAULT_TABLE}}}"#);
+    let (mut priced, mut unpriced) = (0, 0);
+    for fixture in provider_fixtures() {
+        if fixture.expected("usage_source") != "provider" {
+            continue;
+        }
+        let host = run_fixture(&fixture, &config);
+        let provider = fixture.expected("provider").as_str().unwrap();
+        let model = fixture.expected("response_model").as_str().or(fixture.expected("request_model").as_str()).unwrap();
+        let usage = fixture.expected("usage");
+        let count = |k: &str| u128::from(usage[k].as_u64().unwrap_or(0));
+        let cost_counter = host.counter_sum("llmobs.token_accounting.cost_micros");
+        match entry_for(&table, provider, model) {
+            Some(entry) => {
+                let plain_input = count("input") - count("cache_read") - count("cache_creation");
+                let picos = plain_input * rate(entry, "input").unwrap()
+                    + count("cache_read") * rate(entry, "cache_read").unwrap_or(0)
+                    + count("cache_creation") * rate(entry, "cache_write").unwrap_or(0)
+                    + count("output") * rate(entry, "output").unwrap();
+                let exact = format!("{}.{:012}", picos / 1_000_000_000_000, picos % 1_000_000_000_000);
+                let exact = exact.trim_end_matches('0').trim_end_matches('.');
+                assert_eq!(host.filter_state_str(fs::COST).as_deref(), Some(exact), "{}", fixture.name);
+                assert_eq!(u128::from(cost_counter), (picos + 500_000) / 1_000_000, "{}", fixture.name);
+                assert!(picos > 0, "{}", fixture.name);
+                priced += 1;
+            }
+            None => {
+                assert_eq!(host.filter_state_str(fs::COST), None, "{}", fixture.name);
+                assert_eq!(cost_counter, 0, "{}", fixture.name);
+                let unpriced_name = host.metric_names("llmobs.token_accounting.unpriced");
+                assert_eq!(unpriced_name.len(), 1, "{}", fixture.name);
+                assert!(unpriced_name[0].contains(".reason=no_price;"), "{}", fixture.name);
+                assert_eq!(host.counter(&unpriced_name[0]), Some(1));
+                unpriced += 1;
+            }
+        }
+    }
+    assert!(priced >= 20 && unpriced >= 3, "priced {priced}, unpriced {unpriced}");
+}
+
+#[test]
+fn cost_carries_the_token_labels_and_the_currency() {
+    let fixture = provider_fixtures().into_iter().find(|f| f.name == "anthropic-messages-stream").unwrap();
+    let host = run_fixture(&fixture, &format!(r#"{{"tenant_header": "x-tenant", "prices": {DEFAULT_TABLE}}}"#));
+    let names = host.metric_names("llmobs.token_accounting.cost_micros");
+    assert_eq!(
+        names,
+        vec![
+            "llmobs.token_accounting.cost_micros.gen_ai.operation.name=chat;.gen_ai.provider.name=anthropic;\
+             .gen_ai.request.model=claude-3-7-sonnet-20250219;.synthetic=false;.tenant=unknown;.currency=USD;"
+        ]
+    );
+    // 472 uncached input at 3, 2048 cache reads at 0.30, 31 output at 15 (USD per million):
+    // 1416 + 614.4 + 465 = 2495.4 micro-dollars
+    assert_eq!(host.filter_state_str(fs::COST).as_deref(), Some("0.0024954"));
+    assert_eq!(host.counter(&names[0]), Some(2495), "2495.4 micro-dollars round to 2495");
+}
+
+#[test]
+fn without_a_price_table_nothing_is_priced_or_counted_unpriced() {
+    for fixture in provider_fixtures() {
+        let host = run_fixture(&fixture, "");
+        assert_eq!(host.filter_state_str(fs::COST), None, "{}", fixture.name);
+        assert!(host.metric_names("llmobs.token_accounting.cost").is_empty(), "{}", fixture.name);
+        assert!(host.metric_names("llmobs.token_accounting.unpriced").is_empty(), "{}", fixture.name);
+    }
+}
+
+fn run_fixture(fixture: &ProviderFixture, config: &str) -> FakeHost {
+    let mut host = FakeHost::default();
+    let mut headers: Vec<(&str, &str)> = vec![(":path", &fixture.path), (":method", "POST")];
+    headers.extend(fixture.request_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    host.next_request(&headers);
+    let config = match fixture.meta.get("provider_override").and_then(|v| v.as_str()) {
+        Some(p) if !config.is_empty() => {
+            host.set_property(&["xds", "cluster_name"], b"override");
+            config.replacen('{', &format!(r#"{{"providers": [{{"cluster": "override", "provider": "{p}"}}], "#), 1)
+        }
+        _ => config.to_string(),
+    };
+    let filter = TokenAccounting::new(config.as_bytes(), &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    filter.on_request_body(&mut ex, &fixture.request_body, true);
+    host.add_response_header(":status", &fixture.status.to_string());
+    for (k, v) in &fixture.response_headers {
+        host.add_response_header(k, v);
+    }
+    filter.on_response_headers(&mut host, &mut ex, false);
+    for chunk in fixture.response_body.chunks(97) {
+        filter.on_response_body(&mut host, &mut ex, chunk, false);
+    }
+    filter.on_response_body(&mut host, &mut ex, b"", true);
+    host
 }

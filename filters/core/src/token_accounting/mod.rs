@@ -468,6 +468,11 @@ impl TokenAccounting {
             // exact totals, so every count also goes to a counter.
             self.handles.count(host, metric::name("llmobs.token_accounting.tokens", &labels), count);
         }
+        if let (Some(table), "provider") = (&self.config.prices, usage_source) {
+            // Priced by the model that answered (a dated id; Azure's path names a deployment).
+            let answered = ex.response.observation.response_model.as_deref().or(ex.request_model.as_deref());
+            crate::pricing::record(table, &self.handles, host, &provider, answered, &usage, &base);
+        }
         // Refusals and content filtering inside a 200 (Anthropic `refusal`, Gemini `SAFETY`,
         // OpenAI `content_filter`) show only here, not as errors: the refusal-rate alert's series.
         let finish =
