@@ -190,8 +190,13 @@ def build(prom: Prometheus, month: str) -> dict:
         f' / sum by (gen_ai_provider_name) (increase(llmobs_token_accounting_requests{{synthetic="true"}}[{window}]))', end),
         "gen_ai_provider_name")
 
+    # The price tables in force: token accounting publishes each one's effective date (YYYYMMDD).
+    tables = prom.query_range("max by (currency) (llmobs_token_accounting_price_table_date)", start, end, "1d")
+    price_tables = sorted({f"{int(v) // 10000:04d}-{int(v) // 100 % 100:02d}-{int(v) % 100:02d}"
+                           for _, values in tables for _, v in values if v > 0})
+
     return {
-        "month": month, "previous_month": prev_start.strftime("%Y-%m"), "days": days,
+        "month": month, "previous_month": prev_start.strftime("%Y-%m"), "days": days, "price_tables": price_tables,
         "currency": currency[0] if len(currency) == 1 else ("mixed" if currency else "USD"),
         "totals": {
             "spend_micros": {"this": micros(spend[0]), "prev": micros(spend[1])},
@@ -354,7 +359,9 @@ def render(r: dict) -> str:
         f'<tr><td>Tokens</td><td class="n">{t["tokens"]["this"]:,}</td><td class="n">{t["tokens"]["prev"]:,}</td><td class="n">{change(t["tokens"]["this"], t["tokens"]["prev"])}</td></tr>'
         f'<tr><td>Calls</td><td class="n">{t["requests"]["this"]:,}</td><td class="n">{t["requests"]["prev"]:,}</td><td class="n">{change(t["requests"]["this"], t["requests"]["prev"])}</td></tr>'
         f'</table><p>Calls that could not be priced (their model is not in the price table): {t["unpriced_requests"]:,}. '
-        "Spend is at list prices, before discounts, credits and taxes; health checks are left out.</p>")
+        "Spend is at list prices, before discounts, credits and taxes; health checks are left out. "
+        + (f'Prices: the price table(s) effective {", ".join(r["price_tables"])} ({esc(cur)}).'
+           if r["price_tables"] else "Prices: no price table was reported by the proxies.") + "</p>")
     spend_chart = bar_chart("Spend per day by team", r["days_labels"], r["spend_per_day_micros"], 1_000_000,
                             lambda v: money(int(v * 1_000_000), cur))
     error_chart = bar_chart("Failed calls per day by kind of error", r["days_labels"], r["errors_per_day"], 1,

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from conftest import validate_log_line
-from harness import ROOT, Envoy, as_bundle, build_config, hcm_of, post_json, wait_until
+from harness import ROOT, Envoy, as_bundle, build_config, hcm_of, post_json, route_everything_to, wait_until
 
 
 
@@ -212,6 +212,8 @@ def test_new_prices_apply_on_the_next_request_and_a_bad_table_keeps_the_previous
 
         before, p, c = cost_of_one_request()
         assert before == (Decimal(p) * Decimal("0.15") + Decimal(c) * Decimal("0.60")) / 10**6
+        shipped_date = float(SHIPPED["effective_date"].replace("-", ""))
+        assert envoy.metric("llmobs_token_accounting_price_table_date", currency="USD") == shipped_date
         reloads = envoy.metric(stat + "config_reload")
         dearer = json.loads(json.dumps(SHIPPED))
         dearer["effective_date"] = "2027-01-01"
@@ -222,6 +224,7 @@ def test_new_prices_apply_on_the_next_request_and_a_bad_table_keeps_the_previous
         assert envoy.wait_metric(stat + "config_reload", reloads + 1) == reloads + 1
         after, p, c = cost_of_one_request()
         assert after == (Decimal(p) * Decimal("0.30") + Decimal(c) * Decimal("1.20")) / 10**6, "new prices, no restart"
+        assert envoy.metric("llmobs_token_accounting_price_table_date", currency="USD") == 20270101
 
         fails = envoy.metric(stat + "config_fail")
         broken = json.loads(json.dumps(dearer))
@@ -231,6 +234,7 @@ def test_new_prices_apply_on_the_next_request_and_a_bad_table_keeps_the_previous
         assert "invalid configuration: field `prices.models[0].output`" in envoy.log_text()
         kept, p, c = cost_of_one_request()
         assert kept == (Decimal(p) * Decimal("0.30") + Decimal(c) * Decimal("1.20")) / 10**6, "the previous prices stay"
+        assert envoy.metric("llmobs_token_accounting_price_table_date", currency="USD") == 20270101
     finally:
         envoy.stop()
 
@@ -238,3 +242,57 @@ def test_new_prices_apply_on_the_next_request_and_a_bad_table_keeps_the_previous
 def wait_line(envoy: Envoy, request_id: str) -> dict:
     return wait_until(lambda: next((l for l in envoy.access_log() if l.get("llmobs.request_id") == request_id), None),
                       10, f"the access-log line of {request_id}")
+
+
+FIXTURES = ROOT / "tests" / "fixtures" / "providers"
+
+
+@pytest.mark.parametrize("pack", ["separate_filters", "bundle"])
+def test_every_recorded_provider_exchange_costs_in_envoy_what_the_table_says(start_envoy, replay, pack):
+    """The recorded exchanges carry what llmock never sends: OpenAI cached and reasoning tokens,
+    Anthropic cache reads, Gemini thoughts, Bedrock and Azure. Replayed byte for byte in 7-byte
+    chunks through a real Envoy; each one's cost computed here from its recorded usage."""
+    rewrites = {"/vllm/": "/", "/ollama/": "/"}
+    overrides = [{"path_prefix": "/vllm/", "provider": "vllm"}, {"path_prefix": "/ollama/", "provider": "ollama"}]
+
+    def setup(config):
+        route_everything_to(config, replay.port, rewrites)
+        if pack == "bundle":
+            as_bundle(config)
+
+    envoy = start_envoy({ACCOUNTING: {"providers": overrides, "prices": SHIPPED}}, mutate=setup)
+    expected: dict[str, tuple[str, int | None]] = {}
+    for meta_file in sorted(FIXTURES.glob("*/meta.json")):
+        case, meta = meta_file.parent.name, json.loads(meta_file.read_text())
+        want = meta["expected"]
+        body = (meta_file.parent / meta["request_file"]).read_bytes() if meta.get("request_file") else b"{}"
+        prefix = f"/{meta['provider_override']}" if meta.get("provider_override") else ""
+        request_id = uuid.uuid4().hex
+        status, _, _ = post_json(envoy.url + prefix + meta["path"], body,
+                                 {**meta.get("request_headers", {}), "x-fixture": case, "x-request-id": request_id})
+        assert status == meta["status"], case
+        if want["usage_source"] != "provider":
+            continue
+        usage = {k: v or 0 for k, v in want["usage"].items()}
+        model = want["response_model"] or want["request_model"]
+        expected[request_id] = (case, picos(SHIPPED, want["provider"], model,
+                                            usage["input"] - usage["cache_read"] - usage["cache_creation"],
+                                            usage["cache_read"], usage["cache_creation"], usage["output"]))
+
+    def logged() -> dict | None:
+        found = {l.get("llmobs.request_id"): l for l in envoy.access_log()}
+        return found if set(expected) <= set(found) else None
+
+    lines = wait_until(logged, 10, "every fixture's access-log line")
+    mismatches = []
+    for request_id, (case, cost) in expected.items():
+        got = lines[request_id].get("llmobs.cost")
+        want_text = None if cost is None else Decimal(cost) / 10**12
+        if (None if got is None else Decimal(got)) != want_text:
+            mismatches.append((case, got, want_text))
+    assert mismatches == []
+    priced = [c for _, c in expected.values() if c is not None]
+    assert len(priced) >= 20 and any(c is None for _, c in expected.values())
+    assert any(lines[r].get("gen_ai.usage.cache_read.input_tokens", "0") != "0" for r, (_, c) in expected.items() if c)
+    assert envoy.metric("llmobs_token_accounting_cost_micros") == sum((c + 500_000) // 1_000_000 for c in priced)
+    assert envoy.metric("llmobs_token_accounting_unpriced", reason="no_price") == len(expected) - len(priced)

@@ -77,6 +77,9 @@ def traffic() -> dict[str, list[int]]:
             lambda i, t=team: tokens_in(t, i) // 10)  # inside input: must not count twice
         add("llmobs_token_accounting_cost_micros", {**base, "currency": "USD"},
             lambda i, t=team, a=rate_in, b=rate_out: round(tokens_in(t, i) * a + tokens_out(t, i) * b))
+    # The price table's effective date (a gauge, YYYYMMDD): a new table from 15 November.
+    add("llmobs_token_accounting_price_table_date", {"currency": "USD"},
+        lambda i: 20261115 if day_date(i) >= dt.date(2026, 11, 15) else 20260901)
     # A health check's spend: never in the report.
     add("llmobs_token_accounting_cost_micros", {"synthetic": "true", "gen_ai_operation_name": "chat",
         "gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o-mini", "tenant": "unknown", "currency": "USD"},
@@ -119,6 +122,10 @@ def openmetrics(series: dict[str, list[int]]) -> str:
     OpenMetrics would want counters named *_total, which is not how Envoy exports them."""
     lines = []
     for name, increments in series.items():
+        if name.startswith("llmobs_token_accounting_price_table_date"):  # a gauge: values as they are
+            lines += [f"{name} {increments[min(i, DAYS - 1)]} {int((START + dt.timedelta(days=i)).timestamp())}"
+                      for i in range(DAYS + 1)]
+            continue
         value = 0
         for i in range(DAYS + 1):
             lines.append(f"{name} {value} {int((START + dt.timedelta(days=i)).timestamp())}")
@@ -275,6 +282,7 @@ def test_the_reports_numbers_equal_the_ones_computed_from_the_backfilled_series(
     assert {(d["tenant"], d["what"], d["period"], day) for d in got["doubled"] for day in d["days"]} == exp["doubled"]
     assert {o["tenant"]: o["days"] for o in got["over_budget"]} == exp["over_budget"]
     assert got["new_error_classes"] == exp["new_error_classes"] == {"quota_exhausted": 11 * 30}
+    assert got["price_tables"] == ["2026-09-01", "2026-11-15"]
     for key in ("error_shares", "refusal_shares", "probe_failure_shares", "ttft_p95_ms"):
         assert got[key].keys() == exp[key].keys(), key
         for k, v in exp[key].items():
@@ -303,6 +311,7 @@ def test_the_html_answers_each_question_in_a_sentence_with_its_number(rendered):
     for sentence in sentences.values():
         assert sentence.replace("&#x27;", "'") in page.replace("&#x27;", "'")
     assert page.count("<svg") == 2
+    assert "Prices: the price table(s) effective 2026-09-01, 2026-11-15 (USD)." in page
 
 
 def read_ppm(path: Path) -> tuple[int, int, bytes]:

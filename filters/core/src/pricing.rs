@@ -25,7 +25,7 @@
 
 use crate::config::ConfigError;
 use crate::filter_state as fs;
-use crate::host::Host;
+use crate::host::{Host, Stats};
 use crate::metric;
 use crate::token_accounting::usage::Usage;
 use serde::Deserialize;
@@ -273,6 +273,18 @@ pub fn record<H: Host>(
             handles.count(host, metric::name("llmobs.token_accounting.unpriced", &labels), 1);
         }
     }
+}
+
+/// Sets `llmobs.token_accounting.price_table_date{currency}` to the table's effective date as
+/// the number YYYYMMDD (20261204), at every configuration (ECDS update included): the monthly
+/// report reads which tables were in force during a month from it.
+pub fn publish<S: Stats>(stats: &mut S, table: &PriceTable) -> Result<(), ConfigError> {
+    let name = metric::name("llmobs.token_accounting.price_table_date", &[("currency", &table.currency)]);
+    let gauge = stats.define_gauge(&name).map_err(|e| ConfigError::new(".", format!("cannot define metrics: {e}")))?;
+    let date: u64 =
+        table.effective_date.bytes().filter(u8::is_ascii_digit).fold(0, |n, b| n * 10 + u64::from(b - b'0'));
+    stats.set_gauge(gauge, date);
+    Ok(())
 }
 
 fn valid_date(date: &str) -> bool {

@@ -5,7 +5,7 @@ use llmobs_core::filter_state as fs;
 use llmobs_core::pricing::PriceTable;
 use llmobs_core::token_accounting::config::TokenAccountingConfig;
 use llmobs_core::token_accounting::TokenAccounting;
-use llmobs_testkit::{provider_fixtures, FakeHost, ProviderFixture};
+use llmobs_testkit::{chunkings, provider_fixtures, FakeHost, ProviderFixture};
 
 const DEFAULT_TABLE: &str = include_str!("../../../envoy/prices/default.json");
 
@@ -85,6 +85,11 @@ fn every_recorded_fixture_costs_exactly_what_the_shipped_table_says() {
             continue;
         }
         let host = run_fixture(&fixture, &config);
+        // The same cost for the response split at every offset the testkit chooses.
+        for chunks in chunkings(&fixture.response_body) {
+            let split = run_fixture_split(&fixture, &config, &chunks);
+            assert_eq!(split.filter_state_str(fs::COST), host.filter_state_str(fs::COST), "{}", fixture.name);
+        }
         let provider = fixture.expected("provider").as_str().unwrap();
         let model = fixture.expected("response_model").as_str().or(fixture.expected("request_model").as_str()).unwrap();
         let usage = fixture.expected("usage");
@@ -134,6 +139,8 @@ fn cost_carries_the_token_labels_and_the_currency() {
     // 1416 + 614.4 + 465 = 2495.4 micro-dollars
     assert_eq!(host.filter_state_str(fs::COST).as_deref(), Some("0.0024954"));
     assert_eq!(host.counter(&names[0]), Some(2495), "2495.4 micro-dollars round to 2495");
+    let date: u64 = default_table().effective_date.replace('-', "").parse().unwrap();
+    assert_eq!(host.counter("llmobs.token_accounting.price_table_date.currency=USD;"), Some(date));
 }
 
 #[test]
@@ -143,10 +150,15 @@ fn without_a_price_table_nothing_is_priced_or_counted_unpriced() {
         assert_eq!(host.filter_state_str(fs::COST), None, "{}", fixture.name);
         assert!(host.metric_names("llmobs.token_accounting.cost").is_empty(), "{}", fixture.name);
         assert!(host.metric_names("llmobs.token_accounting.unpriced").is_empty(), "{}", fixture.name);
+        assert!(host.metric_names("llmobs.token_accounting.price_table").is_empty(), "{}", fixture.name);
     }
 }
 
 fn run_fixture(fixture: &ProviderFixture, config: &str) -> FakeHost {
+    run_fixture_split(fixture, config, &fixture.response_body.chunks(97).collect::<Vec<_>>())
+}
+
+fn run_fixture_split(fixture: &ProviderFixture, config: &str, chunks: &[&[u8]]) -> FakeHost {
     let mut host = FakeHost::default();
     let mut headers: Vec<(&str, &str)> = vec![(":path", &fixture.path), (":method", "POST")];
     headers.extend(fixture.request_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -166,7 +178,7 @@ fn run_fixture(fixture: &ProviderFixture, config: &str) -> FakeHost {
         host.add_response_header(k, v);
     }
     filter.on_response_headers(&mut host, &mut ex, false);
-    for chunk in fixture.response_body.chunks(97) {
+    for chunk in chunks {
         filter.on_response_body(&mut host, &mut ex, chunk, false);
     }
     filter.on_response_body(&mut host, &mut ex, b"", true);

@@ -160,6 +160,9 @@ pub struct TokenAccounting {
 impl TokenAccounting {
     pub fn new<S: Stats>(config_json: &[u8], stats: &mut S) -> Result<Self, ConfigError> {
         let config = TokenAccountingConfig::parse(config_json)?;
+        if let Some(prices) = &config.prices {
+            crate::pricing::publish(stats, prices)?;
+        }
         let define = |stats: &mut S, label: &str| {
             stats
                 .define_counter(&metric::name("llmobs.label_overflow", &[("label", label)]))
