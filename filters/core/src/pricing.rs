@@ -141,8 +141,9 @@ impl Cost {
 
     /// The exact amount in currency units as a decimal (`0.000075`, `12`), trailing zeros cut.
     pub fn decimal(self) -> String {
-        let whole = self.0 / 1_000_000_000_000;
-        let frac = self.0 % 1_000_000_000_000;
+        // Printed through u64s: u128's formatting alone adds kilobytes to the module.
+        let whole = u64::try_from(self.0 / 1_000_000_000_000).unwrap_or(u64::MAX);
+        let frac = u64::try_from(self.0 % 1_000_000_000_000).unwrap_or(0);
         if frac == 0 {
             return whole.to_string();
         }
