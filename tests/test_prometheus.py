@@ -141,7 +141,9 @@ def stack(tmp_path_factory, upstream):
     tmp = tmp_path_factory.mktemp("prometheus")
     upstream.reset()
     # Two models fit under the label cap; gpt-4o arrives third and is counted as _OTHER.
-    token_accounting = {"tenant_header": "x-llmobs-tenant", "model_label": {"max_distinct": 2}}
+    # With the shipped price table, so the spend series the rules and dashboards read exist.
+    token_accounting = {"tenant_header": "x-llmobs-tenant", "model_label": {"max_distinct": 2},
+                        "prices": json.loads((ROOT / "envoy" / "prices" / "default.json").read_text())}
     config, ports = build_config(tmp, upstream.port, {"llmobs_token_accounting": token_accounting})
     envoy = Envoy(tmp, config, ports)
     prom = None
@@ -281,3 +283,29 @@ def test_every_alert_has_a_severity_a_summary_and_a_runbook_section_in_docs():
         page, _, anchor = rule["annotations"]["runbook_url"].partition("#")
         assert page == "docs/alerts.md" and anchor == f"alert-{rule['alert'].lower()}", rule["alert"]
         assert anchor in anchors, f"docs/alerts.md has no section for {rule['alert']}"
+
+
+QUESTIONS = ROOT / "envoy" / "grafana" / "llmobs-questions.json"
+
+
+def test_every_question_on_the_spend_dashboard_is_a_query_the_real_prometheus_answers(stack):
+    """Every query of the non-engineers' dashboard runs without error on live data, and those
+    about the current period (not the period before, nor growth, which need history: the monthly
+    report's test checks those on a backfilled month) return a series for what the traffic did."""
+    _, prom, _ = stack
+    dashboard = json.loads(QUESTIONS.read_text())
+    targets = dashboard_targets(dashboard)
+    assert len(targets) >= 15
+    needs_history = ("offset", "unless", ">= 2 *")
+    empty = []
+    for title, expr in targets:
+        assert "$" not in fill(expr), expr
+        values = [float(r["value"][1]) for r in prom.query(fill(expr))]
+        if not any(h in expr for h in needs_history) and "unpriced" not in expr \
+                and not any(math.isfinite(v) and v >= 0 for v in values):
+            empty.append((title, expr, values))
+    assert empty == []
+    for panel in dashboard["panels"]:
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+            assert panel["description"], panel["title"]

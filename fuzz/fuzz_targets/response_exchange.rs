@@ -1,6 +1,6 @@
 //! A whole exchange through token accounting and error normalization with arbitrary response
 //! bytes, for every provider API and content type: never panics, records once, and reads the
-//! same usage whole or split.
+//! same usage, and prices it the same (every kind of token has a rate), whole or split.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use llmobs_core::error_normalization::ErrorNormalization;
@@ -18,13 +18,21 @@ const PATHS: [&str; 6] = [
 ];
 const TYPES: [&str; 4] = ["text/event-stream", "application/json", "application/vnd.amazon.eventstream", "text/html"];
 const STATUSES: [&str; 4] = ["200", "429", "500", "529"];
+/// Every provider's model `m` priced, reasoning apart, so any usage a response claims is priced
+/// (or counted as inconsistent), never left to a code path the fuzzer cannot reach.
+const PRICES: &str = r#"{"prices": {"currency": "USD", "effective_date": "2026-12-04", "models": [
+    {"provider": "openai", "model": "m*", "input": "2.5", "cache_read": "1.25", "cache_write": "3", "output": "10", "reasoning": "12"},
+    {"provider": "anthropic", "model": "*", "input": "3", "cache_read": "0.3", "cache_write": "3.75", "output": "15"},
+    {"provider": "gcp.gemini", "model": "m", "input": "0.3", "cache_read": "0.03", "output": "2.5", "reasoning": "2.5"},
+    {"provider": "aws.bedrock", "model": "m", "input": "999999.999999", "cache_read": "0.000001", "cache_write": "1", "output": "999999.999999"}
+]}}"#;
 
-fn run(selector: u8, chunks: &[&[u8]]) -> (Option<String>, Option<String>, Option<String>) {
+fn run(selector: u8, chunks: &[&[u8]]) -> (Option<String>, Option<String>, Option<String>, Option<String>) {
     let path = PATHS[usize::from(selector) % PATHS.len()];
     let content_type = TYPES[usize::from(selector / 8) % TYPES.len()];
     let status = STATUSES[usize::from(selector / 32) % STATUSES.len()];
     let mut host = FakeHost::with_request_headers(&[(":path", path)]);
-    let tokens = TokenAccounting::new(b"", &mut host).expect("defaults");
+    let tokens = TokenAccounting::new(PRICES.as_bytes(), &mut host).expect("a valid price table");
     let errors = ErrorNormalization::new(b"", &mut host).expect("defaults");
     let mut ex = tokens.on_request_headers(&mut host);
     let mut er = errors.on_request_headers(&mut host);
@@ -44,6 +52,7 @@ fn run(selector: u8, chunks: &[&[u8]]) -> (Option<String>, Option<String>, Optio
         host.filter_state_str(fs::USAGE_INPUT),
         host.filter_state_str(fs::USAGE_OUTPUT),
         host.filter_state_str(fs::ERROR_TYPE),
+        host.filter_state_str(fs::COST),
     )
 }
 

@@ -59,6 +59,9 @@ pub const USAGE_SOURCE: &str = "llmobs.usage_source";
 /// `completed`, `client_cancelled`, `upstream_cut` or `in_band_error`.
 pub const STREAM_OUTCOME: &str = "llmobs.stream_outcome";
 pub const TENANT: &str = "llmobs.tenant";
+/// The request's exact cost in the price table's currency, a decimal (`0.000135`); absent when
+/// the filter has no price table or the request could not be priced (docs/pricing.md).
+pub const COST: &str = "llmobs.cost";
 /// The error class from the error-normalization filter (one documented taxonomy).
 pub const ERROR_TYPE: &str = "llmobs.error_type";
 

@@ -22,6 +22,7 @@
 //! - [`pseudonym`]: keyed pseudonyms (HMAC-SHA256 with a key id).
 //! - [`pii`]: PII and secret detectors with structural validation.
 //! - [`redaction`]: the PII redaction filter's behaviour (requests, streams, telemetry).
+//! - [`pricing`]: the price table and exact per-request cost in money.
 //! - [`label`]: bounded metric labels (allow-lists, per-process caps in shared data).
 //! - [`correlation`]: the correlation filter's behaviour.
 //! - [`signals`]: application-reported quality signals the correlation filter runs (client
@@ -44,6 +45,7 @@ pub mod id;
 pub mod label;
 pub mod metric;
 pub mod pii;
+pub mod pricing;
 pub mod pseudonym;
 pub mod redaction;
 pub mod response;

@@ -15,7 +15,8 @@ fn sections() -> Value {
     json!({
         "correlation": {},
         "pii_redaction": {"mode": "both", "entities": {"email": "pseudonymize", "private_key": "block"}, "pseudonym_key": {"env": "LLMOBS_PII_KEY", "id": "k1"}, "restore_pseudonyms": true},
-        "token_accounting": {},
+        // The shipped price table, so cost (log field and counters) is compared too.
+        "token_accounting": {"prices": serde_json::from_str::<Value>(include_str!("../../../envoy/prices/default.json")).unwrap()},
         "error_normalization": {"uniform_error_body_routes": ["*"]},
     })
 }
@@ -158,7 +159,7 @@ fn chat_fixture(prompt: &str, answer: &str) -> ProviderFixture {
 
 #[test]
 fn the_bundle_leaves_what_the_four_separate_filters_leave_for_every_provider_fixture_and_split() {
-    let mut compared = 0;
+    let (mut compared, mut priced) = (0, 0);
     for fixture in provider_fixtures() {
         for response in some_chunkings(&fixture.response_body) {
             let request = vec![fixture.request_body.as_slice()];
@@ -166,9 +167,11 @@ fn the_bundle_leaves_what_the_four_separate_filters_leave_for_every_provider_fix
             let separate = through_separate_filters(&fixture, &request, &response, true);
             assert_eq!(bundle, separate, "{}", fixture.name);
             compared += 1;
+            priced += usize::from(bundle.filter_state.iter().any(|(k, _)| k == fs::COST));
         }
     }
     assert!(compared > 40, "only {compared} comparisons ran");
+    assert!(priced > 40, "only {priced} comparisons had a cost");
 }
 
 #[test]

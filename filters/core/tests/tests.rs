@@ -14,6 +14,7 @@ mod feedback;
 mod framing;
 mod minting;
 mod pii;
+mod pricing;
 mod redaction;
 mod redaction_stream;
 mod retrieval;

@@ -28,6 +28,9 @@ pub struct TokenAccountingConfig {
     /// remove the extra usage chunk before the client sees it. Buffers those request bodies (up
     /// to `max_request_body_bytes`, which must fit Envoy's buffer limit).
     pub inject_stream_usage: bool,
+    /// Prices per provider and model (`envoy/prices/default.json`, docs/pricing.md). Unset: no
+    /// cost is computed and nothing is counted as unpriced.
+    pub prices: Option<crate::pricing::PriceTable>,
 }
 
 impl Default for TokenAccountingConfig {
@@ -42,6 +45,7 @@ impl Default for TokenAccountingConfig {
             max_frame_bytes: 1 << 20,
             request_identity_encoding: true,
             inject_stream_usage: false,
+            prices: None,
         }
     }
 }
@@ -80,6 +84,9 @@ impl TokenAccountingConfig {
             if value == 0 || value > max {
                 return Err(ConfigError::new(field, format!("must be from 1 to {max}")));
             }
+        }
+        if let Some(prices) = &self.prices {
+            prices.validate("prices")?;
         }
         Ok(())
     }

@@ -164,6 +164,9 @@ pub struct TokenAccounting {
 impl TokenAccounting {
     pub fn new<S: Stats>(config_json: &[u8], stats: &mut S) -> Result<Self, ConfigError> {
         let config = TokenAccountingConfig::parse(config_json)?;
+        if let Some(prices) = &config.prices {
+            crate::pricing::publish(stats, prices)?;
+        }
         let define = |stats: &mut S, label: &str| {
             stats
                 .define_counter(&metric::name("llmobs.label_overflow", &[("label", label)]))
@@ -474,6 +477,11 @@ impl TokenAccounting {
             // Envoy's histogram `_sum` is approximate (log-linear buckets); cost dashboards need
             // exact totals, so every count also goes to a counter.
             self.handles.count(host, metric::name("llmobs.token_accounting.tokens", &labels), count);
+        }
+        if let (Some(table), "provider") = (&self.config.prices, usage_source) {
+            // Priced by the model that answered (a dated id; Azure's path names a deployment).
+            let answered = ex.response.observation.response_model.as_deref().or(ex.request_model.as_deref());
+            crate::pricing::record(table, &self.handles, host, &provider, answered, &usage, &base);
         }
         // Refusals and content filtering inside a 200 (Anthropic `refusal`, Gemini `SAFETY`,
         // OpenAI `content_filter`) show only here, not as errors: the refusal-rate alert's series.
