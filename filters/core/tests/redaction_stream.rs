@@ -32,6 +32,7 @@ fn detector_editor(detector: &Detector) -> impl FnMut(&str) -> Vec<Edit> + '_ {
                 end: m.end,
                 replacement: Some(format!("[{}]", m.entity.label().to_uppercase())),
                 kind: kind(m.entity),
+                closes_with: None,
             })
             .collect()
     }
@@ -432,7 +433,13 @@ fn count_only_edits_change_nothing_and_are_committed_once() {
             detector
                 .scan(text)
                 .into_iter()
-                .map(|m| Edit { start: m.start, end: m.end, replacement: None, kind: kind(m.entity) })
+                .map(|m| Edit {
+                    start: m.start,
+                    end: m.end,
+                    replacement: None,
+                    kind: kind(m.entity),
+                    closes_with: None,
+                })
                 .collect()
         }
     };
@@ -480,7 +487,13 @@ fn a_value_cut_by_a_forced_release_goes_out_whole_with_it() {
     // (redacted) rather than split.
     let mut editor = |text: &str| -> Vec<Edit> {
         text.match_indices("SECRET")
-            .map(|(at, s)| Edit { start: at, end: at + s.len(), replacement: Some("[S]".into()), kind: 7 })
+            .map(|(at, s)| Edit {
+                start: at,
+                end: at + s.len(),
+                replacement: Some("[S]".into()),
+                kind: 7,
+                closes_with: None,
+            })
             .collect()
     };
     let text = format!("ok SECRET{}", "z".repeat(40));

@@ -14,5 +14,6 @@ mod framing;
 mod minting;
 mod pii;
 mod redaction;
+mod redaction_secrets;
 mod redaction_stream;
 mod token_accounting;

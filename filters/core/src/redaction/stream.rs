@@ -45,18 +45,24 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde_json::Value;
 
+use super::secrets;
 use crate::content::{self, Part};
 use crate::token_accounting::provider::Wire;
 
 /// One edit of a text given to the [`Editor`]: bytes `start..end` (on character boundaries).
 /// `replacement: None` only counts the value (detection without redaction).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Edit {
     pub start: usize,
     pub end: usize,
     pub replacement: Option<String>,
     /// The caller's code for what was found (reported back in [`Pushed::committed`]).
     pub kind: u16,
+    /// An *open* value (a private key whose END line has not arrived): the edit runs to the end
+    /// of the text, and once its start is released everything after it on its channel is part
+    /// of it, masked the same way, until this closing marker has passed or the stream ends,
+    /// whatever the window (module docs, "Open values").
+    pub closes_with: Option<String>,
 }
 
 /// Finds the edits of one text: sorted, non-overlapping, on character boundaries (edits that are
@@ -162,6 +168,24 @@ struct AbsEdit {
     end: usize,
     replacement: Option<String>,
     kind: u16,
+    /// An open value's closing marker ([`Edit::closes_with`]).
+    closes_with: Option<String>,
+    /// Reported when its start is released; false for the rest of an open value (reported
+    /// once, with its start).
+    commit: bool,
+}
+
+/// A channel inside an open value whose start has been released: every later byte of the
+/// channel is part of it until its closing marker has passed.
+#[derive(Debug, Clone)]
+struct OpenValue {
+    closer: String,
+    /// The rest is removed (the value's replacement went out with its start); false when the
+    /// value is only counted.
+    mask: bool,
+    kind: u16,
+    /// Where the closing marker ends (absolute), once it has arrived.
+    closed_at: Option<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -177,6 +201,7 @@ struct Channel {
     edits: Option<Vec<AbsEdit>>,
     /// Start of the last straddling value counted, so that it is counted once.
     straddle_at: Option<usize>,
+    open: Option<OpenValue>,
 }
 
 impl Channel {
@@ -297,6 +322,11 @@ impl StreamRedactor {
     /// The edited text of the first text channel released so far, up to `capture_bytes`.
     pub fn captured(&self) -> &str {
         &self.capture
+    }
+
+    /// Whether [`captured`](Self::captured) stopped at `capture_bytes` (its end is a cut).
+    pub fn capture_truncated(&self) -> bool {
+        self.capture_full
     }
 
     /// Events held right now.
@@ -473,12 +503,15 @@ impl StreamRedactor {
                 channel.held.len()
             } else {
                 let tail = tail_len(&channel.held);
-                if tail > window {
+                let to = if tail > window {
                     window_hit = true;
                     floor_boundary(&channel.held, channel.held.len().saturating_sub(window))
                 } else {
                     channel.held.len().saturating_sub(tail)
-                }
+                };
+                // A BEGIN line still arriving is never cut, whatever the window: once cut, the
+                // key after it could not be recognised as one.
+                secrets::pending_begin(&channel.held).map_or(to, |at| to.min(at))
             };
             limits.insert(*k, channel.base.saturating_add(release_to));
         }
@@ -489,7 +522,7 @@ impl StreamRedactor {
         loop {
             let mut moved = false;
             for (k, r) in self.aligned(n) {
-                if let Some(e) = self.straddling(k, r) {
+                if let Some(e) = self.straddling(k, r, false) {
                     if let Some(limit) = limits.get_mut(&k) {
                         if e.0 < *limit {
                             *limit = e.0;
@@ -511,7 +544,7 @@ impl StreamRedactor {
             loop {
                 let mut need = n;
                 for (k, r) in self.aligned(n) {
-                    if let Some((_, end)) = self.straddling(k, r) {
+                    if let Some((_, end)) = self.straddling(k, r, true) {
                         need = need.max(self.event_covering(k, end, n));
                     }
                 }
@@ -536,6 +569,19 @@ impl StreamRedactor {
         }
         for (k, r) in aligned {
             if let Some(channel) = self.channels.get_mut(&k) {
+                if channel.open.is_none() {
+                    // An open value whose start went out: the rest of the channel belongs to it.
+                    let opened = channel.edits.as_deref().unwrap_or_default().iter().find_map(|e| {
+                        let closer = e.closes_with.as_ref().filter(|_| e.start < r)?;
+                        Some(OpenValue {
+                            closer: closer.clone(),
+                            mask: e.replacement.is_some(),
+                            kind: e.kind,
+                            closed_at: None,
+                        })
+                    });
+                    channel.open = opened;
+                }
                 let cut = floor_boundary(&channel.held, r.saturating_sub(channel.base));
                 let mut context = std::mem::take(&mut channel.context);
                 context.extend(channel.held.drain(..cut));
@@ -545,11 +591,24 @@ impl StreamRedactor {
                 if cut > 0 {
                     channel.edits = None;
                 }
+                let base = channel.base;
+                if channel.open.as_ref().is_some_and(|o| o.closed_at.is_some_and(|at| base >= at)) {
+                    channel.open = None;
+                }
             }
         }
         self.channels.retain(|_, c| !c.held.is_empty() || !c.finished);
         if self.channels.len() > MAX_IDLE_CHANNELS {
-            self.channels.retain(|_, c| !c.held.is_empty());
+            // A channel inside an open value keeps its state (its next text is masked), up to
+            // a bound on channels a stream may open; beyond it that state goes too, counted.
+            self.channels.retain(|_, c| !c.held.is_empty() || c.open.is_some());
+            if self.channels.len() > MAX_IDLE_CHANNELS.saturating_mul(4) {
+                let before = self.channels.len();
+                self.channels.retain(|_, c| !c.held.is_empty());
+                if self.channels.len() < before {
+                    self.stats.window_forced = self.stats.window_forced.saturating_add(1);
+                }
+            }
         }
     }
 
@@ -574,10 +633,17 @@ impl StreamRedactor {
         points.into_iter().collect()
     }
 
-    /// An edit of channel `k` that starts before `r` and ends after it.
-    fn straddling(&self, k: ChannelKey, r: usize) -> Option<(usize, usize)> {
+    /// An edit of channel `k` that starts before `r` and ends after it, and that a release at
+    /// `r` must not cut. The rest of an open value may be cut anywhere (it is only removed), and
+    /// so may an open value itself when the caps force a release (`forced`): it runs to the end
+    /// of what is held, and the channel goes on masking after the cut.
+    fn straddling(&self, k: ChannelKey, r: usize, forced: bool) -> Option<(usize, usize)> {
         let edits = self.channels.get(&k)?.edits.as_ref()?;
-        edits.iter().find(|e| e.start < r && r < e.end).map(|e| (e.start, e.end))
+        edits
+            .iter()
+            .filter(|e| e.commit && !(forced && e.closes_with.is_some()))
+            .find(|e| e.start < r && r < e.end)
+            .map(|e| (e.start, e.end))
     }
 
     /// How many events must be released for channel `k`'s text up to `end` to be released.
@@ -654,8 +720,26 @@ fn ensure_edits(channel: &mut Channel, editor: &mut Editor<'_>, stats: &mut Stre
     text.push_str(&channel.held);
     let offset = channel.context.len();
     let origin = channel.base.saturating_sub(offset);
+    if let Some(open) = channel.open.as_mut() {
+        channel.edits = Some(open_edits(open, &text, offset, origin, editor));
+        return;
+    }
     let mut edits = Vec::new();
     for e in sanitize(editor(&text), &text) {
+        if e.start < offset && e.end > offset && e.closes_with.is_some() {
+            // An open value whose first bytes went out before it could be recognised (caps
+            // forced a release inside its BEGIN line; the context still holds them): masked
+            // from the first byte still held, its replacement there.
+            edits.push(AbsEdit {
+                start: channel.base,
+                end: origin.saturating_add(e.end),
+                replacement: e.replacement,
+                kind: e.kind,
+                closes_with: e.closes_with,
+                commit: true,
+            });
+            continue;
+        }
         if e.start < offset {
             // A value that began in text already forwarded: too late to replace its start.
             let at = origin.saturating_add(e.start);
@@ -670,9 +754,50 @@ fn ensure_edits(channel: &mut Channel, editor: &mut Editor<'_>, stats: &mut Stre
             end: origin.saturating_add(e.end),
             replacement: e.replacement,
             kind: e.kind,
+            closes_with: e.closes_with,
+            commit: true,
         });
     }
     channel.edits = Some(edits);
+}
+
+/// The edits of a channel inside an open value: its held text up to the end of the closing
+/// marker (or all of it) is the rest of the value; the editor sees what follows the marker.
+/// `text` is the channel's context and held text; the marker may have begun in the context (a
+/// forced cut inside it), so it is looked for there too, ending in the held text.
+fn open_edits(open: &mut OpenValue, text: &str, offset: usize, origin: usize, editor: &mut Editor<'_>) -> Vec<AbsEdit> {
+    let closer = open.closer.as_bytes();
+    let close_end = memchr::memmem::find_iter(text.as_bytes(), closer)
+        .map(|at| at.saturating_add(closer.len()))
+        .find(|&end| end > offset);
+    let value_end = close_end.unwrap_or(text.len());
+    open.closed_at = close_end.map(|end| origin.saturating_add(end));
+    let mut edits = Vec::new();
+    if value_end > offset {
+        edits.push(AbsEdit {
+            start: origin.saturating_add(offset),
+            end: origin.saturating_add(value_end),
+            replacement: open.mask.then(String::new),
+            kind: open.kind,
+            closes_with: None,
+            commit: false,
+        });
+    }
+    // The marker is ASCII, so its end is a character boundary.
+    let rest = text.get(value_end..).unwrap_or_default();
+    if !rest.is_empty() {
+        for e in sanitize(editor(rest), rest) {
+            edits.push(AbsEdit {
+                start: origin.saturating_add(value_end).saturating_add(e.start),
+                end: origin.saturating_add(value_end).saturating_add(e.end),
+                replacement: e.replacement,
+                kind: e.kind,
+                closes_with: e.closes_with,
+                commit: true,
+            });
+        }
+    }
+    edits
 }
 
 /// Keeps the edits that are in range, on character boundaries and non-overlapping, sorted.
@@ -733,7 +858,7 @@ fn apply_segment(
     let mut changed = false;
     for e in edits.iter().filter(|e| e.start < end && e.end > start) {
         let starts_here = e.start >= start;
-        if starts_here {
+        if starts_here && e.commit {
             committed.push(e.kind);
         }
         let Some(replacement) = &e.replacement else { continue };
@@ -760,7 +885,7 @@ fn apply_segment(
 /// Words are runs of ASCII graphic characters: every built-in pattern is ASCII (the detector
 /// runs with Unicode off), so a non-ASCII character ends a value, and text in scripts without
 /// spaces is not held back as one endless word.
-fn tail_len(text: &str) -> usize {
+pub(crate) fn tail_len(text: &str) -> usize {
     let bytes = text.as_bytes();
     let is_word = |b: u8| b.is_ascii_graphic();
     let mut start = bytes.len();
@@ -1327,7 +1452,14 @@ mod tests {
 
     #[test]
     fn segment_edits_put_the_replacement_where_the_value_starts() {
-        let edits = vec![AbsEdit { start: 2, end: 7, replacement: Some("[X]".into()), kind: 1 }];
+        let edits = vec![AbsEdit {
+            start: 2,
+            end: 7,
+            replacement: Some("[X]".into()),
+            kind: 1,
+            closes_with: None,
+            commit: true,
+        }];
         let mut committed = Vec::new();
         assert_eq!(apply_segment("ab", 0, 2, &edits, &mut committed), None);
         assert_eq!(apply_segment("cde", 2, 5, &edits, &mut committed).as_deref(), Some("[X]"));
