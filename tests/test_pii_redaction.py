@@ -470,9 +470,11 @@ def test_a_streamed_private_key_never_reaches_the_client_or_the_access_log(start
     assert envoy.metric("llmobs_pii_detections", entity="private_key", action="block", direction="response") == len(cases)
 
 
-def test_a_private_key_bedrock_streams_reaches_no_log_sink(start_envoy, tmp_path):
-    """Bedrock's binary event stream is not rewritten (docs: counted `unsupported_stream`); the
-    key reaches the client, but nothing of it reaches a log: no capture without the redactor."""
+@pytest.mark.parametrize("pack", ["separate_filters", "bundle"])
+def test_a_private_key_bedrock_streams_is_masked_for_the_client_and_every_sink(start_envoy, tmp_path, pack):
+    """Bedrock's binary event stream, rewritten frame by frame (new lengths and CRCs): the key
+    streamed as text (40 characters a frame) and as tool input never reaches the client or a
+    sink, the frames still decode, and token accounting still reads the whole stream."""
     import sys
     sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "providers"))
     from make_eventstream import event  # the fixtures' own frame encoder
@@ -480,31 +482,71 @@ def test_a_private_key_bedrock_streams_reaches_no_log_sink(start_envoy, tmp_path
     from harness import Upstream
     pem = read_test_key(RSA_2048)
     text = f"Here is the key:\n{pem}\nKeep it safe."
-    frames = [event("messageStart", {"role": "assistant"}, 8)]
-    frames += [event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": text[i:i + 40]}}, 4)
-               for i in range(0, len(text), 40)]
-    frames += [event("contentBlockStop", {"contentBlockIndex": 0}, 2), event("messageStop", {"stopReason": "end_turn"}, 2)]
-    case = tmp_path / "fixtures" / "bedrock-key"
-    case.mkdir(parents=True)
-    (case / "response.bin").write_bytes(b"".join(frames))
-    (case / "meta.json").write_text(json.dumps({
-        "method": "POST", "path": "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse-stream",
-        "status": 200, "response_headers": {"content-type": "application/vnd.amazon.eventstream"},
-        "response_file": "response.bin", "expected": {"stream": True}}))
+    args = json.dumps({"pem": text})
+    (tmp_path / "fixtures").mkdir()
+    for name, tool in [("bedrock-key-text", False), ("bedrock-key-tool", True)]:
+        frames = [event("messageStart", {"role": "assistant"}, 8)]
+        if tool:
+            frames.append(event("contentBlockStart", {"contentBlockIndex": 0,
+                                                      "start": {"toolUse": {"toolUseId": "t1", "name": "save_key"}}}, 3))
+        streamed = args if tool else text
+        frames += [event("contentBlockDelta", {"contentBlockIndex": 0, "delta": (
+            {"toolUse": {"input": streamed[i:i + 40]}} if tool else {"text": streamed[i:i + 40]})}, 4)
+                   for i in range(0, len(streamed), 40)]
+        frames += [event("contentBlockStop", {"contentBlockIndex": 0}, 2),
+                   event("messageStop", {"stopReason": "tool_use" if tool else "end_turn"}, 2),
+                   event("metadata", {"usage": {"inputTokens": 12, "outputTokens": 700, "totalTokens": 712},
+                                      "metrics": {"latencyMs": 900}}, 2)]
+        case = tmp_path / "fixtures" / name
+        case.mkdir()
+        (case / "response.bin").write_bytes(b"".join(frames))
+        (case / "meta.json").write_text(json.dumps({
+            "method": "POST", "path": f"/model/{name}/converse-stream", "status": 200,
+            "response_headers": {"content-type": "application/vnd.amazon.eventstream"},
+            "response_file": "response.bin", "expected": {"stream": True}}))
     replay = Upstream(tmp_path / "replay.log", script="replay_upstream.py", args=("--fixtures", str(tmp_path / "fixtures")))
     try:
-        envoy = start_envoy(mutate=lambda c: route_everything_to(c, replay.port))
-        status, _, body = post_json(envoy.url + "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse-stream",
-                                    {"messages": [{"role": "user", "content": [{"text": "the key"}]}]})
-        assert status == 200
-        streamed = "".join(json.loads(m) for m in re.findall(rb'"text":("(?:[^"\\]|\\.)*")', body))
-        assert pem in streamed, "not rewritten: the documented limit"
-        (line,) = envoy.wait_access_log(1)
-        validate_log_line(line)
-        assert "llmobs.capture.completion" not in line
+        def routed(config):
+            route_everything_to(config, replay.port)
+            if pack == "bundle":
+                as_bundle(config)
+        envoy = start_envoy(mutate=routed)
+        for i, (name, tool) in enumerate([("bedrock-key-text", False), ("bedrock-key-tool", True)]):
+            status, _, body = post_json(envoy.url + f"/model/{name}/converse-stream",
+                                        {"messages": [{"role": "user", "content": [{"text": "the key"}]}]})
+            assert status == 200
+            payloads = decode_event_stream(body)
+            seen = "".join(p.get("delta", {}).get("toolUse", {}).get("input", "") if tool
+                           else p.get("delta", {}).get("text", "") for p in payloads)
+            assert_no_key(pem, seen, f"{pack} {name}: client")
+            assert "[BLOCKED:PRIVATE_KEY]" in seen and "Keep it safe." in seen, seen
+            if tool:
+                assert "[BLOCKED:PRIVATE_KEY]" in json.loads(seen)["pem"], "the tool input is still JSON"
+            line = envoy.wait_access_log(i + 1)[-1]
+            validate_log_line(line)
+            assert line["llmobs.pii.detections"] == "response:private_key=1"
+            assert line["llmobs.stream_outcome"] == "completed", "accounting read every frame"
+            assert int(line["gen_ai.usage.output_tokens"]) == 700
+            if not tool:
+                assert "[BLOCKED:PRIVATE_KEY]" in line["llmobs.capture.completion"]
         time.sleep(0.5)
         for sink, content in sinks_of(envoy).items():
-            assert_no_key(pem, content, sink)
-        assert envoy.wait_metric("llmobs_pii_skipped", 1, direction="response", reason="unsupported_stream") == 1
+            assert_no_key(pem, content, f"{pack}: {sink}")
     finally:
         replay.stop()
+
+
+def decode_event_stream(body: bytes) -> list[dict]:
+    """The JSON payloads of an AWS event stream, each frame's lengths and CRCs checked."""
+    import struct
+    import zlib
+    out, at = [], 0
+    while at < len(body):
+        total, headers = struct.unpack(">II", body[at:at + 8])
+        assert struct.unpack(">I", body[at + 8:at + 12])[0] == zlib.crc32(body[at:at + 8]), "prelude CRC"
+        frame = body[at:at + total]
+        assert struct.unpack(">I", frame[-4:])[0] == zlib.crc32(frame[:-4]), "message CRC"
+        out.append(json.loads(frame[12 + headers:-4]))
+        at += total
+    assert at == len(body)
+    return out

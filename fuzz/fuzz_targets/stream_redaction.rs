@@ -2,7 +2,8 @@
 //! the input unchanged when the editor finds nothing, and gives the same output whether the input
 //! arrives whole or split at any point. And (issue 20) a private key planted anywhere in a reply
 //! streamed through the whole filter reaches no sink and, in traffic mode, not the client, on
-//! any wire, in text or a tool call, at any event size, split and caps.
+//! any wire (Bedrock's binary event stream included), in text or a tool call, at any event size,
+//! split and caps.
 //!
 //! Input: byte 0 picks the split point, byte 1 the wire (low 3 bits) and tight or default limits
 //! (bit 3; tight limits reach the forced releases and the oversized-event path quickly), and, for
@@ -173,17 +174,50 @@ fn stream(wire: usize, reply: &str, tool: bool, size: usize) -> (&'static str, V
             events.push(json!({"type": "message_stop"}));
             ("/v1/messages", sse(&events))
         }
-        _ => {
+        3 => {
             for p in &parts {
                 events.push(json!({"candidates": [{"index": 0, "content": {"parts": [{"text": p}]}}]}));
             }
             ("/v1beta/models/g:streamGenerateContent?alt=sse", sse(&events))
         }
+        _ => {
+            let mut out = Vec::new();
+            for p in &parts {
+                let delta = if tool { json!({"toolUse": {"input": p}}) } else { json!({"text": p}) };
+                out.extend(frame("contentBlockDelta", &json!({"contentBlockIndex": 0, "delta": delta})));
+            }
+            out.extend(frame("messageStop", &json!({"stopReason": "end_turn"})));
+            ("/model/m/converse-stream", out)
+        }
     }
 }
 
-/// Every string of every event the client receives.
-fn client_strings(bytes: &[u8]) -> String {
+/// One AWS event-stream frame (tests/fixtures/providers/make_eventstream.py's layout).
+fn frame(event_type: &str, payload: &Value) -> Vec<u8> {
+    let mut headers = Vec::new();
+    for (name, value) in [(":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")] {
+        headers.push(name.len() as u8);
+        headers.extend_from_slice(name.as_bytes());
+        headers.push(7);
+        headers.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        headers.extend_from_slice(value.as_bytes());
+    }
+    let body = payload.to_string().into_bytes();
+    let total = 12 + headers.len() + body.len() + 4;
+    let mut out = Vec::new();
+    out.extend_from_slice(&(total as u32).to_be_bytes());
+    out.extend_from_slice(&(headers.len() as u32).to_be_bytes());
+    let prelude_crc = crc32fast::hash(&out);
+    out.extend_from_slice(&prelude_crc.to_be_bytes());
+    out.extend_from_slice(&headers);
+    out.extend_from_slice(&body);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// Every string of every event the client receives (a Bedrock stream's frames must decode).
+fn client_strings(bedrock: bool, bytes: &[u8]) -> String {
     fn walk(v: &Value, out: &mut String) {
         match v {
             Value::String(s) => out.push_str(s),
@@ -193,6 +227,17 @@ fn client_strings(bytes: &[u8]) -> String {
         }
     }
     let mut out = String::new();
+    if bedrock {
+        let mut decoder = llmobs_core::framing::event_stream::EventStreamDecoder::new(1 << 20);
+        let decoded = decoder.push(bytes, &mut |m| {
+            if let Ok(v) = serde_json::from_slice::<Value>(m.payload()) {
+                walk(&v, &mut out);
+                out.push('\n');
+            }
+        });
+        assert!(decoded.is_ok(), "a rewritten Bedrock stream does not decode");
+        return out;
+    }
     for line in String::from_utf8_lossy(bytes).lines() {
         if let Some(Ok(v)) = line.strip_prefix("data: ").map(serde_json::from_str::<Value>) {
             walk(&v, &mut out);
@@ -212,7 +257,7 @@ fn planted_key(at: u8, mode: u8, body: &[u8]) {
     let reply = format!("{}{key}{}", &text[..cut], &text[cut..]);
     let tool = mode & 0x40 != 0;
     let size = 3 + usize::from((mode >> 4) & 3) * 5;
-    let (path, stream) = stream(usize::from(mode & 3), &reply, tool, size);
+    let (path, stream) = stream(usize::from(mode & 7) % 5, &reply, tool, size);
     FILTERS.with(|filters| {
         let filter = filters[usize::from(mode & 8 != 0)].as_ref().unwrap_or_else(|| panic!("the fuzz configuration is refused"));
         through_filter(filter, path, &stream, at, key, &text);
@@ -224,7 +269,8 @@ fn through_filter(filter: &PiiRedaction, path: &str, stream: &[u8], at: u8, key:
     let mut ex = filter.on_request_headers(&mut host);
     filter.on_request_body(&mut host, &mut ex, br#"{"model":"m","messages":[{"role":"user","content":"key?"}]}"#);
     host.add_response_header(":status", "200");
-    host.add_response_header("content-type", "text/event-stream");
+    let binary = path.starts_with("/model/");
+    host.add_response_header("content-type", if binary { "application/vnd.amazon.eventstream" } else { "text/event-stream" });
     filter.on_response_headers(&mut host, &mut ex);
     let split = (usize::from(at) * 7) % (stream.len() + 1);
     let (a, b) = stream.split_at(split);
@@ -235,7 +281,7 @@ fn through_filter(filter: &PiiRedaction, path: &str, stream: &[u8], at: u8, key:
     // Fragments of the key's body that the fuzzed text does not hold itself.
     let own = joined(text);
     let key_body: Vec<char> = key.lines().filter(|l| !l.starts_with("-----")).collect::<String>().chars().collect();
-    let client = joined(&client_strings(&out));
+    let client = joined(&client_strings(path.starts_with("/model/"), &out));
     let sinks = joined(&host.all_sinks());
     for window in key_body.windows(16).step_by(8) {
         let fragment: String = window.iter().collect();

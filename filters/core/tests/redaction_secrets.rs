@@ -70,6 +70,7 @@ enum Wire {
     Responses,
     Anthropic,
     Gemini,
+    Bedrock,
 }
 
 impl Wire {
@@ -79,8 +80,52 @@ impl Wire {
             Wire::Responses => "/v1/responses",
             Wire::Anthropic => "/v1/messages",
             Wire::Gemini => "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            Wire::Bedrock => "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse-stream",
         }
     }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Wire::Bedrock => "application/vnd.amazon.eventstream",
+            _ => "text/event-stream",
+        }
+    }
+}
+
+/// One AWS event-stream frame (the layout tests/fixtures/providers/make_eventstream.py writes).
+fn frame(event_type: &str, payload: &Value) -> Vec<u8> {
+    let mut headers = Vec::new();
+    for (name, value) in
+        [(":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")]
+    {
+        headers.push(name.len() as u8);
+        headers.extend_from_slice(name.as_bytes());
+        headers.push(7);
+        headers.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        headers.extend_from_slice(value.as_bytes());
+    }
+    let body = payload.to_string().into_bytes();
+    let total = 12 + headers.len() + body.len() + 4;
+    let mut out = Vec::new();
+    out.extend_from_slice(&(total as u32).to_be_bytes());
+    out.extend_from_slice(&(headers.len() as u32).to_be_bytes());
+    let prelude_crc = crc32fast::hash(&out);
+    out.extend_from_slice(&prelude_crc.to_be_bytes());
+    out.extend_from_slice(&headers);
+    out.extend_from_slice(&body);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// The JSON payload of every frame of a Bedrock stream, each checked (both CRCs) by the decoder.
+fn frame_payloads(bytes: &[u8]) -> Vec<Value> {
+    let mut decoder = llmobs_core::framing::event_stream::EventStreamDecoder::new(1 << 20);
+    let mut out = Vec::new();
+    decoder
+        .push(bytes, &mut |m| out.push(serde_json::from_slice(m.payload()).unwrap()))
+        .unwrap_or_else(|e| panic!("the rewritten stream does not decode: {e}"));
+    out
 }
 
 fn sse(events: &[(Option<&str>, Value)], done: bool) -> Vec<u8> {
@@ -172,6 +217,21 @@ fn stream(wire: Wire, text: &str, tool: bool, size: usize) -> Vec<u8> {
                 .push((Some("message_delta"), json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}})));
             events.push((Some("message_stop"), json!({"type": "message_stop"})));
         }
+        Wire::Bedrock => {
+            let mut out = frame("messageStart", &json!({"role": "assistant"}));
+            if tool {
+                let start = json!({"contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": "t", "name": "save"}}});
+                out.extend(frame("contentBlockStart", &start));
+            }
+            for p in &parts {
+                let delta = if tool { json!({"toolUse": {"input": p}}) } else { json!({"text": p}) };
+                out.extend(frame("contentBlockDelta", &json!({"contentBlockIndex": 0, "delta": delta, "p": "abc"})));
+            }
+            out.extend(frame("contentBlockStop", &json!({"contentBlockIndex": 0})));
+            out.extend(frame("messageStop", &json!({"stopReason": if tool { "tool_use" } else { "end_turn" }})));
+            out.extend(frame("metadata", &json!({"usage": {"inputTokens": 5, "outputTokens": 9, "totalTokens": 14}})));
+            return out;
+        }
         Wire::Gemini => {
             if tool {
                 // Gemini sends a function call whole, in one chunk.
@@ -198,7 +258,7 @@ fn stream(wire: Wire, text: &str, tool: bool, size: usize) -> Vec<u8> {
 }
 
 /// Every string in every event the client receives, in order, one per line.
-fn client_strings(bytes: &[u8]) -> String {
+fn client_strings(wire: Wire, bytes: &[u8]) -> String {
     fn walk(v: &Value, out: &mut String) {
         match v {
             Value::String(s) => {
@@ -211,20 +271,30 @@ fn client_strings(bytes: &[u8]) -> String {
         }
     }
     let mut out = String::new();
-    for line in String::from_utf8_lossy(bytes).lines() {
-        if let Some(Ok(v)) = line.strip_prefix("data: ").map(serde_json::from_str::<Value>) {
-            walk(&v, &mut out);
-        }
+    for v in events_of(wire, bytes) {
+        walk(&v, &mut out);
     }
     out
+}
+
+/// The data of every event the client receives.
+fn events_of(wire: Wire, bytes: &[u8]) -> Vec<Value> {
+    if wire == Wire::Bedrock {
+        return frame_payloads(bytes);
+    }
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: ").and_then(|d| serde_json::from_str::<Value>(d).ok()))
+        .collect()
 }
 
 /// The streamed channel's text as the client reassembles it from the deltas.
 fn streamed_text(wire: Wire, tool: bool, bytes: &[u8]) -> String {
     let mut text = String::new();
-    for line in String::from_utf8_lossy(bytes).lines() {
-        let Some(Ok(v)) = line.strip_prefix("data: ").map(serde_json::from_str::<Value>) else { continue };
+    for v in events_of(wire, bytes) {
         let piece = match (wire, tool) {
+            (Wire::Bedrock, false) => v["delta"]["text"].as_str(),
+            (Wire::Bedrock, true) => v["delta"]["toolUse"]["input"].as_str(),
             (Wire::Chat, false) => v["choices"][0]["delta"]["content"].as_str(),
             (Wire::Chat, true) => v["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str(),
             (Wire::Responses, _) if v["type"].as_str().is_some_and(|t| t.ends_with(".delta")) => v["delta"].as_str(),
@@ -257,7 +327,7 @@ fn exchange(filter: &PiiRedaction, host: &mut FakeHost, wire: Wire, chunks: &[&[
     let request = json!({"model": "m", "messages": [{"role": "user", "content": "show me the deploy key"}]});
     filter.on_request_body(host, &mut ex, request.to_string().as_bytes());
     host.add_response_header(":status", "200");
-    host.add_response_header("content-type", "text/event-stream");
+    host.add_response_header("content-type", wire.content_type());
     filter.on_response_headers(host, &mut ex);
     assert!(ex.rewrites_stream(), "{wire:?}");
     let mut out = Vec::new();
@@ -274,7 +344,7 @@ fn exchange(filter: &PiiRedaction, host: &mut FakeHost, wire: Wire, chunks: &[&[
     }
 }
 
-const WIRES: [Wire; 4] = [Wire::Chat, Wire::Responses, Wire::Anthropic, Wire::Gemini];
+const WIRES: [Wire; 5] = [Wire::Chat, Wire::Responses, Wire::Anthropic, Wire::Gemini, Wire::Bedrock];
 
 /// Default limits (the key longer than the 256-byte window, more events than the 256 held),
 /// tight ones (window 64, 8 events), and roomy ones that hold a whole key.
@@ -301,7 +371,7 @@ fn a_streamed_private_key_reaches_neither_the_client_nor_any_sink_on_any_wire_sp
                     for chunks in chunkings(&body) {
                         let what = format!("{key_name} {wire:?} tool={tool} {limits}");
                         let o = exchange(&filter, &mut host, wire, &chunks);
-                        assert_no_key(&pem, &client_strings(&o.out), &format!("{what}: client"));
+                        assert_no_key(&pem, &client_strings(wire, &o.out), &format!("{what}: client"));
                         assert_no_key(&pem, &o.sinks, &format!("{what}: sinks"));
                         assert!(!o.sinks.contains("PRIVATE KEY-----"), "{what}: a BEGIN line in a sink");
                         assert_eq!(o.detections.as_deref(), Some("response:email=1,response:private_key=1"), "{what}");
@@ -333,18 +403,21 @@ fn a_streamed_private_key_reaches_neither_the_client_nor_any_sink_on_any_wire_sp
 #[test]
 fn a_streamed_key_is_masked_at_every_single_split_point() {
     // The shortest key, in 3-character events under the tight limits: every split point of the
-    // whole stream, both text and tool call, OpenAI chat and Anthropic.
+    // whole stream, both text and tool call, OpenAI chat, Anthropic and Bedrock.
     let pem = fixture_key("test-only-ec-p256.pem");
     let reply = format!("key:\n{pem}\ndone");
     let mut host = host("/");
     let limits = json!({"window_bytes": 64, "max_held_events": 8, "max_held_bytes": 4096});
     let filter = PiiRedaction::new(config(limits).to_string().as_bytes(), &mut host).unwrap();
-    for wire in [Wire::Chat, Wire::Anthropic] {
+    for wire in [Wire::Chat, Wire::Anthropic, Wire::Bedrock] {
         for tool in [false, true] {
             let body = stream(wire, &reply, tool, 3);
             let whole = exchange(&filter, &mut host, wire, &[&body]).out;
-            assert_no_key(&pem, &client_strings(&whole), "whole");
-            for at in 1..body.len() {
+            assert_no_key(&pem, &client_strings(wire, &whole), "whole");
+            // Bedrock's frames are long and a split inside one only waits for the rest: every
+            // seventh point there.
+            let step = if wire == Wire::Bedrock { 7 } else { 1 };
+            for at in (1..body.len()).step_by(step) {
                 let (a, b) = body.split_at(at);
                 let o = exchange(&filter, &mut host, wire, &[a, b]);
                 assert_eq!(o.out, whole, "{wire:?} tool={tool} split at {at}");
@@ -364,7 +437,7 @@ fn a_streamed_key_that_never_ends_is_masked_to_the_end_of_the_stream() {
     for wire in WIRES {
         let body = stream(wire, &reply, false, 5);
         let o = exchange(&filter, &mut host, wire, &[&body]);
-        assert_no_key(&pem, &client_strings(&o.out), "client");
+        assert_no_key(&pem, &client_strings(wire, &o.out), "client");
         assert_no_key(&pem, &o.sinks, "sinks");
         assert_eq!(streamed_text(wire, false, &o.out), "Here:\n[BLOCKED:PRIVATE_KEY]", "{wire:?}");
         assert_eq!(o.capture.as_deref(), Some("Here:\n[BLOCKED:PRIVATE_KEY]"), "{wire:?}");

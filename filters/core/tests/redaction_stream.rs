@@ -346,10 +346,7 @@ fn provider_fixtures_pass_unchanged_without_edits_and_chunk_independently_with_t
         for chunks in chunkings(body) {
             assert_eq!(run(detected.wire, limits(), &chunks, &mut detector_editor(&detector)).bytes, whole.bytes);
         }
-        if detected.wire == Wire::BedrockConverse {
-            assert!(!whole.redactor.supported());
-            assert_eq!(&whole.bytes, body);
-        } else if fixture.name.contains("-pii-") {
+        if fixture.name.contains("-pii-") {
             // Planted PII (a card and an email, one character per event): two values, rewritten.
             assert_ne!(&whole.bytes, body, "{}", fixture.name);
             assert_eq!(whole.committed.len(), 2, "{}", fixture.name);
@@ -549,13 +546,15 @@ fn unparsed_and_oversized_events_pass_unchanged_and_are_counted() {
 }
 
 #[test]
-fn bedrock_streams_pass_through_as_unsupported() {
+fn a_bedrock_stream_whose_framing_cannot_be_read_passes_unchanged_and_counted() {
     let detector = Detector::new(&Entity::ALL);
-    let body = format!("anything {EMAIL}");
-    let out = run(Wire::BedrockConverse, limits(), &[body.as_bytes()], &mut detector_editor(&detector));
-    assert!(!out.redactor.supported());
-    assert_eq!(out.bytes, body.as_bytes());
-    assert!(out.committed.is_empty());
+    let body = format!("not an event stream, with {EMAIL} and {CARD} in it");
+    for chunks in chunkings(body.as_bytes()) {
+        let out = run(Wire::BedrockConverse, limits(), &chunks, &mut detector_editor(&detector));
+        assert_eq!(out.bytes, body.as_bytes());
+        assert!(out.committed.is_empty());
+        assert_eq!(out.redactor.stats().oversized_events, 1, "the unreadable prelude is counted once");
+    }
 }
 
 #[test]

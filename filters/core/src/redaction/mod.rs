@@ -671,7 +671,9 @@ impl PiiRedaction {
         }
         let content_type = host.response_header("content-type").unwrap_or_default().to_ascii_lowercase();
         let rewrite = self.config.mode.rewrites();
-        if content_type.starts_with(b"text/event-stream") {
+        let event_stream =
+            wire == Wire::BedrockConverse && content_type.starts_with(b"application/vnd.amazon.eventstream");
+        if content_type.starts_with(b"text/event-stream") || event_stream {
             let s = &self.config.stream;
             let wants_completion = self.captures(ex, CapturePart::Completion);
             let limits = StreamLimits {
@@ -682,10 +684,6 @@ impl PiiRedaction {
                 capture_bytes: if wants_completion { self.config.capture.max_bytes + CAPTURE_SLACK } else { 0 },
             };
             let redactor = StreamRedactor::new(wire, limits);
-            if !redactor.supported() {
-                ex.skipped.push((Side::Response, "unsupported_stream"));
-                return;
-            }
             ex.response = ResponsePlan::Stream(Box::new(redactor));
             ex.rewrite_response = rewrite;
             if rewrite {
@@ -712,11 +710,9 @@ impl PiiRedaction {
             if rewrite {
                 host.remove_response_header("content-length");
             }
-        } else if content_type.contains(&b'/') && !content_type.is_empty() {
-            // Bedrock's event-stream and anything else binary: not inspected, said so.
-            if content_type.starts_with(b"application/vnd.amazon.eventstream") {
-                ex.skipped.push((Side::Response, "unsupported_stream"));
-            }
+        } else if content_type.starts_with(b"application/vnd.amazon.eventstream") {
+            // An event stream on another wire (InvokeModelWithResponseStream): not inspected.
+            ex.skipped.push((Side::Response, "unsupported_stream"));
         }
     }
 

@@ -30,12 +30,23 @@
 //! edits are reported only when the item was not streamed as deltas, so each value is counted
 //! once.
 //!
-//! Not supported: Bedrock ConverseStream is a binary `application/vnd.amazon.eventstream` with a
-//! CRC32 over every frame (see `framing::event_stream`); rewriting a frame means re-encoding the
-//! prelude and both CRCs, which this module does not do. For `BedrockConverse` the redactor
-//! passes bytes through unchanged and [`StreamRedactor::supported`] says so. Gemini's default
-//! `streamGenerateContent` (a JSON array, no `alt=sse`) is not SSE either: its bytes have no
-//! `data:` lines and pass unchanged.
+//! Bedrock ConverseStream is a binary `application/vnd.amazon.eventstream` (see
+//! `framing::event_stream`): for `BedrockConverse` an event is one frame, its data the frame's JSON
+//! payload (`contentBlockDelta` text and `toolUse.input`), and a rewritten frame is encoded again
+//! with its headers, new lengths and both CRCs. A frame whose prelude cannot be read (a bad CRC,
+//! an impossible length, more than `max_event_bytes`) leaves no way to find the next one: what is
+//! held goes out, then the rest of the stream passes unchanged (counted as an oversized event).
+//! Gemini's default `streamGenerateContent` (a JSON array, no `alt=sse`) is not SSE: its bytes
+//! have no `data:` lines and pass unchanged.
+//!
+//! Open values: an edit the editor marks with a closing marker ([`Edit::closes_with`]: a private
+//! key whose END line has not arrived) runs to the end of the held text. It is held like any
+//! value (a release never cuts it) until the caps force a release; then its replacement goes out
+//! where it starts, and from then on the channel is *inside* it: everything that arrives is
+//! removed, whatever the window, until the closing marker has passed (looked for in the context
+//! too, where a forced cut may have left its first bytes) or the channel ends. If the caps cut
+//! even the value's first line (a BEGIN line over a few events under tiny caps), the editor still
+//! sees it whole in the context, and masking starts from the first byte still held.
 //!
 //! An event cut by the end of the stream (no blank line) is forwarded unchanged: the SSE spec
 //! discards an unfinished event ("If the file ends in the middle of an event ... the incomplete
@@ -47,6 +58,7 @@ use serde_json::Value;
 
 use super::secrets;
 use crate::content::{self, Part};
+use crate::framing::event_stream;
 use crate::token_accounting::provider::Wire;
 
 /// One edit of a text given to the [`Editor`]: bytes `start..end` (on character boundaries).
@@ -291,6 +303,8 @@ pub struct StreamRedactor {
     capture: String,
     capture_key: Option<ChannelKey>,
     capture_full: bool,
+    /// The binary framing could not be read: everything from here on passes unchanged.
+    broken: bool,
 }
 
 impl StreamRedactor {
@@ -307,12 +321,13 @@ impl StreamRedactor {
             capture: String::new(),
             capture_key: None,
             capture_full: false,
+            broken: false,
         }
     }
 
-    /// Whether this wire's stream is rewritten (Bedrock's binary event stream is passed through).
-    pub fn supported(&self) -> bool {
-        !matches!(self.wire, Wire::BedrockConverse)
+    /// Bedrock's binary frames instead of SSE events.
+    fn binary(&self) -> bool {
+        self.wire == Wire::BedrockConverse
     }
 
     pub fn stats(&self) -> StreamStats {
@@ -342,7 +357,7 @@ impl StreamRedactor {
     /// Feeds the next chunk of the stream.
     pub fn push(&mut self, chunk: &[u8], editor: &mut Editor<'_>) -> Pushed {
         let mut out = Pushed::default();
-        if !self.supported() {
+        if self.broken {
             out.bytes.extend_from_slice(chunk);
             return out;
         }
@@ -355,9 +370,6 @@ impl StreamRedactor {
     /// unfinished trailing event is forwarded unchanged.
     pub fn finish(&mut self, editor: &mut Editor<'_>) -> Pushed {
         let mut out = Pushed::default();
-        if !self.supported() {
-            return out;
-        }
         self.drain_events(true, editor, &mut out);
         for channel in self.channels.values_mut() {
             channel.finished = true;
@@ -370,6 +382,10 @@ impl StreamRedactor {
     }
 
     fn drain_events(&mut self, eof: bool, editor: &mut Editor<'_>, out: &mut Pushed) {
+        if self.binary() {
+            self.drain_frames(editor, out);
+            return;
+        }
         loop {
             let end = self.split.next_event_end(eof);
             if self.split.passthrough {
@@ -398,6 +414,30 @@ impl StreamRedactor {
         }
     }
 
+    /// Bedrock: one event per complete frame, its length read from its checked prelude.
+    fn drain_frames(&mut self, editor: &mut Editor<'_>, out: &mut Pushed) {
+        loop {
+            if self.broken {
+                out.bytes.append(&mut self.split.buf);
+                return;
+            }
+            let Some(prelude) = self.split.buf.get(..12) else { return };
+            match event_stream::check_prelude(prelude, self.limits.max_event_bytes) {
+                Ok(total) if self.split.buf.len() >= total => {
+                    let raw: Vec<u8> = self.split.buf.drain(..total).collect();
+                    self.on_event(raw, editor, out);
+                }
+                Ok(_) => return,
+                Err(_) => {
+                    // No way to find the next frame: what is held goes first (order), then the
+                    // rest as it comes.
+                    self.oversized(editor, out);
+                    self.broken = true;
+                }
+            }
+        }
+    }
+
     fn oversized(&mut self, editor: &mut Editor<'_>, out: &mut Pushed) {
         self.stats.events = self.stats.events.saturating_add(1);
         self.stats.oversized_events = self.stats.oversized_events.saturating_add(1);
@@ -416,7 +456,7 @@ impl StreamRedactor {
         let mut event = HeldEvent { raw, segs: Vec::new(), first, rewritten: false };
         let mut texts: Vec<(ChannelKey, String)> = Vec::new();
         let mut finishes: Vec<Finish> = Vec::new();
-        match event_data(&event.raw, first) {
+        match event_data(self.wire, &event.raw, first) {
             None => {}
             Some(data) if data.trim_ascii() == b"[DONE]" => finishes.push(Finish::All),
             Some(data) if self.wire == Wire::OpenAiChat && chat_chunk_text(&data, &mut texts, &mut finishes) => {}
@@ -424,7 +464,7 @@ impl StreamRedactor {
                 Err(_) => self.stats.unparsed_events = self.stats.unparsed_events.saturating_add(1),
                 Ok(mut value) => {
                     if self.edit_copies(&mut value, editor, out) {
-                        event.raw = rebuild(&event.raw, first, &value);
+                        event.raw = rebuild(self.wire, &event.raw, first, &value);
                         event.rewritten = true;
                         self.stats.events_rewritten = self.stats.events_rewritten.saturating_add(1);
                     }
@@ -993,8 +1033,31 @@ fn data_field(c: &[u8]) -> Option<(usize, &[u8])> {
     }
 }
 
+/// The event's data: an SSE event's data lines joined with LF (None when it has none); a
+/// Bedrock frame's payload when it is an event (exceptions are left as they are).
+fn event_data(wire: Wire, raw: &[u8], first: bool) -> Option<Vec<u8>> {
+    if wire == Wire::BedrockConverse {
+        let message = event_stream::decode_message(raw).ok()?;
+        return (message.message_type() == Some("event")).then(|| message.payload().to_vec());
+    }
+    sse_data(raw, first)
+}
+
+/// The event with its data replaced by `value` (see [`rebuild_sse`]; a Bedrock frame is encoded
+/// again around the new payload).
+fn rebuild(wire: Wire, raw: &[u8], first: bool, value: &Value) -> Vec<u8> {
+    if wire == Wire::BedrockConverse {
+        let json = serde_json::to_vec(value).unwrap_or_default();
+        return match event_stream::decode_message(raw) {
+            Ok(message) => message.with_payload(&json),
+            Err(_) => raw.to_vec(),
+        };
+    }
+    rebuild_sse(raw, first, value)
+}
+
 /// The event's data lines joined with LF; None when it has none.
-fn event_data(raw: &[u8], first: bool) -> Option<Vec<u8>> {
+fn sse_data(raw: &[u8], first: bool) -> Option<Vec<u8>> {
     let mut data: Option<Vec<u8>> = None;
     for line in lines(raw) {
         if let Some((_, value)) = data_field(line_content(raw, line, first)) {
@@ -1012,7 +1075,7 @@ fn event_data(raw: &[u8], first: bool) -> Option<Vec<u8>> {
 
 /// The event with its data replaced by `value` as one `data:` line where the first one was
 /// (same prefix, same line ending); every other line is kept as it was.
-fn rebuild(raw: &[u8], first: bool, value: &Value) -> Vec<u8> {
+fn rebuild_sse(raw: &[u8], first: bool, value: &Value) -> Vec<u8> {
     let json = serde_json::to_vec(value).unwrap_or_default();
     let mut out = Vec::with_capacity(raw.len().saturating_add(json.len()));
     let mut wrote = false;
@@ -1038,7 +1101,7 @@ fn rebuild(raw: &[u8], first: bool, value: &Value) -> Vec<u8> {
 
 /// Re-parses a held event and sets the segments that changed.
 fn rewrite_segments(wire: Wire, raw: &[u8], first: bool, new_texts: &[Option<String>]) -> Option<Vec<u8>> {
-    let data = event_data(raw, first)?;
+    let data = event_data(wire, raw, first)?;
     let mut value: Value = serde_json::from_slice(&data).ok()?;
     let mut i = 0usize;
     segments(wire, &mut value, &mut |_, s| {
@@ -1047,7 +1110,7 @@ fn rewrite_segments(wire: Wire, raw: &[u8], first: bool, new_texts: &[Option<Str
         }
         i = i.saturating_add(1);
     });
-    (i == new_texts.len()).then(|| rebuild(raw, first, &value))
+    (i == new_texts.len()).then(|| rebuild(wire, raw, first, &value))
 }
 
 // ---- Where the text is in each provider's stream events ----------------------------------
@@ -1160,7 +1223,17 @@ fn segments(wire: Wire, root: &mut Value, f: &mut SegVisit<'_>) {
                 }
             }
         }
-        Wire::BedrockConverse => {}
+        // `contentBlockDelta` (the event type is a frame header; the payload's shape says it).
+        Wire::BedrockConverse => {
+            let i = index_of(root, "contentBlockIndex", 0);
+            let Some(delta) = root.get_mut("delta") else { return };
+            if let Some(s) = string_at(delta, &["text"]) {
+                f(key(Kind::Text, i, 0), s);
+            }
+            if let Some(s) = string_at(delta, &["toolUse", "input"]) {
+                f(key(Kind::Tool, i, 0), s);
+            }
+        }
     }
 }
 
@@ -1349,7 +1422,17 @@ fn finishes_of(wire: Wire, root: &Value) -> Vec<Finish> {
                 }
             }
         }
-        Wire::BedrockConverse => {}
+        // `messageStop` carries the stop reason; `contentBlockStop` only the block's index.
+        Wire::BedrockConverse => {
+            if root.get("stopReason").is_some() {
+                out.push(Finish::All);
+            } else if root.get("contentBlockIndex").is_some()
+                && root.get("delta").is_none()
+                && root.get("start").is_none()
+            {
+                out.push(Finish::Index(index_of(root, "contentBlockIndex", 0)));
+            }
+        }
     }
     out
 }
@@ -1444,10 +1527,10 @@ mod tests {
     fn rebuild_keeps_other_lines_and_endings() {
         let raw = b"\xEF\xBB\xBFevent: e\r\n: c\r\ndata:{\"a\":\r\ndata: 1}\r\n\r\n";
         let value = serde_json::json!({"a": 2});
-        assert_eq!(event_data(raw, true).unwrap(), b"{\"a\":\n1}");
-        assert_eq!(rebuild(raw, true, &value), b"\xEF\xBB\xBFevent: e\r\n: c\r\ndata:{\"a\":2}\r\n\r\n".to_vec());
+        assert_eq!(sse_data(raw, true).unwrap(), b"{\"a\":\n1}");
+        assert_eq!(rebuild_sse(raw, true, &value), b"\xEF\xBB\xBFevent: e\r\n: c\r\ndata:{\"a\":2}\r\n\r\n".to_vec());
         let raw = b"\xEF\xBB\xBFdata: {}\n\n";
-        assert_eq!(rebuild(raw, true, &value), b"\xEF\xBB\xBFdata: {\"a\":2}\n\n".to_vec());
+        assert_eq!(rebuild_sse(raw, true, &value), b"\xEF\xBB\xBFdata: {\"a\":2}\n\n".to_vec());
     }
 
     #[test]
