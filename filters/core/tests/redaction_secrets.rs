@@ -576,3 +576,29 @@ fn an_address_glued_to_digits_is_taken_whole_as_its_host_name_goes_on() {
     assert!(spans("bob@example.com65r@x").is_empty());
     assert!(spans("bob@example.com_backup").is_empty());
 }
+
+#[test]
+fn a_model_name_holding_an_address_or_a_key_is_not_written_raw_by_token_accounting() {
+    use llmobs_core::token_accounting::TokenAccounting;
+    for (model, logged) in [
+        ("alice@example.com", "_EMAIL_"),
+        ("gpt-4o sk-proj-Zq8x2Lw9Rt4Yv7Bn3Mk6", "gpt-4o__SECRET_"),
+        ("anthropic.claude-3-5-sonnet-20240620-v1:0", "anthropic.claude-3-5-sonnet-20240620-v1:0"),
+    ] {
+        let mut host = FakeHost::with_request_headers(&[(":path", "/v1/chat/completions"), (":method", "POST")]);
+        let filter = TokenAccounting::new(b"", &mut host).unwrap();
+        let mut ex = filter.on_request_headers(&mut host);
+        let body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}).to_string();
+        filter.on_request_body(&mut ex, body.as_bytes(), true);
+        host.add_response_header(":status", "200");
+        host.add_response_header("content-type", "application/json");
+        filter.on_response_headers(&mut host, &mut ex, false);
+        let reply =
+            json!({"id": "r", "model": model, "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}});
+        filter.on_response_body(&mut host, &mut ex, reply.to_string().as_bytes(), true);
+        assert_eq!(host.filter_state_str(fs::REQUEST_MODEL).as_deref(), Some(logged), "{model}");
+        assert_eq!(host.filter_state_str(fs::RESPONSE_MODEL).as_deref(), Some(logged), "{model}");
+        let sinks = host.all_sinks();
+        assert!(!sinks.contains("alice") && !sinks.contains("sk-proj"), "{model}: {sinks}");
+    }
+}
