@@ -602,3 +602,49 @@ fn a_model_name_holding_an_address_or_a_key_is_not_written_raw_by_token_accounti
         assert!(!sinks.contains("alice") && !sinks.contains("sk-proj"), "{model}: {sinks}");
     }
 }
+
+#[test]
+fn the_audited_entities_streamed_one_character_per_event_reach_neither_the_client_nor_a_capture() {
+    // Issue 20's audit: the families the sweep did not plant (phones, IPs, IBAN, AWS, GitHub,
+    // Slack, Google, JWT, a custom rule), streamed one character per event through a chat stream
+    // with every capture part on, in both mode.
+    use llmobs_core::pii::Detector;
+    let values = [
+        "+1 415 555 0132",
+        "203.0.113.77",
+        "2001:db8::1",
+        "GB82 WEST 1234 5698 7654 32",
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_R2d4T6y8U0i2O4p6A8s0D2f4G6h8J0k2L4z6",
+        "xoxb-2048163264-1024517203-Zx8Qw7Er6Ty5Ui4Op3As2Df1",
+        "AIzaSyB1c2D3e4F5g6H7i8J9k0L1m2N3o4P5q6R",
+        "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.",
+        "EMP-004211",
+    ];
+    let detector = Detector::default();
+    for v in &values[..values.len() - 1] {
+        let found = detector.scan(v);
+        assert!(found.len() == 1 && found[0].start == 0 && found[0].end == v.len(), "{v} is not a whole detection");
+    }
+    let config = json!({"mode": "both", "default_action": "redact",
+        "custom_rules": [{"entity": "employee_id", "pattern": "EMP-[0-9]{6}", "action": "redact"}],
+        "capture": {"parts": ["last_user", "system", "completion"], "max_bytes": 4096}});
+    let mut host = host("/");
+    let filter = PiiRedaction::new(config.to_string().as_bytes(), &mut host).unwrap();
+    let reply = values.join(" then ");
+    let body = stream(Wire::Chat, &reply, false, 1);
+    for chunks in chunkings(&body).into_iter().step_by(3) {
+        let o = exchange(&filter, &mut host, Wire::Chat, &chunks);
+        let client = client_strings(Wire::Chat, &o.out);
+        let joined: String = client.lines().collect();
+        for v in values {
+            assert!(!joined.contains(v), "{v} reached the client: {joined}");
+            assert!(!o.sinks.contains(v), "{v} reached a sink");
+        }
+        assert!(
+            o.capture.as_deref().is_some_and(|c| c.contains("[PHONE]") && c.contains("[EMPLOYEE_ID]")),
+            "{:?}",
+            o.capture
+        );
+    }
+}
