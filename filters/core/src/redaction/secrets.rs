@@ -14,9 +14,6 @@
 //!
 //! Nothing here stores or logs text: results are byte offsets.
 
-use regex::bytes::Regex;
-use std::sync::OnceLock;
-
 /// A private key block in a text: `start..end`, with `end` the end of the text when `open`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyBlock {
@@ -123,49 +120,117 @@ impl Loose {
     }
 }
 
-/// The two fixed patterns, compiled once per VM (`None` never happens: a test holds them to
-/// compiling; [`loose_spans`] then reports the whole text, so a capture would be withheld).
-fn loose_patterns() -> Option<&'static (Regex, Regex)> {
-    static RE: OnceLock<Option<(Regex, Regex)>> = OnceLock::new();
-    RE.get_or_init(|| {
-        let email = Regex::new(r"(?-u)[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+").ok()?;
-        let secret = Regex::new(concat!(
-            r"(?-u)(?:sk-|A[KS]IA|gh[pousr]_|github_pat_|xox[abprs]-|AIza|eyJ|(?i:bearer)[ \t]+)",
-            r"[A-Za-z0-9._~+/=-]{8,}",
-        ))
-        .ok()?;
-        Some((email, secret))
-    })
-    .as_ref()
+fn local_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"._%+'-".contains(&b)
 }
 
-/// Spans of `text` the capture check masks: loose emails and prefixed secrets (a prefixed secret
-/// must not be glued to a letter or digit on its left: `task-list` is not a key).
+fn host_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-'
+}
+
+fn token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"._~+/=-".contains(&b)
+}
+
+/// Prefixes of secret families (case-sensitive), then `bearer` (any case) with blanks after it.
+const SECRET_PREFIXES: [&[u8]; 14] = [
+    b"sk-",
+    b"AKIA",
+    b"ASIA",
+    b"ghp_",
+    b"gho_",
+    b"ghu_",
+    b"ghs_",
+    b"ghr_",
+    b"github_pat_",
+    b"xoxa-",
+    b"xoxb-",
+    b"xoxp-",
+    b"AIza",
+    b"eyJ",
+];
+const MORE_SECRET_PREFIXES: [&[u8]; 2] = [b"xoxr-", b"xoxs-"];
+/// Token characters a prefixed secret needs after its prefix to be masked.
+const MIN_TOKEN: usize = 8;
+
+/// The end of an address whose `@` is at `at` (`local@host.label...`), if it is one.
+fn email_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut end = at.saturating_add(1);
+    let label = |from: usize| bytes.get(from..).unwrap_or_default().iter().take_while(|&&b| host_char(b)).count();
+    let first = label(end);
+    if first == 0 {
+        return None;
+    }
+    end = end.saturating_add(first);
+    let mut labels = 1;
+    while bytes.get(end) == Some(&b'.') {
+        let n = label(end.saturating_add(1));
+        if n == 0 {
+            break;
+        }
+        end = end.saturating_add(1).saturating_add(n);
+        labels += 1;
+    }
+    (labels >= 2).then_some(end)
+}
+
+/// The end of a prefixed secret starting at `at`, if one does.
+fn secret_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let rest = bytes.get(at..)?;
+    let prefix =
+        SECRET_PREFIXES.iter().chain(MORE_SECRET_PREFIXES.iter()).find(|p| rest.starts_with(p)).map(|p| p.len());
+    let prefix = prefix.or_else(|| {
+        let word = rest.get(..6)?;
+        let blanks = rest.get(6..)?.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+        (word.eq_ignore_ascii_case(b"bearer") && blanks > 0).then_some(6 + blanks)
+    })?;
+    let token = rest.get(prefix..)?.iter().take_while(|&&b| token_char(b)).count();
+    (token >= MIN_TOKEN).then_some(at.saturating_add(prefix).saturating_add(token))
+}
+
+/// Spans of `text` the capture check masks: anything `@` a host name (`[EMAIL]`), and a known
+/// secret prefix followed by 8 or more token characters (`[SECRET]`), which must not be glued to
+/// a letter or digit on its left (`task-list12345678` is not a key). Left to right, never
+/// overlapping; hand-written rather than regexes, so that token accounting (which masks model
+/// names with it) does not carry a regex engine.
 pub fn loose_spans(text: &str) -> Vec<(usize, usize, Loose)> {
     let bytes = text.as_bytes();
-    let Some((email, secret)) = loose_patterns() else {
-        return vec![(0, text.len(), Loose::Secret)];
-    };
     let mut out: Vec<(usize, usize, Loose)> = Vec::new();
-    for m in email.find_iter(bytes) {
-        out.push((m.start(), m.end(), Loose::Email));
-    }
-    for m in secret.find_iter(bytes) {
-        let glued = m.start().checked_sub(1).and_then(|i| bytes.get(i)).is_some_and(u8::is_ascii_alphanumeric);
-        if !glued {
-            out.push((m.start(), m.end(), Loose::Secret));
+    let mut covered = 0usize;
+    let mut i = 0usize;
+    while i < bytes.len() {
+        let b = bytes.get(i).copied().unwrap_or_default();
+        if b == b'@' {
+            if let Some(end) = email_end(bytes, i) {
+                let head = bytes.get(covered..i).unwrap_or_default();
+                let local = head.iter().rev().take_while(|&&c| local_char(c)).count();
+                if local > 0 {
+                    // A secret found earlier inside this address's local part is part of it.
+                    let start = i - local;
+                    while out.last().is_some_and(|last| last.1 > start) {
+                        out.pop();
+                    }
+                    out.push((start, end, Loose::Email));
+                    covered = end;
+                    i = end;
+                    continue;
+                }
+            }
         }
-    }
-    out.sort_by_key(|&(start, end, _)| (start, std::cmp::Reverse(end)));
-    let mut kept: Vec<(usize, usize, Loose)> = Vec::with_capacity(out.len());
-    for span in out {
-        if kept.last().is_none_or(|last| span.0 >= last.1) {
-            kept.push(span);
+        let glued = i.checked_sub(1).and_then(|j| bytes.get(j)).is_some_and(u8::is_ascii_alphanumeric);
+        if !glued && i >= covered {
+            if let Some(end) = secret_end(bytes, i) {
+                out.push((i, end, Loose::Secret));
+                covered = end;
+                i = end;
+                continue;
+            }
         }
+        i += 1;
     }
-    // Regex spans end on ASCII bytes, so they are on character boundaries.
-    kept.retain(|&(s, e, _)| text.is_char_boundary(s) && text.is_char_boundary(e));
-    kept
+    // Spans end on ASCII bytes, so they are on character boundaries.
+    out.retain(|&(s, e, _)| text.is_char_boundary(s) && text.is_char_boundary(e));
+    out
 }
 
 /// `text` with its [`loose_spans`] replaced by their placeholders: for free text another filter
