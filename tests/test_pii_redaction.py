@@ -221,7 +221,8 @@ def test_a_compressed_request_is_refused_when_nothing_unscanned_may_reach_the_pr
 
 
 def send_canaries(envoy, mode: str) -> None:
-    text = " ".join(f"{k}: {v}" for k, v in CANARIES.items())
+    # And a long multi-line secret (issue 20): a 2048-bit RSA key, 1.7 KB over 28 lines.
+    text = " ".join(f"{k}: {v}" for k, v in CANARIES.items()) + f"\nkey:\n{read_test_key(RSA_2048)}\nend"
     headers = {"x-canary-card": CANARIES["card"], "x-canary-key": CANARIES["openai_key"],
                "cookie": f"session={CANARIES['email']}"}
     client = openai_client(envoy, **headers)
@@ -240,9 +241,17 @@ def test_canaries_never_reach_a_log_stat_config_dump_or_in_traffic_mode_the_prov
               "capture": {"parts": ["last_user", "system", "completion"], "max_bytes": 2048}}
     envoy = start_envoy({PII_FILTER: config}, mutate=as_bundle if pack == "bundle" else None)
     # llmock echoes nothing of the prompt by default; make the model say the canaries back.
-    fresh_upstream.scenario({"type": "reply", "text": " ".join(CANARIES.values()), "times": 2})
+    fresh_upstream.scenario({"type": "reply", "text": " ".join(CANARIES.values()) + f"\n{read_test_key(RSA_2048)}\nok",
+                             "times": 2})
     send_canaries(envoy, mode)
-    envoy.wait_access_log(2)
+    lines = envoy.wait_access_log(2)
+    if mode != "traffic":
+        # Every part was captured (checked, not withheld), and none holds any of the key.
+        for line in lines:
+            for part in ("last_user", "system", "completion"):
+                if part == "system" and line is lines[1]:
+                    continue  # the streamed request has no system message
+                assert f"llmobs.capture.{part}" in line, f"{mode}: {part} not captured"
     time.sleep(0.5)
     sinks = {
         "access log": envoy.access_log_path.read_text(),
@@ -257,6 +266,7 @@ def test_canaries_never_reach_a_log_stat_config_dump_or_in_traffic_mode_the_prov
         for name, value in CANARIES.items():
             assert value not in content, f"{mode}: {name} canary in {sink}"
         assert PII_KEY_B64 not in content, f"{mode}: the pseudonym key in {sink}"
+        assert_no_key(read_test_key(RSA_2048), content, f"{mode}: {sink}")
     if mode == "telemetry":
         # Telemetry mode never changes traffic: the provider got the canaries as sent.
         assert CANARIES["email"] in json.dumps(llmock_bodies(fresh_upstream))
@@ -330,3 +340,213 @@ def test_rule_updates_apply_on_the_next_request_and_a_bad_rule_keeps_the_previou
         assert envoy.metric("llmobs_pii_rule_set", rule_set_version="2026-11-27") == 1
     finally:
         envoy.stop()
+
+
+# ---- Issue 20: multi-line secrets in streams, and the capture check ---------------------------
+
+KEYS_DIR = ROOT / "tests" / "fixtures" / "keys"  # test-only keys (README.md there)
+
+
+def read_test_key(name: str) -> str:
+    return (KEYS_DIR / name).read_text().strip()
+
+
+RSA_2048 = "test-only-rsa2048-pkcs8.pem"
+ALL_KEYS = [RSA_2048, "test-only-rsa4096-pkcs1.pem", "test-only-ec-p256.pem", "test-only-ed25519-openssh.pem"]
+
+
+def key_fragments(pem: str) -> list[str]:
+    """Every 16-character window of the key's base64 body (lines joined), stepping by 8: any leaked
+    run of 24 or more of its characters contains one, however it was cut or split into lines."""
+    body = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
+    return [body[i:i + 16] for i in range(0, len(body) - 15, 8)]
+
+
+def assert_no_key(pem: str, text: str, where: str) -> None:
+    joined = re.sub(r"\s", "", text.replace("\\n", ""))
+    for fragment in key_fragments(pem):
+        assert fragment not in joined, f"{where}: the key's {fragment!r} leaked"
+
+
+def sinks_of(envoy) -> dict[str, str]:
+    return {
+        "access log": envoy.access_log_path.read_text(),
+        "envoy log (info, wasm at trace)": envoy.log_text(),
+        "stats": http_get(envoy.admin + "/stats")[1].decode(),
+        "prometheus": envoy.prometheus(),
+        "config_dump": envoy.config_dump(),
+        "clusters": http_get(envoy.admin + "/clusters")[1].decode(),
+    }
+
+
+def stream_openai_chat(envoy, tool: bool) -> str:
+    client = openai_client(envoy)
+    stream = client.chat.completions.create(model="gpt-4o-mini", stream=True,
+                                            messages=[{"role": "user", "content": "the deploy key, please"}])
+    out = []
+    for chunk in stream:
+        for choice in chunk.choices:
+            out.append(choice.delta.content or "")
+            for call in choice.delta.tool_calls or []:
+                out.append(call.function.arguments or "" if call.function else "")
+    return "".join(out)
+
+
+def stream_responses(envoy, tool: bool) -> str:
+    client = openai_client(envoy)
+    out = []
+    with client.responses.stream(model="gpt-4o-mini", input="the deploy key, please") as stream:
+        for event in stream:
+            if event.type in ("response.output_text.delta", "response.function_call_arguments.delta"):
+                out.append(event.delta)
+        final = stream.get_final_response()
+    return "".join(out) + "\n" + final.model_dump_json()
+
+
+def stream_anthropic(envoy, tool: bool) -> str:
+    client = anthropic.Anthropic(base_url=envoy.url + "/anthropic", api_key="sk-ant-test", max_retries=0, timeout=30)
+    out = []
+    with client.messages.stream(model="claude-3-5-haiku-latest", max_tokens=4096,
+                                messages=[{"role": "user", "content": "the deploy key, please"}]) as stream:
+        for event in stream:
+            if event.type == "content_block_delta":
+                out.append(getattr(event.delta, "text", None) or getattr(event.delta, "partial_json", None) or "")
+        final = stream.get_final_message()
+    return "".join(out) + "\n" + final.model_dump_json()
+
+
+def stream_gemini(envoy, tool: bool) -> str:
+    status, _, body = post_json(envoy.url + "/gemini/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
+                                {"contents": [{"role": "user", "parts": [{"text": "the deploy key, please"}]}]},
+                                {"x-goog-api-key": "test"})
+    assert status == 200, body[:300]
+    out = []
+    for line in body.decode().splitlines():
+        if line.startswith("data: "):
+            for candidate in json.loads(line[6:]).get("candidates", []):
+                for part in candidate.get("content", {}).get("parts", []):
+                    out.append(part.get("text") or json.dumps(part.get("functionCall", {})))
+    return "".join(out)
+
+
+STREAMERS = {"openai_chat": stream_openai_chat, "responses": stream_responses, "anthropic": stream_anthropic,
+             "gemini": stream_gemini}
+
+
+@pytest.mark.parametrize("pack", ["separate_filters", "bundle"])
+def test_a_streamed_private_key_never_reaches_the_client_or_the_access_log(start_envoy, fresh_upstream, pack):
+    """Issue 20: a PKCS#8 RSA-2048 key streamed by the model reached `llmobs.capture.completion`
+    raw (and the client, past the stream window). The demo configuration (`both`, private keys
+    blocked, completion captured), streamed text and tool calls on every wire llmock streams,
+    and RSA-4096, EC and OpenSSH keys as text."""
+    envoy = start_envoy(mutate=as_bundle if pack == "bundle" else None)
+    cases = [(wire, tool, RSA_2048) for wire in STREAMERS for tool in (False, True)]
+    cases += [("openai_chat", False, name) for name in ALL_KEYS[1:]] + [("anthropic", True, ALL_KEYS[1])]
+    for i, (wire, tool, name) in enumerate(cases):
+        pem = read_test_key(name)
+        text = f"Here is the key you asked for:\n{pem}\nKeep it safe."
+        if tool:
+            fresh_upstream.scenario({"type": "reply", "tool_calls": [{"name": "save_key", "arguments": {"pem": text}}]})
+        else:
+            fresh_upstream.scenario({"type": "reply", "text": text})
+        what = f"{pack} {wire} {'tool call' if tool else 'text'} {name}"
+        seen = STREAMERS[wire](envoy, tool)
+        assert_no_key(pem, seen, f"{what}: client")
+        assert "[BLOCKED:PRIVATE_KEY]" in seen, f"{what}: {seen[:400]}"
+        if not (tool and wire == "gemini"):  # Gemini sends a call whole: nothing after the key to hold
+            assert "Keep it safe." in seen, f"{what}: the text after the key arrives: {seen[-300:]}"
+        line = envoy.wait_access_log(i + 1)[-1]
+        validate_log_line(line)
+        assert line["llmobs.pii.detections"] == "response:private_key=1", what
+        assert line["llmobs.pii.outcome"] == "redacted", what
+        capture = line.get("llmobs.capture.completion", "")
+        assert "BEGIN" not in capture, f"{what}: {capture}"
+        if not tool:
+            assert "[BLOCKED:PRIVATE_KEY]" in capture, f"{what}: {capture}"
+    time.sleep(0.5)
+    for sink, content in sinks_of(envoy).items():
+        for name in ALL_KEYS:
+            assert_no_key(read_test_key(name), content, f"{pack}: {sink}")
+    assert envoy.metric("llmobs_pii_detections", entity="private_key", action="block", direction="response") == len(cases)
+
+
+@pytest.mark.parametrize("pack", ["separate_filters", "bundle"])
+def test_a_private_key_bedrock_streams_is_masked_for_the_client_and_every_sink(start_envoy, tmp_path, pack):
+    """Bedrock's binary event stream, rewritten frame by frame (new lengths and CRCs): the key
+    streamed as text (40 characters a frame) and as tool input never reaches the client or a
+    sink, the frames still decode, and token accounting still reads the whole stream."""
+    import sys
+    sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "providers"))
+    from make_eventstream import event  # the fixtures' own frame encoder
+
+    from harness import Upstream
+    pem = read_test_key(RSA_2048)
+    text = f"Here is the key:\n{pem}\nKeep it safe."
+    args = json.dumps({"pem": text})
+    (tmp_path / "fixtures").mkdir()
+    for name, tool in [("bedrock-key-text", False), ("bedrock-key-tool", True)]:
+        frames = [event("messageStart", {"role": "assistant"}, 8)]
+        if tool:
+            frames.append(event("contentBlockStart", {"contentBlockIndex": 0,
+                                                      "start": {"toolUse": {"toolUseId": "t1", "name": "save_key"}}}, 3))
+        streamed = args if tool else text
+        frames += [event("contentBlockDelta", {"contentBlockIndex": 0, "delta": (
+            {"toolUse": {"input": streamed[i:i + 40]}} if tool else {"text": streamed[i:i + 40]})}, 4)
+                   for i in range(0, len(streamed), 40)]
+        frames += [event("contentBlockStop", {"contentBlockIndex": 0}, 2),
+                   event("messageStop", {"stopReason": "tool_use" if tool else "end_turn"}, 2),
+                   event("metadata", {"usage": {"inputTokens": 12, "outputTokens": 700, "totalTokens": 712},
+                                      "metrics": {"latencyMs": 900}}, 2)]
+        case = tmp_path / "fixtures" / name
+        case.mkdir()
+        (case / "response.bin").write_bytes(b"".join(frames))
+        (case / "meta.json").write_text(json.dumps({
+            "method": "POST", "path": f"/model/{name}/converse-stream", "status": 200,
+            "response_headers": {"content-type": "application/vnd.amazon.eventstream"},
+            "response_file": "response.bin", "expected": {"stream": True}}))
+    replay = Upstream(tmp_path / "replay.log", script="replay_upstream.py", args=("--fixtures", str(tmp_path / "fixtures")))
+    try:
+        def routed(config):
+            route_everything_to(config, replay.port)
+            if pack == "bundle":
+                as_bundle(config)
+        envoy = start_envoy(mutate=routed)
+        for i, (name, tool) in enumerate([("bedrock-key-text", False), ("bedrock-key-tool", True)]):
+            status, _, body = post_json(envoy.url + f"/model/{name}/converse-stream",
+                                        {"messages": [{"role": "user", "content": [{"text": "the key"}]}]})
+            assert status == 200
+            payloads = decode_event_stream(body)
+            seen = "".join(p.get("delta", {}).get("toolUse", {}).get("input", "") if tool
+                           else p.get("delta", {}).get("text", "") for p in payloads)
+            assert_no_key(pem, seen, f"{pack} {name}: client")
+            assert "[BLOCKED:PRIVATE_KEY]" in seen and "Keep it safe." in seen, seen
+            if tool:
+                assert "[BLOCKED:PRIVATE_KEY]" in json.loads(seen)["pem"], "the tool input is still JSON"
+            line = envoy.wait_access_log(i + 1)[-1]
+            validate_log_line(line)
+            assert line["llmobs.pii.detections"] == "response:private_key=1"
+            assert line["llmobs.stream_outcome"] == "completed", "accounting read every frame"
+            assert int(line["gen_ai.usage.output_tokens"]) == 700
+            if not tool:
+                assert "[BLOCKED:PRIVATE_KEY]" in line["llmobs.capture.completion"]
+        time.sleep(0.5)
+        for sink, content in sinks_of(envoy).items():
+            assert_no_key(pem, content, f"{pack}: {sink}")
+    finally:
+        replay.stop()
+
+
+def decode_event_stream(body: bytes) -> list[dict]:
+    """The JSON payloads of an AWS event stream, each frame's lengths and CRCs checked."""
+    import struct
+    import zlib
+    out, at = [], 0
+    while at < len(body):
+        total, headers = struct.unpack(">II", body[at:at + 8])
+        assert struct.unpack(">I", body[at + 8:at + 12])[0] == zlib.crc32(body[at:at + 8]), "prelude CRC"
+        frame = body[at:at + total]
+        assert struct.unpack(">I", frame[-4:])[0] == zlib.crc32(frame[:-4]), "message CRC"
+        out.append(json.loads(frame[12 + headers:-4]))
+        at += total
+    assert at == len(body)
+    return out

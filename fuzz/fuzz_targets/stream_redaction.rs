@@ -1,21 +1,35 @@
 //! Streaming redaction: never panics on any bytes for any wire, stays within its caps, forwards
 //! the input unchanged when the editor finds nothing, and gives the same output whether the input
-//! arrives whole or split at any point.
+//! arrives whole or split at any point. And (issue 20) a private key planted anywhere in a reply
+//! streamed through the whole filter reaches no sink and, in traffic mode, not the client, on
+//! any wire (Bedrock's binary event stream included), in text or a tool call, at any event size,
+//! split and caps.
 //!
 //! Input: byte 0 picks the split point, byte 1 the wire (low 3 bits) and tight or default limits
-//! (bit 3; tight limits reach the forced releases and the oversized-event path quickly); the rest
-//! is the stream.
+//! (bit 3; tight limits reach the forced releases and the oversized-event path quickly), and, for
+//! the planted key, the key, text or tool call and the event size (bits 4-7); the rest is the
+//! stream, and for the planted key the reply's text around it.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+use llmobs_core::filter_state as fs;
 use llmobs_core::pii::{Detector, Entity};
 use llmobs_core::redaction::stream::{Edit, Editor, StreamLimits, StreamRedactor};
+use llmobs_core::redaction::PiiRedaction;
 use llmobs_core::token_accounting::provider::Wire;
+use llmobs_testkit::FakeHost;
+use serde_json::{json, Value};
 use std::sync::OnceLock;
 
 static DETECTOR: OnceLock<Detector> = OnceLock::new();
 
 const WIRES: [Wire; 5] =
     [Wire::OpenAiChat, Wire::OpenAiResponses, Wire::AnthropicMessages, Wire::Gemini, Wire::BedrockConverse];
+
+/// Test-only keys (tests/fixtures/keys/README.md).
+const KEYS: [&str; 2] = [
+    include_str!("../../tests/fixtures/keys/test-only-ec-p256.pem"),
+    include_str!("../../tests/fixtures/keys/test-only-rsa2048-pkcs8.pem"),
+];
 
 fn run(wire: Wire, limits: StreamLimits, chunks: &[&[u8]], editor: &mut Editor<'_>) -> (Vec<u8>, Vec<u16>) {
     let mut redactor = StreamRedactor::new(wire, limits);
@@ -39,7 +53,8 @@ fuzz_target!(|data: &[u8]| {
     let split = usize::from(*at) % (body.len() + 1);
     let (a, b) = body.split_at(split);
     let wire = WIRES[usize::from(mode & 7) % WIRES.len()];
-    let limits = if mode & 8 != 0 {
+    let tight = mode & 8 != 0;
+    let limits = if tight {
         StreamLimits {
             window_bytes: 16,
             max_held_events: 4,
@@ -65,8 +80,215 @@ fuzz_target!(|data: &[u8]| {
                 end: m.end,
                 replacement: Some(format!("[{}]", m.entity.label())),
                 kind: m.entity as u16,
+                closes_with: None,
             })
             .collect()
     };
     assert_eq!(run(wire, limits, &[body], &mut redact), run(wire, limits, &[a, b], &mut redact));
+
+    // The planted key is the slow part (thousands of events through the filter): short inputs
+    // only, so the properties above keep their pace on the large recorded streams.
+    if body.len() <= 512 {
+        planted_key(*at, *mode, body);
+    }
 });
+
+// ---- a private key planted in a streamed reply, through the whole filter ----------------------
+
+fn host(path: &str) -> FakeHost {
+    let mut host = FakeHost::with_request_headers(&[(":path", path), ("content-type", "application/json")]);
+    host.env.insert("K".into(), b"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_vec());
+    host.set_property(&[fs::SAMPLED], b"true");
+    host
+}
+
+fn make_filter(stream: Value) -> Option<PiiRedaction> {
+    let config = json!({"mode": "both", "entities": {"private_key": "block", "email": "pseudonymize"},
+        "pseudonym_key": {"env": "K", "id": "k1"},
+        "capture": {"parts": ["completion"], "max_bytes": 256}, "stream": stream});
+    PiiRedaction::new(config.to_string().as_bytes(), &mut host("/")).ok()
+}
+
+thread_local! {
+    // Compiled once, as in a VM: default caps, and caps of three events (forced releases).
+    static FILTERS: [Option<PiiRedaction>; 2] = [
+        make_filter(json!({})),
+        make_filter(json!({"window_bytes": 64, "max_held_events": 3, "max_held_bytes": 2048})),
+    ];
+}
+
+/// `text` without whitespace and JSON line-break escapes, so a key's lines join.
+fn joined(text: &str) -> String {
+    text.replace("\\n", "").chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+fn sse(events: &[Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in events {
+        out.extend_from_slice(format!("data: {e}\n\n").as_bytes());
+    }
+    out
+}
+
+/// The reply streamed the way `wire` streams it, `size` characters per event.
+fn stream(wire: usize, reply: &str, tool: bool, size: usize) -> (&'static str, Vec<u8>) {
+    let args = json!({"pem": reply}).to_string();
+    let streamed = if tool { args.as_str() } else { reply };
+    let chars: Vec<char> = streamed.chars().collect();
+    let parts: Vec<String> = chars.chunks(size).map(|c| c.iter().collect()).collect();
+    let mut events = Vec::new();
+    match wire {
+        0 => {
+            for p in &parts {
+                let delta = if tool {
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": p}}]})
+                } else {
+                    json!({"content": p})
+                };
+                events.push(json!({"choices": [{"index": 0, "delta": delta}]}));
+            }
+            events.push(json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}));
+            ("/v1/chat/completions", sse(&events))
+        }
+        1 => {
+            let (kind, done, field) = if tool {
+                ("response.function_call_arguments.delta", "response.function_call_arguments.done", "arguments")
+            } else {
+                ("response.output_text.delta", "response.output_text.done", "text")
+            };
+            for p in &parts {
+                events.push(json!({"type": kind, "output_index": 0, "content_index": 0, "delta": p}));
+            }
+            events.push(json!({"type": done, "output_index": 0, "content_index": 0, field: streamed}));
+            ("/v1/responses", sse(&events))
+        }
+        2 => {
+            for p in &parts {
+                let delta = if tool {
+                    json!({"type": "input_json_delta", "partial_json": p})
+                } else {
+                    json!({"type": "text_delta", "text": p})
+                };
+                events.push(json!({"type": "content_block_delta", "index": 0, "delta": delta}));
+            }
+            events.push(json!({"type": "message_stop"}));
+            ("/v1/messages", sse(&events))
+        }
+        3 => {
+            for p in &parts {
+                events.push(json!({"candidates": [{"index": 0, "content": {"parts": [{"text": p}]}}]}));
+            }
+            ("/v1beta/models/g:streamGenerateContent?alt=sse", sse(&events))
+        }
+        _ => {
+            let mut out = Vec::new();
+            for p in &parts {
+                let delta = if tool { json!({"toolUse": {"input": p}}) } else { json!({"text": p}) };
+                out.extend(frame("contentBlockDelta", &json!({"contentBlockIndex": 0, "delta": delta})));
+            }
+            out.extend(frame("messageStop", &json!({"stopReason": "end_turn"})));
+            ("/model/m/converse-stream", out)
+        }
+    }
+}
+
+/// One AWS event-stream frame (tests/fixtures/providers/make_eventstream.py's layout).
+fn frame(event_type: &str, payload: &Value) -> Vec<u8> {
+    let mut headers = Vec::new();
+    for (name, value) in [(":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")] {
+        headers.push(name.len() as u8);
+        headers.extend_from_slice(name.as_bytes());
+        headers.push(7);
+        headers.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        headers.extend_from_slice(value.as_bytes());
+    }
+    let body = payload.to_string().into_bytes();
+    let total = 12 + headers.len() + body.len() + 4;
+    let mut out = Vec::new();
+    out.extend_from_slice(&(total as u32).to_be_bytes());
+    out.extend_from_slice(&(headers.len() as u32).to_be_bytes());
+    let prelude_crc = crc32fast::hash(&out);
+    out.extend_from_slice(&prelude_crc.to_be_bytes());
+    out.extend_from_slice(&headers);
+    out.extend_from_slice(&body);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// Every string of every event the client receives (a Bedrock stream's frames must decode).
+fn client_strings(bedrock: bool, bytes: &[u8]) -> String {
+    fn walk(v: &Value, out: &mut String) {
+        match v {
+            Value::String(s) => out.push_str(s),
+            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            Value::Object(map) => map.values().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    if bedrock {
+        let mut decoder = llmobs_core::framing::event_stream::EventStreamDecoder::new(1 << 20);
+        let decoded = decoder.push(bytes, &mut |m| {
+            if let Ok(v) = serde_json::from_slice::<Value>(m.payload()) {
+                walk(&v, &mut out);
+                out.push('\n');
+            }
+        });
+        assert!(decoded.is_ok(), "a rewritten Bedrock stream does not decode");
+        return out;
+    }
+    for line in String::from_utf8_lossy(bytes).lines() {
+        if let Some(Ok(v)) = line.strip_prefix("data: ").map(serde_json::from_str::<Value>) {
+            walk(&v, &mut out);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn planted_key(at: u8, mode: u8, body: &[u8]) {
+    let key = KEYS[usize::from(mode >> 7)];
+    let text = String::from_utf8_lossy(body).into_owned();
+    let mut cut = usize::from(at).min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let reply = format!("{}{key}{}", &text[..cut], &text[cut..]);
+    let tool = mode & 0x40 != 0;
+    let size = 3 + usize::from((mode >> 4) & 3) * 5;
+    let (path, stream) = stream(usize::from(mode & 7) % 5, &reply, tool, size);
+    FILTERS.with(|filters| {
+        let filter = filters[usize::from(mode & 8 != 0)].as_ref().unwrap_or_else(|| panic!("the fuzz configuration is refused"));
+        through_filter(filter, path, &stream, at, key, &text);
+    });
+}
+
+fn through_filter(filter: &PiiRedaction, path: &str, stream: &[u8], at: u8, key: &str, text: &str) {
+    let mut host = host(path);
+    let mut ex = filter.on_request_headers(&mut host);
+    filter.on_request_body(&mut host, &mut ex, br#"{"model":"m","messages":[{"role":"user","content":"key?"}]}"#);
+    host.add_response_header(":status", "200");
+    let binary = path.starts_with("/model/");
+    host.add_response_header("content-type", if binary { "application/vnd.amazon.eventstream" } else { "text/event-stream" });
+    filter.on_response_headers(&mut host, &mut ex);
+    let split = (usize::from(at) * 7) % (stream.len() + 1);
+    let (a, b) = stream.split_at(split);
+    let mut out = filter.on_response_chunk(&mut host, &mut ex, a, false).unwrap_or_default();
+    out.extend(filter.on_response_chunk(&mut host, &mut ex, b, true).unwrap_or_default());
+    filter.finish(&mut host, &mut ex);
+
+    // Fragments of the key's body that the fuzzed text does not hold itself.
+    let own = joined(text);
+    let key_body: Vec<char> = key.lines().filter(|l| !l.starts_with("-----")).collect::<String>().chars().collect();
+    let client = joined(&client_strings(path.starts_with("/model/"), &out));
+    let sinks = joined(&host.all_sinks());
+    for window in key_body.windows(16).step_by(8) {
+        let fragment: String = window.iter().collect();
+        if own.contains(&fragment) {
+            continue;
+        }
+        assert!(!client.contains(&fragment), "the planted key reached the client: {fragment}");
+        assert!(!sinks.contains(&fragment), "the planted key reached a sink: {fragment}");
+    }
+}

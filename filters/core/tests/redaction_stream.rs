@@ -32,6 +32,7 @@ fn detector_editor(detector: &Detector) -> impl FnMut(&str) -> Vec<Edit> + '_ {
                 end: m.end,
                 replacement: Some(format!("[{}]", m.entity.label().to_uppercase())),
                 kind: kind(m.entity),
+                closes_with: None,
             })
             .collect()
     }
@@ -345,10 +346,7 @@ fn provider_fixtures_pass_unchanged_without_edits_and_chunk_independently_with_t
         for chunks in chunkings(body) {
             assert_eq!(run(detected.wire, limits(), &chunks, &mut detector_editor(&detector)).bytes, whole.bytes);
         }
-        if detected.wire == Wire::BedrockConverse {
-            assert!(!whole.redactor.supported());
-            assert_eq!(&whole.bytes, body);
-        } else if fixture.name.contains("-pii-") {
+        if fixture.name.contains("-pii-") {
             // Planted PII (a card and an email, one character per event): two values, rewritten.
             assert_ne!(&whole.bytes, body, "{}", fixture.name);
             assert_eq!(whole.committed.len(), 2, "{}", fixture.name);
@@ -432,7 +430,13 @@ fn count_only_edits_change_nothing_and_are_committed_once() {
             detector
                 .scan(text)
                 .into_iter()
-                .map(|m| Edit { start: m.start, end: m.end, replacement: None, kind: kind(m.entity) })
+                .map(|m| Edit {
+                    start: m.start,
+                    end: m.end,
+                    replacement: None,
+                    kind: kind(m.entity),
+                    closes_with: None,
+                })
                 .collect()
         }
     };
@@ -480,7 +484,13 @@ fn a_value_cut_by_a_forced_release_goes_out_whole_with_it() {
     // (redacted) rather than split.
     let mut editor = |text: &str| -> Vec<Edit> {
         text.match_indices("SECRET")
-            .map(|(at, s)| Edit { start: at, end: at + s.len(), replacement: Some("[S]".into()), kind: 7 })
+            .map(|(at, s)| Edit {
+                start: at,
+                end: at + s.len(),
+                replacement: Some("[S]".into()),
+                kind: 7,
+                closes_with: None,
+            })
             .collect()
     };
     let text = format!("ok SECRET{}", "z".repeat(40));
@@ -536,13 +546,15 @@ fn unparsed_and_oversized_events_pass_unchanged_and_are_counted() {
 }
 
 #[test]
-fn bedrock_streams_pass_through_as_unsupported() {
+fn a_bedrock_stream_whose_framing_cannot_be_read_passes_unchanged_and_counted() {
     let detector = Detector::new(&Entity::ALL);
-    let body = format!("anything {EMAIL}");
-    let out = run(Wire::BedrockConverse, limits(), &[body.as_bytes()], &mut detector_editor(&detector));
-    assert!(!out.redactor.supported());
-    assert_eq!(out.bytes, body.as_bytes());
-    assert!(out.committed.is_empty());
+    let body = format!("not an event stream, with {EMAIL} and {CARD} in it");
+    for chunks in chunkings(body.as_bytes()) {
+        let out = run(Wire::BedrockConverse, limits(), &chunks, &mut detector_editor(&detector));
+        assert_eq!(out.bytes, body.as_bytes());
+        assert!(out.committed.is_empty());
+        assert_eq!(out.redactor.stats().oversized_events, 1, "the unreadable prelude is counted once");
+    }
 }
 
 #[test]

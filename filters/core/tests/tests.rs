@@ -16,6 +16,7 @@ mod minting;
 mod pii;
 mod pricing;
 mod redaction;
+mod redaction_secrets;
 mod redaction_stream;
 mod retrieval;
 mod token_accounting;

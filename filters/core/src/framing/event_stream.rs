@@ -130,6 +130,22 @@ impl<'a> Message<'a> {
         self.payload
     }
 
+    /// The same message with another payload, encoded (lengths and both CRCs computed): what
+    /// the PII redactor sends when it rewrites a Bedrock stream event.
+    pub fn with_payload(&self, payload: &[u8]) -> Vec<u8> {
+        let total = PRELUDE_LEN + self.headers.len() + payload.len() + CRC_LEN;
+        let mut out = Vec::with_capacity(total);
+        out.extend_from_slice(&u32::try_from(total).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(&u32::try_from(self.headers.len()).unwrap_or(u32::MAX).to_be_bytes());
+        let prelude_crc = crc32fast::hash(&out);
+        out.extend_from_slice(&prelude_crc.to_be_bytes());
+        out.extend_from_slice(self.headers);
+        out.extend_from_slice(payload);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
     /// The headers in wire order.
     pub fn headers(&self) -> Headers<'a> {
         Headers { rest: self.headers }
@@ -250,7 +266,7 @@ fn parse_header(input: &[u8]) -> Option<(Header<'_>, &[u8])> {
 }
 
 /// Checks a 12-byte prelude and returns the message's total length.
-fn check_prelude(prelude: &[u8], cap: usize) -> Result<usize, EventStreamError> {
+pub(crate) fn check_prelude(prelude: &[u8], cap: usize) -> Result<usize, EventStreamError> {
     let (Some(total), Some(headers), Some(expected)) = (be_u32(prelude, 0), be_u32(prelude, 4), be_u32(prelude, 8))
     else {
         // Callers pass exactly 12 bytes; treat anything else as a corrupt prelude.
@@ -277,7 +293,7 @@ fn check_prelude(prelude: &[u8], cap: usize) -> Result<usize, EventStreamError> 
 }
 
 /// Checks and splits one whole message whose prelude was already checked.
-fn decode_message(frame: &[u8]) -> Result<Message<'_>, EventStreamError> {
+pub(crate) fn decode_message(frame: &[u8]) -> Result<Message<'_>, EventStreamError> {
     let body_len = frame.len().saturating_sub(CRC_LEN);
     let (body, crc) = take(frame, body_len).ok_or(EventStreamError::MalformedHeaders)?;
     let expected = be_u32(crc, 0).ok_or(EventStreamError::MalformedHeaders)?;

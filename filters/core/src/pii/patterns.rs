@@ -287,14 +287,7 @@ pub(super) fn confirm(pass: Pass, text: &[u8], start: usize, end: usize) -> Opti
     match pass {
         Pass::Tokens => confirm_token(text, start, end, value),
         Pass::Bearer => confirm_bearer(text, start, value),
-        Pass::Email => {
-            // The regex cannot start inside a local part, and it ends the domain greedily: what
-            // follows must not be more domain (`.c0m`), more word or another `@`.
-            let right_ok = at(text, end).is_none_or(|b| !(is_word(b) || b == b'-' || b == b'@'))
-                && !(at(text, end) == Some(b'.') && at(text, end + 1).is_some_and(is_word));
-            (right_ok && validate::email(value)).then_some(())?;
-            found(Entity::Email)
-        }
+        Pass::Email => confirm_email(text, start, end, value),
         Pass::Card => {
             let sep = value.iter().copied().find(|b| !b.is_ascii_digit());
             let right_ok = clear_right_of_word(text, end)
@@ -333,6 +326,23 @@ pub(super) fn confirm(pass: Pass, text: &[u8], start: usize, end: usize) -> Opti
         }
         Pass::Ipv6 => confirm_ipv6(text, start, end, value),
     }
+}
+
+/// The regex cannot start inside a local part, and it ends the domain on the last label's run
+/// of letters. A host label may go on with digits and hyphens (`example.com65r` is a valid host
+/// name), so such a glued run is the rest of the last label and the address is taken whole
+/// (`alice@example.com65r`, issue 20); the letters before it are validated as the TLD (a
+/// hyphen the label would end on is not part of it). What follows must not be more domain
+/// (`.c0m`), more word or another `@`.
+fn confirm_email(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<Found> {
+    let rest = text.get(end..).unwrap_or_default();
+    let glued = rest.iter().take_while(|&&b| b.is_ascii_alphanumeric() || b == b'-').count();
+    let glued = glued - rest.get(..glued).unwrap_or_default().iter().rev().take_while(|&&b| b == b'-').count();
+    let full_end = end + glued;
+    let right_ok = at(text, full_end).is_none_or(|b| !(is_word(b) || b == b'@'))
+        && !(at(text, full_end) == Some(b'.') && at(text, full_end + 1).is_some_and(is_word));
+    (right_ok && validate::email(value)).then_some(())?;
+    Some(Found { entity: Entity::Email, start, end: full_end })
 }
 
 fn digit_run(text: &[u8], from: usize) -> usize {

@@ -23,6 +23,7 @@
 pub mod config;
 pub mod fields;
 pub mod rules;
+pub mod secrets;
 pub mod stream;
 
 use crate::config::ConfigError;
@@ -50,6 +51,22 @@ const CUSTOM_BASE: u16 = 1000;
 /// Captured completions are read this much longer than the cap, scrubbed, then cut, so a value
 /// at the cap boundary is scrubbed whole before the cut.
 const CAPTURE_SLACK: usize = 256;
+/// Base64 characters a private key block needs after its BEGIN line to count as a key (the
+/// built-in detector's bar for a closed block).
+const MIN_KEY_BODY: usize = 16;
+/// Scans of a checked capture after its first scrub before it is withheld.
+const CHECK_ROUNDS: usize = 3;
+
+/// What [`PiiRedaction::check_output`] made of a text.
+#[derive(Debug)]
+enum Checked {
+    /// The scrubbed text held nothing more.
+    Clean(String),
+    /// The check masked what the scrub left (counted).
+    Masked(String),
+    /// Still not clean after every round: not written (counted).
+    Withheld,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Kind {
@@ -187,6 +204,8 @@ pub struct Exchange {
     sampled: bool,
     fingerprint: Option<String>,
     captures: BTreeMap<CapturePart, String>,
+    /// What the last check of each written text did, when it did something: (part, result).
+    capture_checks: Vec<(&'static str, &'static str)>,
     /// The model and stream flag of the request as it goes upstream, from this filter's parse
     /// (the bundle hands them to accounting instead of a second parse).
     request_facts: Option<RequestFacts>,
@@ -358,6 +377,7 @@ impl PiiRedaction {
                 && host.property(&[fs::SAMPLED]).is_some_and(|v| v == b"true"),
             fingerprint: None,
             captures: BTreeMap::new(),
+            capture_checks: Vec::new(),
             request_facts: None,
             finished: false,
         };
@@ -574,15 +594,29 @@ impl PiiRedaction {
     fn record_prompt(&self, ex: &mut Exchange, system: &[String], system_typed: &[String], last_user: Option<String>) {
         if self.config.fingerprint.enabled && !system_typed.is_empty() {
             if let Some(p) = &self.pseudonymizer {
-                let masked = self.masks.mask(&system_typed.join("\n"), "\u{0}");
-                let normalized = masked.split_whitespace().collect::<Vec<_>>().join(" ");
-                ex.fingerprint = Some(p.fingerprint(&normalized));
+                // Hashed, never written; checked like a capture all the same, so that a value
+                // the detectors missed neither varies the fingerprint per user nor feeds it.
+                let input = match self.check_output(&system_typed.join("\n"), false, usize::MAX, false) {
+                    Checked::Clean(text) => Some(text),
+                    Checked::Masked(text) => {
+                        ex.capture_checks.push(("fingerprint", "masked"));
+                        Some(text)
+                    }
+                    Checked::Withheld => {
+                        ex.capture_checks.push(("fingerprint", "withheld"));
+                        None
+                    }
+                };
+                if let Some(input) = input {
+                    let masked = self.masks.mask(&input, "\u{0}");
+                    let normalized = masked.split_whitespace().collect::<Vec<_>>().join(" ");
+                    ex.fingerprint = Some(p.fingerprint(&normalized));
+                }
             }
         }
         if !(ex.sampled && self.config.mode.captures()) {
             return;
         }
-        let cap = self.config.capture.max_bytes;
         for part in &self.config.capture.parts {
             let text = match part {
                 CapturePart::System if !system.is_empty() => system.join("\n"),
@@ -592,7 +626,30 @@ impl PiiRedaction {
                 },
                 _ => continue,
             };
-            ex.captures.insert(*part, cut(&text, cap).to_string());
+            self.store_capture(ex, *part, &text, false);
+        }
+    }
+
+    /// Writes a capture after [`check_output`](Self::check_output); what the check did is
+    /// counted (`llmobs.pii.capture_checked`).
+    fn store_capture(&self, ex: &mut Exchange, part: CapturePart, text: &str, cut_before: bool) {
+        let label = match part {
+            CapturePart::LastUser => "last_user",
+            CapturePart::System => "system",
+            CapturePart::Completion => "completion",
+        };
+        match self.check_output(text, cut_before, self.config.capture.max_bytes, true) {
+            Checked::Clean(text) => {
+                ex.captures.insert(part, text);
+            }
+            Checked::Masked(text) => {
+                ex.capture_checks.push((label, "masked"));
+                ex.captures.insert(part, text);
+            }
+            Checked::Withheld => {
+                ex.capture_checks.push((label, "withheld"));
+                ex.captures.remove(&part);
+            }
         }
     }
 
@@ -614,7 +671,9 @@ impl PiiRedaction {
         }
         let content_type = host.response_header("content-type").unwrap_or_default().to_ascii_lowercase();
         let rewrite = self.config.mode.rewrites();
-        if content_type.starts_with(b"text/event-stream") {
+        let event_stream =
+            wire == Wire::BedrockConverse && content_type.starts_with(b"application/vnd.amazon.eventstream");
+        if content_type.starts_with(b"text/event-stream") || event_stream {
             let s = &self.config.stream;
             let wants_completion = self.captures(ex, CapturePart::Completion);
             let limits = StreamLimits {
@@ -625,10 +684,6 @@ impl PiiRedaction {
                 capture_bytes: if wants_completion { self.config.capture.max_bytes + CAPTURE_SLACK } else { 0 },
             };
             let redactor = StreamRedactor::new(wire, limits);
-            if !redactor.supported() {
-                ex.skipped.push((Side::Response, "unsupported_stream"));
-                return;
-            }
             ex.response = ResponsePlan::Stream(Box::new(redactor));
             ex.rewrite_response = rewrite;
             if rewrite {
@@ -655,11 +710,9 @@ impl PiiRedaction {
             if rewrite {
                 host.remove_response_header("content-length");
             }
-        } else if content_type.contains(&b'/') && !content_type.is_empty() {
-            // Bedrock's event-stream and anything else binary: not inspected, said so.
-            if content_type.starts_with(b"application/vnd.amazon.eventstream") {
-                ex.skipped.push((Side::Response, "unsupported_stream"));
-            }
+        } else if content_type.starts_with(b"application/vnd.amazon.eventstream") {
+            // An event stream on another wire (InvokeModelWithResponseStream): not inspected.
+            ex.skipped.push((Side::Response, "unsupported_stream"));
         }
     }
 
@@ -769,7 +822,7 @@ impl PiiRedaction {
             // context (a number right after a token ending in a digit, `Lz4 536-22-8714`, reads
             // as the tail of a longer number) is caught once its neighbour became a placeholder.
             // The detector's context rule is the real fix (closing note, follow-up).
-            self.capture_completion(ex, &text);
+            self.capture_completion(ex, &text, false);
         }
         if !(changed && ex.rewrite_response) {
             return None;
@@ -778,12 +831,12 @@ impl PiiRedaction {
         serde_json::to_vec(&doc).ok()
     }
 
-    /// A captured completion, scrubbed (again): a stream's is the text as sent to the client,
-    /// which may hold restored originals or counted-only values.
-    fn capture_completion(&self, ex: &mut Exchange, text: &str) {
+    /// A captured completion, scrubbed (again) and checked: a stream's is the text as sent to
+    /// the client, which may hold restored originals or counted-only values, and which ends in
+    /// a cut when the stream was longer than the capture (`cut_before`).
+    fn capture_completion(&self, ex: &mut Exchange, text: &str, cut_before: bool) {
         if self.captures(ex, CapturePart::Completion) {
-            let scrubbed = self.scrub(text, &self.scan(text));
-            ex.captures.insert(CapturePart::Completion, cut(&scrubbed, self.config.capture.max_bytes).to_string());
+            self.store_capture(ex, CapturePart::Completion, text, cut_before);
         }
     }
 
@@ -797,6 +850,7 @@ impl PiiRedaction {
             let mut editor = |text: &str| -> Vec<Edit> {
                 let found = self.scan(text);
                 let mut edits = self.edits(text, &found, Side::Response, ex);
+                self.open_key_edit(text, &mut edits);
                 edits.extend(self.restore_edits(text, ex));
                 normalize(&mut edits);
                 edits
@@ -825,7 +879,7 @@ impl PiiRedaction {
         if end {
             let captured = redactor.captured().to_string();
             if !captured.is_empty() {
-                self.capture_completion(ex, &captured);
+                self.capture_completion(ex, &captured, redactor.capture_truncated());
             }
             ex.response = ResponsePlan::None;
             ex.window_forced += redactor.stats().window_forced;
@@ -874,6 +928,10 @@ impl PiiRedaction {
         }
         if ex.restored > 0 {
             self.handles.count(host, metric::name("llmobs.pii.restored", &[]), ex.restored);
+        }
+        for (part, result) in &ex.capture_checks {
+            let name = metric::name("llmobs.pii.capture_checked", &[("part", part), ("result", result)]);
+            self.handles.count(host, name, 1);
         }
         if let Some(reason) = &ex.blocked {
             let reason = match reason.as_str() {
@@ -939,12 +997,27 @@ impl PiiRedaction {
             .into_iter()
             .map(|m| Found { kind: Kind::Builtin(m.entity), start: m.start, end: m.end })
             .collect();
+        let mut merge = false;
         if !self.custom.is_empty() {
             found.extend(self.custom.find(text).into_iter().map(|m| Found {
                 kind: Kind::Custom(m.rule),
                 start: m.start,
                 end: m.end,
             }));
+            merge = true;
+        }
+        if self.private_keys_on() && text.contains("-----BEGIN ") {
+            // Blocks the built-in detector leaves: labels beyond its list (`PGP PRIVATE KEY
+            // BLOCK`) and blocks whose END is missing (cut by `max_tokens` or by the sender),
+            // which run to the end of the text. A bare BEGIN line with no key after it is not one.
+            for block in secrets::private_key_blocks(text) {
+                if block.body_chars >= MIN_KEY_BODY {
+                    found.push(Found { kind: Kind::Builtin(Entity::PrivateKey), start: block.start, end: block.end });
+                    merge = true;
+                }
+            }
+        }
+        if merge {
             found.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
             let mut kept: Vec<Found> = Vec::with_capacity(found.len());
             for f in found {
@@ -955,6 +1028,101 @@ impl PiiRedaction {
             found = kept;
         }
         found
+    }
+
+    fn private_keys_on(&self) -> bool {
+        self.config.action_for(Entity::PrivateKey) != Action::Off
+    }
+
+    /// The edit of an open private key block in a stream's text (its END not arrived yet): it
+    /// runs to the end of the text and tells the stream redactor its closing marker, so that the
+    /// rest of the key is masked whatever the window (stream module docs, "Open values"). It
+    /// replaces any edit inside the block. Pseudonymizing a partial key means nothing: a typed
+    /// placeholder stands for it.
+    fn open_key_edit(&self, text: &str, edits: &mut Vec<Edit>) {
+        if !self.private_keys_on() || !text.contains("-----BEGIN ") {
+            return;
+        }
+        let Some(block) = secrets::private_key_blocks(text).into_iter().find(|b| b.open) else { return };
+        let kind = Kind::Builtin(Entity::PrivateKey);
+        let replacement = match self.action(kind) {
+            Action::Count | Action::Off => None,
+            Action::Block => Some(format!("[BLOCKED:{}]", self.entity_label(kind).to_ascii_uppercase())),
+            Action::Redact | Action::Pseudonymize => Some(self.placeholder(kind)),
+        };
+        edits.retain(|e| e.end <= block.start);
+        edits.push(Edit {
+            start: block.start,
+            end: text.len(),
+            replacement,
+            kind: kind.code(),
+            closes_with: Some(block.closer),
+        });
+    }
+
+    /// The last check of a text before it is written to a log sink (a capture) or hashed (the
+    /// fingerprint input), after assembly and after the cut: the detections replaced, then what
+    /// the detectors turned down but a log must not hold anyway (an open private key block, even
+    /// a bare BEGIN line; a glued address; a prefixed token of the wrong length), then the cut
+    /// at `max` bytes, where the words a value could still continue into are dropped (also when
+    /// the text came cut: `cut_before`). What remains is scanned again; text that is still not
+    /// clean after a few rounds is withheld.
+    fn check_output(&self, text: &str, cut_before: bool, max: usize, pseudonyms: bool) -> Checked {
+        let mut out = self.scrub_with(text, &self.scan(text), pseudonyms);
+        let mut masked = self.mask_loose(&mut out);
+        let mut cut_here = cut_before;
+        if out.len() > max {
+            out = cut(&out, max).to_string();
+            cut_here = true;
+        }
+        if cut_here {
+            let keep = out.len().saturating_sub(stream::tail_len(&out));
+            out.truncate(keep);
+        }
+        for _ in 0..CHECK_ROUNDS {
+            let found = self.scan(&out);
+            if found.is_empty() {
+                let mut again = out.clone();
+                if !self.mask_loose(&mut again) {
+                    // A later round's pseudonym may be longer than what it replaced.
+                    if out.len() > max {
+                        out = cut(&out, max).to_string();
+                        out.truncate(out.len().saturating_sub(stream::tail_len(&out)));
+                    }
+                    return if masked { Checked::Masked(out) } else { Checked::Clean(out) };
+                }
+                out = again;
+            } else {
+                out = self.scrub_with(&out, &found, pseudonyms);
+                self.mask_loose(&mut out);
+            }
+            masked = true;
+        }
+        Checked::Withheld
+    }
+
+    /// Masks open private key blocks (from the BEGIN line on) and the loose look-alikes of
+    /// [`secrets::loose_spans`]. Returns whether anything changed.
+    fn mask_loose(&self, text: &mut String) -> bool {
+        let mut edits: Vec<Edit> = secrets::loose_spans(text)
+            .into_iter()
+            .map(|(start, end, loose)| Edit {
+                start,
+                end,
+                replacement: Some(loose.placeholder().to_string()),
+                ..Edit::default()
+            })
+            .collect();
+        if let Some(block) = secrets::private_key_blocks(text).into_iter().find(|b| b.open) {
+            edits.retain(|e| e.end <= block.start);
+            let placeholder = self.placeholder(Kind::Builtin(Entity::PrivateKey));
+            edits.push(Edit { start: block.start, end: text.len(), replacement: Some(placeholder), ..Edit::default() });
+        }
+        if edits.is_empty() {
+            return false;
+        }
+        *text = apply_edits(text, &mut edits);
+        true
     }
 
     fn placeholder(&self, kind: Kind) -> String {
@@ -978,7 +1146,13 @@ impl PiiRedaction {
                     }
                     _ => self.placeholder(f.kind),
                 };
-                Edit { start: f.start, end: f.end, replacement: Some(replacement), kind: f.kind.code() }
+                Edit {
+                    start: f.start,
+                    end: f.end,
+                    replacement: Some(replacement),
+                    kind: f.kind.code(),
+                    closes_with: None,
+                }
             })
             .collect();
         apply_edits(text, &mut edits)
@@ -1007,7 +1181,7 @@ impl PiiRedaction {
                 }
                 Action::Count | Action::Off => None,
             };
-            edits.push(Edit { start: f.start, end: f.end, replacement, kind: f.kind.code() });
+            edits.push(Edit { start: f.start, end: f.end, replacement, kind: f.kind.code(), closes_with: None });
         }
         edits
     }
@@ -1028,7 +1202,13 @@ impl PiiRedaction {
             while let Some(at) = text.get(from..).and_then(|t| t.find(pseudonym.as_str())) {
                 let start = from + at;
                 let end = start + pseudonym.len();
-                edits.push(Edit { start, end, replacement: Some(original.clone()), kind: RESTORE_KIND });
+                edits.push(Edit {
+                    start,
+                    end,
+                    replacement: Some(original.clone()),
+                    kind: RESTORE_KIND,
+                    closes_with: None,
+                });
                 from = end;
             }
         }

@@ -30,12 +30,23 @@
 //! edits are reported only when the item was not streamed as deltas, so each value is counted
 //! once.
 //!
-//! Not supported: Bedrock ConverseStream is a binary `application/vnd.amazon.eventstream` with a
-//! CRC32 over every frame (see `framing::event_stream`); rewriting a frame means re-encoding the
-//! prelude and both CRCs, which this module does not do. For `BedrockConverse` the redactor
-//! passes bytes through unchanged and [`StreamRedactor::supported`] says so. Gemini's default
-//! `streamGenerateContent` (a JSON array, no `alt=sse`) is not SSE either: its bytes have no
-//! `data:` lines and pass unchanged.
+//! Bedrock ConverseStream is a binary `application/vnd.amazon.eventstream` (see
+//! `framing::event_stream`): for `BedrockConverse` an event is one frame, its data the frame's JSON
+//! payload (`contentBlockDelta` text and `toolUse.input`), and a rewritten frame is encoded again
+//! with its headers, new lengths and both CRCs. A frame whose prelude cannot be read (a bad CRC,
+//! an impossible length, more than `max_event_bytes`) leaves no way to find the next one: what is
+//! held goes out, then the rest of the stream passes unchanged (counted as an oversized event).
+//! Gemini's default `streamGenerateContent` (a JSON array, no `alt=sse`) is not SSE: its bytes
+//! have no `data:` lines and pass unchanged.
+//!
+//! Open values: an edit the editor marks with a closing marker ([`Edit::closes_with`]: a private
+//! key whose END line has not arrived) runs to the end of the held text. It is held like any
+//! value (a release never cuts it) until the caps force a release; then its replacement goes out
+//! where it starts, and from then on the channel is *inside* it: everything that arrives is
+//! removed, whatever the window, until the closing marker has passed (looked for in the context
+//! too, where a forced cut may have left its first bytes) or the channel ends. If the caps cut
+//! even the value's first line (a BEGIN line over a few events under tiny caps), the editor still
+//! sees it whole in the context, and masking starts from the first byte still held.
 //!
 //! An event cut by the end of the stream (no blank line) is forwarded unchanged: the SSE spec
 //! discards an unfinished event ("If the file ends in the middle of an event ... the incomplete
@@ -45,18 +56,25 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde_json::Value;
 
+use super::secrets;
 use crate::content::{self, Part};
+use crate::framing::event_stream;
 use crate::token_accounting::provider::Wire;
 
 /// One edit of a text given to the [`Editor`]: bytes `start..end` (on character boundaries).
 /// `replacement: None` only counts the value (detection without redaction).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Edit {
     pub start: usize,
     pub end: usize,
     pub replacement: Option<String>,
     /// The caller's code for what was found (reported back in [`Pushed::committed`]).
     pub kind: u16,
+    /// An *open* value (a private key whose END line has not arrived): the edit runs to the end
+    /// of the text, and once its start is released everything after it on its channel is part
+    /// of it, masked the same way, until this closing marker has passed or the stream ends,
+    /// whatever the window (module docs, "Open values").
+    pub closes_with: Option<String>,
 }
 
 /// Finds the edits of one text: sorted, non-overlapping, on character boundaries (edits that are
@@ -162,6 +180,24 @@ struct AbsEdit {
     end: usize,
     replacement: Option<String>,
     kind: u16,
+    /// An open value's closing marker ([`Edit::closes_with`]).
+    closes_with: Option<String>,
+    /// Reported when its start is released; false for the rest of an open value (reported
+    /// once, with its start).
+    commit: bool,
+}
+
+/// A channel inside an open value whose start has been released: every later byte of the
+/// channel is part of it until its closing marker has passed.
+#[derive(Debug, Clone)]
+struct OpenValue {
+    closer: String,
+    /// The rest is removed (the value's replacement went out with its start); false when the
+    /// value is only counted.
+    mask: bool,
+    kind: u16,
+    /// Where the closing marker ends (absolute), once it has arrived.
+    closed_at: Option<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -177,6 +213,7 @@ struct Channel {
     edits: Option<Vec<AbsEdit>>,
     /// Start of the last straddling value counted, so that it is counted once.
     straddle_at: Option<usize>,
+    open: Option<OpenValue>,
 }
 
 impl Channel {
@@ -266,6 +303,8 @@ pub struct StreamRedactor {
     capture: String,
     capture_key: Option<ChannelKey>,
     capture_full: bool,
+    /// The binary framing could not be read: everything from here on passes unchanged.
+    broken: bool,
 }
 
 impl StreamRedactor {
@@ -282,12 +321,13 @@ impl StreamRedactor {
             capture: String::new(),
             capture_key: None,
             capture_full: false,
+            broken: false,
         }
     }
 
-    /// Whether this wire's stream is rewritten (Bedrock's binary event stream is passed through).
-    pub fn supported(&self) -> bool {
-        !matches!(self.wire, Wire::BedrockConverse)
+    /// Bedrock's binary frames instead of SSE events.
+    fn binary(&self) -> bool {
+        self.wire == Wire::BedrockConverse
     }
 
     pub fn stats(&self) -> StreamStats {
@@ -297,6 +337,11 @@ impl StreamRedactor {
     /// The edited text of the first text channel released so far, up to `capture_bytes`.
     pub fn captured(&self) -> &str {
         &self.capture
+    }
+
+    /// Whether [`captured`](Self::captured) stopped at `capture_bytes` (its end is a cut).
+    pub fn capture_truncated(&self) -> bool {
+        self.capture_full
     }
 
     /// Events held right now.
@@ -312,7 +357,7 @@ impl StreamRedactor {
     /// Feeds the next chunk of the stream.
     pub fn push(&mut self, chunk: &[u8], editor: &mut Editor<'_>) -> Pushed {
         let mut out = Pushed::default();
-        if !self.supported() {
+        if self.broken {
             out.bytes.extend_from_slice(chunk);
             return out;
         }
@@ -325,9 +370,6 @@ impl StreamRedactor {
     /// unfinished trailing event is forwarded unchanged.
     pub fn finish(&mut self, editor: &mut Editor<'_>) -> Pushed {
         let mut out = Pushed::default();
-        if !self.supported() {
-            return out;
-        }
         self.drain_events(true, editor, &mut out);
         for channel in self.channels.values_mut() {
             channel.finished = true;
@@ -340,6 +382,10 @@ impl StreamRedactor {
     }
 
     fn drain_events(&mut self, eof: bool, editor: &mut Editor<'_>, out: &mut Pushed) {
+        if self.binary() {
+            self.drain_frames(editor, out);
+            return;
+        }
         loop {
             let end = self.split.next_event_end(eof);
             if self.split.passthrough {
@@ -368,6 +414,30 @@ impl StreamRedactor {
         }
     }
 
+    /// Bedrock: one event per complete frame, its length read from its checked prelude.
+    fn drain_frames(&mut self, editor: &mut Editor<'_>, out: &mut Pushed) {
+        loop {
+            if self.broken {
+                out.bytes.append(&mut self.split.buf);
+                return;
+            }
+            let Some(prelude) = self.split.buf.get(..12) else { return };
+            match event_stream::check_prelude(prelude, self.limits.max_event_bytes) {
+                Ok(total) if self.split.buf.len() >= total => {
+                    let raw: Vec<u8> = self.split.buf.drain(..total).collect();
+                    self.on_event(raw, editor, out);
+                }
+                Ok(_) => return,
+                Err(_) => {
+                    // No way to find the next frame: what is held goes first (order), then the
+                    // rest as it comes.
+                    self.oversized(editor, out);
+                    self.broken = true;
+                }
+            }
+        }
+    }
+
     fn oversized(&mut self, editor: &mut Editor<'_>, out: &mut Pushed) {
         self.stats.events = self.stats.events.saturating_add(1);
         self.stats.oversized_events = self.stats.oversized_events.saturating_add(1);
@@ -386,7 +456,7 @@ impl StreamRedactor {
         let mut event = HeldEvent { raw, segs: Vec::new(), first, rewritten: false };
         let mut texts: Vec<(ChannelKey, String)> = Vec::new();
         let mut finishes: Vec<Finish> = Vec::new();
-        match event_data(&event.raw, first) {
+        match event_data(self.wire, &event.raw, first) {
             None => {}
             Some(data) if data.trim_ascii() == b"[DONE]" => finishes.push(Finish::All),
             Some(data) if self.wire == Wire::OpenAiChat && chat_chunk_text(&data, &mut texts, &mut finishes) => {}
@@ -394,7 +464,7 @@ impl StreamRedactor {
                 Err(_) => self.stats.unparsed_events = self.stats.unparsed_events.saturating_add(1),
                 Ok(mut value) => {
                     if self.edit_copies(&mut value, editor, out) {
-                        event.raw = rebuild(&event.raw, first, &value);
+                        event.raw = rebuild(self.wire, &event.raw, first, &value);
                         event.rewritten = true;
                         self.stats.events_rewritten = self.stats.events_rewritten.saturating_add(1);
                     }
@@ -473,12 +543,15 @@ impl StreamRedactor {
                 channel.held.len()
             } else {
                 let tail = tail_len(&channel.held);
-                if tail > window {
+                let to = if tail > window {
                     window_hit = true;
                     floor_boundary(&channel.held, channel.held.len().saturating_sub(window))
                 } else {
                     channel.held.len().saturating_sub(tail)
-                }
+                };
+                // A BEGIN line still arriving is never cut, whatever the window: once cut, the
+                // key after it could not be recognised as one.
+                secrets::pending_begin(&channel.held).map_or(to, |at| to.min(at))
             };
             limits.insert(*k, channel.base.saturating_add(release_to));
         }
@@ -489,7 +562,7 @@ impl StreamRedactor {
         loop {
             let mut moved = false;
             for (k, r) in self.aligned(n) {
-                if let Some(e) = self.straddling(k, r) {
+                if let Some(e) = self.straddling(k, r, false) {
                     if let Some(limit) = limits.get_mut(&k) {
                         if e.0 < *limit {
                             *limit = e.0;
@@ -511,7 +584,7 @@ impl StreamRedactor {
             loop {
                 let mut need = n;
                 for (k, r) in self.aligned(n) {
-                    if let Some((_, end)) = self.straddling(k, r) {
+                    if let Some((_, end)) = self.straddling(k, r, true) {
                         need = need.max(self.event_covering(k, end, n));
                     }
                 }
@@ -536,6 +609,19 @@ impl StreamRedactor {
         }
         for (k, r) in aligned {
             if let Some(channel) = self.channels.get_mut(&k) {
+                if channel.open.is_none() {
+                    // An open value whose start went out: the rest of the channel belongs to it.
+                    let opened = channel.edits.as_deref().unwrap_or_default().iter().find_map(|e| {
+                        let closer = e.closes_with.as_ref().filter(|_| e.start < r)?;
+                        Some(OpenValue {
+                            closer: closer.clone(),
+                            mask: e.replacement.is_some(),
+                            kind: e.kind,
+                            closed_at: None,
+                        })
+                    });
+                    channel.open = opened;
+                }
                 let cut = floor_boundary(&channel.held, r.saturating_sub(channel.base));
                 let mut context = std::mem::take(&mut channel.context);
                 context.extend(channel.held.drain(..cut));
@@ -545,11 +631,24 @@ impl StreamRedactor {
                 if cut > 0 {
                     channel.edits = None;
                 }
+                let base = channel.base;
+                if channel.open.as_ref().is_some_and(|o| o.closed_at.is_some_and(|at| base >= at)) {
+                    channel.open = None;
+                }
             }
         }
         self.channels.retain(|_, c| !c.held.is_empty() || !c.finished);
         if self.channels.len() > MAX_IDLE_CHANNELS {
-            self.channels.retain(|_, c| !c.held.is_empty());
+            // A channel inside an open value keeps its state (its next text is masked), up to
+            // a bound on channels a stream may open; beyond it that state goes too, counted.
+            self.channels.retain(|_, c| !c.held.is_empty() || c.open.is_some());
+            if self.channels.len() > MAX_IDLE_CHANNELS.saturating_mul(4) {
+                let before = self.channels.len();
+                self.channels.retain(|_, c| !c.held.is_empty());
+                if self.channels.len() < before {
+                    self.stats.window_forced = self.stats.window_forced.saturating_add(1);
+                }
+            }
         }
     }
 
@@ -574,10 +673,17 @@ impl StreamRedactor {
         points.into_iter().collect()
     }
 
-    /// An edit of channel `k` that starts before `r` and ends after it.
-    fn straddling(&self, k: ChannelKey, r: usize) -> Option<(usize, usize)> {
+    /// An edit of channel `k` that starts before `r` and ends after it, and that a release at
+    /// `r` must not cut. The rest of an open value may be cut anywhere (it is only removed), and
+    /// so may an open value itself when the caps force a release (`forced`): it runs to the end
+    /// of what is held, and the channel goes on masking after the cut.
+    fn straddling(&self, k: ChannelKey, r: usize, forced: bool) -> Option<(usize, usize)> {
         let edits = self.channels.get(&k)?.edits.as_ref()?;
-        edits.iter().find(|e| e.start < r && r < e.end).map(|e| (e.start, e.end))
+        edits
+            .iter()
+            .filter(|e| e.commit && !(forced && e.closes_with.is_some()))
+            .find(|e| e.start < r && r < e.end)
+            .map(|e| (e.start, e.end))
     }
 
     /// How many events must be released for channel `k`'s text up to `end` to be released.
@@ -654,8 +760,26 @@ fn ensure_edits(channel: &mut Channel, editor: &mut Editor<'_>, stats: &mut Stre
     text.push_str(&channel.held);
     let offset = channel.context.len();
     let origin = channel.base.saturating_sub(offset);
+    if let Some(open) = channel.open.as_mut() {
+        channel.edits = Some(open_edits(open, &text, offset, origin, editor));
+        return;
+    }
     let mut edits = Vec::new();
     for e in sanitize(editor(&text), &text) {
+        if e.start < offset && e.end > offset && e.closes_with.is_some() {
+            // An open value whose first bytes went out before it could be recognised (caps
+            // forced a release inside its BEGIN line; the context still holds them): masked
+            // from the first byte still held, its replacement there.
+            edits.push(AbsEdit {
+                start: channel.base,
+                end: origin.saturating_add(e.end),
+                replacement: e.replacement,
+                kind: e.kind,
+                closes_with: e.closes_with,
+                commit: true,
+            });
+            continue;
+        }
         if e.start < offset {
             // A value that began in text already forwarded: too late to replace its start.
             let at = origin.saturating_add(e.start);
@@ -670,9 +794,50 @@ fn ensure_edits(channel: &mut Channel, editor: &mut Editor<'_>, stats: &mut Stre
             end: origin.saturating_add(e.end),
             replacement: e.replacement,
             kind: e.kind,
+            closes_with: e.closes_with,
+            commit: true,
         });
     }
     channel.edits = Some(edits);
+}
+
+/// The edits of a channel inside an open value: its held text up to the end of the closing
+/// marker (or all of it) is the rest of the value; the editor sees what follows the marker.
+/// `text` is the channel's context and held text; the marker may have begun in the context (a
+/// forced cut inside it), so it is looked for there too, ending in the held text.
+fn open_edits(open: &mut OpenValue, text: &str, offset: usize, origin: usize, editor: &mut Editor<'_>) -> Vec<AbsEdit> {
+    let closer = open.closer.as_bytes();
+    let close_end = memchr::memmem::find_iter(text.as_bytes(), closer)
+        .map(|at| at.saturating_add(closer.len()))
+        .find(|&end| end > offset);
+    let value_end = close_end.unwrap_or(text.len());
+    open.closed_at = close_end.map(|end| origin.saturating_add(end));
+    let mut edits = Vec::new();
+    if value_end > offset {
+        edits.push(AbsEdit {
+            start: origin.saturating_add(offset),
+            end: origin.saturating_add(value_end),
+            replacement: open.mask.then(String::new),
+            kind: open.kind,
+            closes_with: None,
+            commit: false,
+        });
+    }
+    // The marker is ASCII, so its end is a character boundary.
+    let rest = text.get(value_end..).unwrap_or_default();
+    if !rest.is_empty() {
+        for e in sanitize(editor(rest), rest) {
+            edits.push(AbsEdit {
+                start: origin.saturating_add(value_end).saturating_add(e.start),
+                end: origin.saturating_add(value_end).saturating_add(e.end),
+                replacement: e.replacement,
+                kind: e.kind,
+                closes_with: e.closes_with,
+                commit: true,
+            });
+        }
+    }
+    edits
 }
 
 /// Keeps the edits that are in range, on character boundaries and non-overlapping, sorted.
@@ -733,7 +898,7 @@ fn apply_segment(
     let mut changed = false;
     for e in edits.iter().filter(|e| e.start < end && e.end > start) {
         let starts_here = e.start >= start;
-        if starts_here {
+        if starts_here && e.commit {
             committed.push(e.kind);
         }
         let Some(replacement) = &e.replacement else { continue };
@@ -760,7 +925,7 @@ fn apply_segment(
 /// Words are runs of ASCII graphic characters: every built-in pattern is ASCII (the detector
 /// runs with Unicode off), so a non-ASCII character ends a value, and text in scripts without
 /// spaces is not held back as one endless word.
-fn tail_len(text: &str) -> usize {
+pub(crate) fn tail_len(text: &str) -> usize {
     let bytes = text.as_bytes();
     let is_word = |b: u8| b.is_ascii_graphic();
     let mut start = bytes.len();
@@ -868,8 +1033,31 @@ fn data_field(c: &[u8]) -> Option<(usize, &[u8])> {
     }
 }
 
+/// The event's data: an SSE event's data lines joined with LF (None when it has none); a
+/// Bedrock frame's payload when it is an event (exceptions are left as they are).
+fn event_data(wire: Wire, raw: &[u8], first: bool) -> Option<Vec<u8>> {
+    if wire == Wire::BedrockConverse {
+        let message = event_stream::decode_message(raw).ok()?;
+        return (message.message_type() == Some("event")).then(|| message.payload().to_vec());
+    }
+    sse_data(raw, first)
+}
+
+/// The event with its data replaced by `value` (see [`rebuild_sse`]; a Bedrock frame is encoded
+/// again around the new payload).
+fn rebuild(wire: Wire, raw: &[u8], first: bool, value: &Value) -> Vec<u8> {
+    if wire == Wire::BedrockConverse {
+        let json = serde_json::to_vec(value).unwrap_or_default();
+        return match event_stream::decode_message(raw) {
+            Ok(message) => message.with_payload(&json),
+            Err(_) => raw.to_vec(),
+        };
+    }
+    rebuild_sse(raw, first, value)
+}
+
 /// The event's data lines joined with LF; None when it has none.
-fn event_data(raw: &[u8], first: bool) -> Option<Vec<u8>> {
+fn sse_data(raw: &[u8], first: bool) -> Option<Vec<u8>> {
     let mut data: Option<Vec<u8>> = None;
     for line in lines(raw) {
         if let Some((_, value)) = data_field(line_content(raw, line, first)) {
@@ -887,7 +1075,7 @@ fn event_data(raw: &[u8], first: bool) -> Option<Vec<u8>> {
 
 /// The event with its data replaced by `value` as one `data:` line where the first one was
 /// (same prefix, same line ending); every other line is kept as it was.
-fn rebuild(raw: &[u8], first: bool, value: &Value) -> Vec<u8> {
+fn rebuild_sse(raw: &[u8], first: bool, value: &Value) -> Vec<u8> {
     let json = serde_json::to_vec(value).unwrap_or_default();
     let mut out = Vec::with_capacity(raw.len().saturating_add(json.len()));
     let mut wrote = false;
@@ -913,7 +1101,7 @@ fn rebuild(raw: &[u8], first: bool, value: &Value) -> Vec<u8> {
 
 /// Re-parses a held event and sets the segments that changed.
 fn rewrite_segments(wire: Wire, raw: &[u8], first: bool, new_texts: &[Option<String>]) -> Option<Vec<u8>> {
-    let data = event_data(raw, first)?;
+    let data = event_data(wire, raw, first)?;
     let mut value: Value = serde_json::from_slice(&data).ok()?;
     let mut i = 0usize;
     segments(wire, &mut value, &mut |_, s| {
@@ -922,7 +1110,7 @@ fn rewrite_segments(wire: Wire, raw: &[u8], first: bool, new_texts: &[Option<Str
         }
         i = i.saturating_add(1);
     });
-    (i == new_texts.len()).then(|| rebuild(raw, first, &value))
+    (i == new_texts.len()).then(|| rebuild(wire, raw, first, &value))
 }
 
 // ---- Where the text is in each provider's stream events ----------------------------------
@@ -1035,7 +1223,17 @@ fn segments(wire: Wire, root: &mut Value, f: &mut SegVisit<'_>) {
                 }
             }
         }
-        Wire::BedrockConverse => {}
+        // `contentBlockDelta` (the event type is a frame header; the payload's shape says it).
+        Wire::BedrockConverse => {
+            let i = index_of(root, "contentBlockIndex", 0);
+            let Some(delta) = root.get_mut("delta") else { return };
+            if let Some(s) = string_at(delta, &["text"]) {
+                f(key(Kind::Text, i, 0), s);
+            }
+            if let Some(s) = string_at(delta, &["toolUse", "input"]) {
+                f(key(Kind::Tool, i, 0), s);
+            }
+        }
     }
 }
 
@@ -1224,7 +1422,17 @@ fn finishes_of(wire: Wire, root: &Value) -> Vec<Finish> {
                 }
             }
         }
-        Wire::BedrockConverse => {}
+        // `messageStop` carries the stop reason; `contentBlockStop` only the block's index.
+        Wire::BedrockConverse => {
+            if root.get("stopReason").is_some() {
+                out.push(Finish::All);
+            } else if root.get("contentBlockIndex").is_some()
+                && root.get("delta").is_none()
+                && root.get("start").is_none()
+            {
+                out.push(Finish::Index(index_of(root, "contentBlockIndex", 0)));
+            }
+        }
     }
     out
 }
@@ -1319,15 +1527,22 @@ mod tests {
     fn rebuild_keeps_other_lines_and_endings() {
         let raw = b"\xEF\xBB\xBFevent: e\r\n: c\r\ndata:{\"a\":\r\ndata: 1}\r\n\r\n";
         let value = serde_json::json!({"a": 2});
-        assert_eq!(event_data(raw, true).unwrap(), b"{\"a\":\n1}");
-        assert_eq!(rebuild(raw, true, &value), b"\xEF\xBB\xBFevent: e\r\n: c\r\ndata:{\"a\":2}\r\n\r\n".to_vec());
+        assert_eq!(sse_data(raw, true).unwrap(), b"{\"a\":\n1}");
+        assert_eq!(rebuild_sse(raw, true, &value), b"\xEF\xBB\xBFevent: e\r\n: c\r\ndata:{\"a\":2}\r\n\r\n".to_vec());
         let raw = b"\xEF\xBB\xBFdata: {}\n\n";
-        assert_eq!(rebuild(raw, true, &value), b"\xEF\xBB\xBFdata: {\"a\":2}\n\n".to_vec());
+        assert_eq!(rebuild_sse(raw, true, &value), b"\xEF\xBB\xBFdata: {\"a\":2}\n\n".to_vec());
     }
 
     #[test]
     fn segment_edits_put_the_replacement_where_the_value_starts() {
-        let edits = vec![AbsEdit { start: 2, end: 7, replacement: Some("[X]".into()), kind: 1 }];
+        let edits = vec![AbsEdit {
+            start: 2,
+            end: 7,
+            replacement: Some("[X]".into()),
+            kind: 1,
+            closes_with: None,
+            commit: true,
+        }];
         let mut committed = Vec::new();
         assert_eq!(apply_segment("ab", 0, 2, &edits, &mut committed), None);
         assert_eq!(apply_segment("cde", 2, 5, &edits, &mut committed).as_deref(), Some("[X]"));

@@ -455,6 +455,8 @@ impl TokenAccounting {
         }
 
         let model = ex.request_model.clone().or_else(|| ex.response.observation.response_model.clone());
+        // Masked like the log field (`model_of`): a label is written to every stats sink.
+        let model = model.map(|m| crate::redaction::secrets::mask_loose(&m));
         let model_label = self.models.admit(host, model.as_deref());
         if model_label.overflowed {
             host.increment_counter(self.overflow_model, 1);
@@ -577,7 +579,11 @@ impl TokenAccounting {
 /// the value cannot break the log line.
 fn model_of(model: &Option<String>) -> Option<String> {
     model.as_deref().map(|m| {
-        m.chars().take(128).map(|c| if c.is_ascii_alphanumeric() || "._:/@+-".contains(c) { c } else { '_' }).collect()
+        let cut: String = m.chars().take(128).collect();
+        // A model name never holds an address or a key; a client that sends one there (a
+        // mistake, or a probe) must not have it written raw to the log (issue 20's audit).
+        let masked = crate::redaction::secrets::mask_loose(&cut);
+        masked.chars().map(|c| if c.is_ascii_alphanumeric() || "._:/@+-".contains(c) { c } else { '_' }).collect()
     })
 }
 
