@@ -12,3 +12,21 @@ pub const REVISION: &str = match option_env!("LLMOBS_REVISION") {
     Some(revision) => revision,
     None => "unknown",
 };
+
+/// `llmobs.build_info{module,version,revision}`, set to 1 by every module once its VM is
+/// configured: which release and revision each proxy runs, per module (`llmobs_pii_redaction`).
+pub fn info_metric(module: &str) -> String {
+    crate::metric::name("llmobs.build_info", &[("module", module), ("version", VERSION), ("revision", REVISION)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_build_info_name_carries_module_version_and_revision_as_labels() {
+        let name = info_metric("llmobs_bundle");
+        assert_eq!(name, format!("llmobs.build_info.module=llmobs_bundle;.version={VERSION};.revision={REVISION};"));
+        assert!(VERSION.split('.').count() == 3 && !REVISION.is_empty());
+    }
+}
