@@ -348,6 +348,20 @@ fn config_check_needs_the_filter_named_for_a_bare_configuration() {
 }
 
 #[test]
+fn config_check_reports_every_value_error_of_each_filter() {
+    let cases = [
+        ("correlation", r#"{"sample_rate": 2, "request_id_header": "X Bad", "baggage": {"max_members": 0}}"#, 3),
+        ("token_accounting", r#"{"tenant_header": "Bad Header", "max_frame_bytes": 0}"#, 2),
+        ("error_normalization", r#"{"max_error_body_bytes": 0, "response_headers": {"retryable": "No Good"}}"#, 2),
+    ];
+    for (filter, json, errors) in cases {
+        let run = llmobs(&["config", "check", &file(&format!("{filter}-many.json"), json), "--filter", filter], b"");
+        assert_eq!(run.code, 1, "{filter}");
+        assert!(run.stderr.ends_with(&format!("{errors} error(s)\n")), "{filter}: {}", run.stderr);
+    }
+}
+
+#[test]
 fn version_names_the_release() {
     let run = llmobs(&["version"], b"");
     assert_eq!(run.code, 0);
