@@ -117,3 +117,9 @@ def test_packaging_pins_every_manifest_to_the_version_and_the_digest_it_built(tm
     run_package(tmp_path / "oci", manifests)
     assert {p: p.read_text() for p in manifests.rglob("*.yaml")} == before
 
+
+
+def test_the_shipped_manifests_are_pinned_to_this_release():
+    for name, url, sha256 in image_refs(ROOT / "envoy"):
+        assert url.endswith(":" + workspace_version()), (name, url)
+        assert re.fullmatch(r"[0-9a-f]{64}", sha256 or ""), (name, "sha256 must be set (scripts/package)")
