@@ -123,3 +123,7 @@ def test_the_shipped_manifests_are_pinned_to_this_release():
     for name, url, sha256 in image_refs(ROOT / "envoy"):
         assert url.endswith(":" + workspace_version()), (name, url)
         assert re.fullmatch(r"[0-9a-f]{64}", sha256 or ""), (name, "sha256 must be set (scripts/package)")
+    # The Kustomize overlays' image references follow the release too.
+    overlays = list((ROOT / "envoy" / "kustomize").rglob("*.yaml"))
+    refs = [m for p in overlays for m in re.findall(r"^\s*value: \S+/llmobs_\w+:(\S+)$", p.read_text(), re.M)]
+    assert refs and set(refs) == {workspace_version()}, refs
