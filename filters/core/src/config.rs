@@ -66,12 +66,14 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.more.is_empty() {
-            write!(f, "{} errors: ", self.more.len() + 1)?;
-        }
+        // The line starts the same with one error or many, so a log search for "invalid
+        // configuration: field" finds both; the count closes it.
         write!(f, "invalid configuration: field `{}`: {}", self.field, self.reason)?;
         for e in &self.more {
             write!(f, "; field `{}`: {}", e.field, e.reason)?;
+        }
+        if !self.more.is_empty() {
+            write!(f, " ({} errors)", self.more.len() + 1)?;
         }
         Ok(())
     }
@@ -245,6 +247,21 @@ mod tests {
     fn display_is_one_line_naming_field_and_reason() {
         let err = ConfigError::new("sample_rate", "must be a number from 0 to 1");
         assert_eq!(err.to_string(), "invalid configuration: field `sample_rate`: must be a number from 0 to 1");
+    }
+
+    #[test]
+    fn several_errors_are_one_line_that_starts_like_a_single_one_and_ends_with_the_count() {
+        let err = ConfigError::collect(vec![ConfigError::new("a", "x"), ConfigError::new("b", "y")]).unwrap_err();
+        assert_eq!(err.to_string(), "invalid configuration: field `a`: x; field `b`: y (2 errors)");
+        assert_eq!(err.into_all().len(), 2);
+        assert!(ConfigError::collect(Vec::new()).is_ok());
+    }
+
+    #[test]
+    fn every_type_error_is_reported_not_only_the_first() {
+        let err = parse_json::<Outer>(br#"{"rate": "x", "inner": {"size": -1, "sise": 2}, "extra": 1}"#).unwrap_err();
+        let fields: Vec<String> = err.into_all().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["rate", "inner.size", "inner.sise", "extra"]);
     }
 
     #[test]
