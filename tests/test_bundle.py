@@ -69,7 +69,9 @@ def counters(envoy) -> dict[str, float]:
     """Every llmobs counter sample (histograms and gauges aside), keyed by series."""
     out = {}
     for line in envoy.prometheus().splitlines():
-        if line.startswith(("llmobs_", "envoy_llmobs_")) and "wasm_memory" not in line and "inspect_us" not in line:
+        # build_info is one series per module: the bundle is one module where the pack is four.
+        skip = ("wasm_memory", "inspect_us", "build_info")
+        if line.startswith(("llmobs_", "envoy_llmobs_")) and not any(s in line for s in skip):
             series, value = line.rsplit(" ", 1)
             out[series.replace("llmobs_bundle", "PLUGIN").replace("llmobs_pii_redaction", "PLUGIN")] = float(value)
     return out
@@ -103,3 +105,4 @@ def test_the_bundle_leaves_what_the_four_separate_filters_leave(start_envoy, fre
             str(from_bundle[2]["output_tokens"])]
     assert counters(bundle) == counters_separate
     assert bundle.metric("llmobs_wasm_memory_bytes", plugin="llmobs_bundle") >= 65536
+    assert bundle.metric("llmobs_build_info", module="llmobs_bundle") == 1

@@ -17,9 +17,9 @@ from harness import DIST, ROOT
 MODULES = sorted(DIST.glob("*.wasm"))
 
 
-def run_package(out) -> dict[str, str]:
+def run_package(out, manifests="none") -> dict[str, str]:
     """Runs scripts/package into `out`; returns module -> digest as the script printed it."""
-    done = subprocess.run([str(ROOT / "scripts" / "package"), "--out", str(out)],
+    done = subprocess.run([str(ROOT / "scripts" / "package"), "--out", str(out), "--manifests", str(manifests)],
                           capture_output=True, text=True, timeout=60, check=True)
     printed = dict(re.findall(r"^package: \S+/(\w+)  (sha256:[0-9a-f]{64})$", done.stdout, re.M))
     return printed
@@ -77,3 +77,53 @@ def test_the_copied_image_is_the_compat_variant_with_the_module_byte_for_byte(pa
 def test_packaging_twice_gives_the_same_digests(packaged, tmp_path):
     _, printed = packaged
     assert run_package(tmp_path) == printed
+
+
+def workspace_version() -> str:
+    return re.search(r'^version = "(.+)"', (ROOT / "Cargo.toml").read_text(), re.M).group(1)
+
+
+def image_refs(manifests) -> list[tuple[str, str, str]]:
+    """(file, image url, sha256) of every llmobs image in the Istio and Envoy Gateway manifests."""
+    import yaml
+    refs = []
+    for path in sorted(manifests.rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not isinstance(doc, dict):
+                continue
+            spec = doc.get("spec") or {}
+            if doc.get("kind") == "WasmPlugin":
+                refs.append((path.name, spec["url"], spec.get("sha256")))
+            if doc.get("kind") == "EnvoyExtensionPolicy":
+                for wasm in spec["wasm"]:
+                    image = wasm["code"]["image"]
+                    refs.append((path.name, image["url"], image.get("sha256")))
+    return refs
+
+
+def test_packaging_pins_every_manifest_to_the_version_and_the_digest_it_built(tmp_path):
+    import shutil
+    manifests = tmp_path / "envoy"
+    shutil.copytree(ROOT / "envoy", manifests)
+    printed = run_package(tmp_path / "oci", manifests)
+    refs = image_refs(manifests)
+    assert len(refs) >= 7, refs
+    for name, url, sha256 in refs:
+        module, tag = url.rsplit("/", 1)[1].split(":")
+        assert tag == workspace_version(), (name, url)
+        assert "sha256:" + sha256 == printed[module], (name, module)
+    # Pinning again changes nothing (the old pin is replaced, not duplicated).
+    before = {p: p.read_text() for p in manifests.rglob("*.yaml")}
+    run_package(tmp_path / "oci", manifests)
+    assert {p: p.read_text() for p in manifests.rglob("*.yaml")} == before
+
+
+
+def test_the_shipped_manifests_are_pinned_to_this_release():
+    for name, url, sha256 in image_refs(ROOT / "envoy"):
+        assert url.endswith(":" + workspace_version()), (name, url)
+        assert re.fullmatch(r"[0-9a-f]{64}", sha256 or ""), (name, "sha256 must be set (scripts/package)")
+    # The Kustomize overlays' image references follow the release too.
+    overlays = list((ROOT / "envoy" / "kustomize").rglob("*.yaml"))
+    refs = [m for p in overlays for m in re.findall(r"^\s*value: \S+/llmobs_\w+:(\S+)$", p.read_text(), re.M)]
+    assert refs and set(refs) == {workspace_version()}, refs

@@ -661,19 +661,16 @@ impl ErrorsFilter {
     }
 }
 
-fn section_error(section: &str, err: ConfigError) -> ConfigError {
-    let field = if err.field == "." { section.to_string() } else { format!("{section}.{}", err.field) };
-    ConfigError::new(field, err.reason)
-}
-
 impl Bundle {
     /// Parses a bundle configuration: an object whose keys are [`SECTIONS`].
     pub fn new<H: Host + Environment>(config_json: &[u8], host: &mut H) -> Result<Self, ConfigError> {
         let doc: Map<String, Value> = serde_json::from_slice(config_json)
             .map_err(|_| ConfigError::new(".", "the bundle configuration must be a JSON object of sections"))?;
-        if let Some(unknown) = doc.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
-            let expected = SECTIONS.join("`, `");
-            return Err(ConfigError::new(
+        // Every section is configured even after one fails, so one rollout shows all errors.
+        let mut errors: Vec<ConfigError> = Vec::new();
+        let expected = SECTIONS.join("`, `");
+        for unknown in doc.keys().filter(|k| !SECTIONS.contains(&k.as_str())) {
+            errors.push(ConfigError::new(
                 crate::metric::label_value(unknown),
                 format!("unknown section, expected one of `{expected}`"),
             ));
@@ -682,25 +679,37 @@ impl Bundle {
             return Err(ConfigError::new(".", "configure at least one section"));
         }
         let section = |name: &'static str| doc.get(name).map(|v| serde_json::to_vec(v).unwrap_or_default());
-        let on_error = |name: &'static str| move |e| section_error(name, e);
-        Ok(Bundle {
-            correlation: section("correlation")
-                .map(|json| Correlation::new(&json, host))
-                .transpose()
-                .map_err(on_error("correlation"))?,
-            redaction: section("pii_redaction")
-                .map(|json| PiiRedaction::new(&json, host))
-                .transpose()
-                .map_err(on_error("pii_redaction"))?,
-            accounting: section("token_accounting")
-                .map(|json| TokenAccounting::new(&json, host))
-                .transpose()
-                .map_err(on_error("token_accounting"))?,
-            errors: section("error_normalization")
-                .map(|json| ErrorNormalization::new(&json, host))
-                .transpose()
-                .map_err(on_error("error_normalization"))?,
-        })
+        let correlation = section("correlation").map(|json| Correlation::new(&json, host));
+        let correlation = keep_section("correlation", correlation, &mut errors);
+        let redaction = section("pii_redaction").map(|json| PiiRedaction::new(&json, host));
+        let redaction = keep_section("pii_redaction", redaction, &mut errors);
+        let accounting = section("token_accounting").map(|json| TokenAccounting::new(&json, host));
+        let accounting = keep_section("token_accounting", accounting, &mut errors);
+        let errors_section = section("error_normalization").map(|json| ErrorNormalization::new(&json, host));
+        let errors_section = keep_section("error_normalization", errors_section, &mut errors);
+        ConfigError::collect(errors)?;
+        match (correlation, redaction, accounting, errors_section) {
+            (Some(correlation), Some(redaction), Some(accounting), Some(errors)) => {
+                Ok(Bundle { correlation, redaction, accounting, errors })
+            }
+            _ => Err(ConfigError::new(".", "invalid")),
+        }
+    }
+}
+
+/// A configured section (`Some(None)` when absent), or `None` with its errors kept under `name`.
+fn keep_section<T>(
+    name: &str,
+    result: Option<Result<T, ConfigError>>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Option<T>> {
+    match result {
+        Some(Err(e)) => {
+            errors.push(e.within(name));
+            None
+        }
+        Some(Ok(behaviour)) => Some(Some(behaviour)),
+        None => Some(None),
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! Every filter parses its plugin configuration with serde (`deny_unknown_fields`), then
 //! validates and compiles it once in `on_configure`. A bad configuration becomes one
-//! [`ConfigError`] that names the field and the reason; the adapter logs it as one line and
-//! returns `false`, so Envoy rejects the configuration instead of half-applying it.
+//! [`ConfigError`] that names the field and the reason, with every other error found in the same
+//! pass in [`ConfigError::more`] (so a rollout shows all its mistakes at once, not one per try);
+//! the adapter logs it as one line and returns `false`, so Envoy rejects the configuration
+//! instead of half-applying it. `llmobs config check` prints the same errors, one a line.
 
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -15,38 +17,121 @@ use std::fmt;
 pub struct ConfigError {
     pub field: String,
     pub reason: String,
+    /// The other errors found in the same configuration, in the order found (never nested).
+    pub more: Vec<ConfigError>,
 }
+
+/// At most this many errors are kept per configuration: enough for any real mistake, bounded
+/// for a hostile one.
+pub const MAX_ERRORS: usize = 64;
 
 impl ConfigError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { field: field.into(), reason: reason.into() }
+        Self { field: field.into(), reason: reason.into(), more: Vec::new() }
+    }
+
+    /// `Ok` when `errors` is empty, else one error carrying all of them (the first in front).
+    pub fn collect(errors: Vec<ConfigError>) -> Result<(), ConfigError> {
+        let mut all = errors.into_iter().flat_map(ConfigError::into_all);
+        match all.next() {
+            None => Ok(()),
+            Some(mut first) => {
+                first.more = all.take(MAX_ERRORS - 1).collect();
+                Err(first)
+            }
+        }
+    }
+
+    /// This error and every one in [`more`](Self::more), each on its own.
+    pub fn into_all(mut self) -> Vec<ConfigError> {
+        let more = std::mem::take(&mut self.more);
+        let mut all = vec![self];
+        all.extend(more.into_iter().flat_map(ConfigError::into_all));
+        all
+    }
+
+    /// The same errors with every field put under `section` (`pii_redaction.custom_rules[0]`).
+    pub fn within(self, section: &str) -> ConfigError {
+        let moved = self
+            .into_all()
+            .into_iter()
+            .map(|e| {
+                let field = if e.field == "." { section.to_string() } else { format!("{section}.{}", e.field) };
+                ConfigError::new(field, e.reason)
+            })
+            .collect();
+        ConfigError::collect(moved).err().unwrap_or_else(|| ConfigError::new(section, "invalid"))
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration: field `{}`: {}", self.field, self.reason)
+        // The line starts the same with one error or many, so a log search for "invalid
+        // configuration: field" finds both; the count closes it.
+        write!(f, "invalid configuration: field `{}`: {}", self.field, self.reason)?;
+        for e in &self.more {
+            write!(f, "; field `{}`: {}", e.field, e.reason)?;
+        }
+        if !self.more.is_empty() {
+            write!(f, " ({} errors)", self.more.len() + 1)?;
+        }
+        Ok(())
     }
 }
 
 /// Parses `bytes` as `T`. An empty configuration means "all defaults" (Envoy passes an empty
 /// buffer when `configuration` is unset).
+///
+/// Every structural error is reported, not only the first: serde stops at the first, so the
+/// field it names is taken out and the document parsed again, until it parses or the error is
+/// not a field that can be taken out (an array element, a missing field's parent is kept). A
+/// JSON syntax error keeps its line and column, the only position there is.
 pub fn parse_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ConfigError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        // serde_path_to_error says `?` (or nothing) when the error is not inside a field.
-        let path = match err.path().to_string() {
-            p if p.is_empty() || p == "?" => ".".to_string(),
-            p => p,
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|err| ConfigError::new(".", format!("not valid JSON: {}", without_values(&err.to_string()))))?;
+    let mut errors = Vec::new();
+    loop {
+        match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(parsed) if errors.is_empty() => return Ok(parsed),
+            Ok(_) => break,
+            Err(err) => {
+                let path = err.path().clone();
+                let field = match path.to_string() {
+                    p if p.is_empty() || p == "?" => ".".to_string(),
+                    p => p,
+                };
+                errors.push(ConfigError::new(field, strip_position(&err.into_inner().to_string())));
+                if errors.len() >= MAX_ERRORS || !take_out(&mut value, &path) {
+                    break;
+                }
+            }
+        }
+    }
+    ConfigError::collect(errors)?;
+    Err(ConfigError::new(".", "invalid"))
+}
+
+/// Removes the object member `path` ends with; false when it does not end with one.
+fn take_out(value: &mut serde_json::Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((Segment::Map { key }, parents)) = segments.split_last() else { return false };
+    let mut at = value;
+    for segment in parents {
+        let next = match segment {
+            Segment::Map { key } => at.get_mut(key.as_str()),
+            Segment::Seq { index } => at.get_mut(*index),
+            _ => None,
         };
-        // serde_json appends "at line L column C"; the field path already says where.
-        ConfigError::new(path, strip_position(&err.into_inner().to_string()))
-    })?;
-    de.end().map_err(|err| ConfigError::new(".", strip_position(&err.to_string())))?;
-    Ok(value)
+        match next {
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    at.as_object_mut().and_then(|o| o.shift_remove(key.as_str())).is_some()
 }
 
 fn strip_position(message: &str) -> String {
@@ -162,6 +247,21 @@ mod tests {
     fn display_is_one_line_naming_field_and_reason() {
         let err = ConfigError::new("sample_rate", "must be a number from 0 to 1");
         assert_eq!(err.to_string(), "invalid configuration: field `sample_rate`: must be a number from 0 to 1");
+    }
+
+    #[test]
+    fn several_errors_are_one_line_that_starts_like_a_single_one_and_ends_with_the_count() {
+        let err = ConfigError::collect(vec![ConfigError::new("a", "x"), ConfigError::new("b", "y")]).unwrap_err();
+        assert_eq!(err.to_string(), "invalid configuration: field `a`: x; field `b`: y (2 errors)");
+        assert_eq!(err.into_all().len(), 2);
+        assert!(ConfigError::collect(Vec::new()).is_ok());
+    }
+
+    #[test]
+    fn every_type_error_is_reported_not_only_the_first() {
+        let err = parse_json::<Outer>(br#"{"rate": "x", "inner": {"size": -1, "sise": 2}, "extra": 1}"#).unwrap_err();
+        let fields: Vec<String> = err.into_all().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["rate", "inner.size", "inner.sise", "extra"]);
     }
 
     #[test]

@@ -33,6 +33,7 @@
 //!   reasons, stream outcomes.
 
 pub mod baggage;
+pub mod build;
 pub mod bundle;
 pub mod config;
 pub mod content;

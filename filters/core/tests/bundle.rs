@@ -244,6 +244,20 @@ fn a_bad_section_is_refused_with_the_section_in_the_field_path() {
 }
 
 #[test]
+fn every_sections_errors_are_reported_together_under_their_section() {
+    let mut host = new_host(&chat_fixture("x", "y"));
+    let config = json!({
+        "extra": {},
+        "correlation": {"sample_rate": 2.0},
+        "pii_redaction": {"mode": "loud", "custom_rules": [{"entity": "e", "pattern": "(?=x)", "action": "redact"}]},
+        "token_accounting": {"unknown_knob": 1},
+    });
+    let err = FullBundle::new(config.to_string().as_bytes(), &mut host).unwrap_err();
+    let fields: Vec<String> = err.into_all().into_iter().map(|e| e.field).collect();
+    assert_eq!(fields, ["extra", "correlation.sample_rate", "pii_redaction.mode", "token_accounting.unknown_knob"]);
+}
+
+#[test]
 fn accounting_reads_the_model_from_redactions_parse_exactly_as_from_its_own() {
     let base = chat_fixture(&format!("mail {EMAIL}"), "ok");
     let bodies = [

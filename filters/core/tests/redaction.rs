@@ -389,12 +389,12 @@ fn the_rule_set_gauge_names_the_active_version_and_zeroes_the_previous_one() {
 fn configuration_errors_name_the_field_and_never_quote_the_secret_or_pattern() {
     let mut host = host("/");
     let cases = [
-        (json!({"entities": {"emial": "redact"}}), "entities"),
+        (json!({"entities": {"emial": "redact"}}), "entities.emial"),
         (json!({"default_action": "pseudonymize"}), "pseudonym_key"),
         (json!({"fingerprint": {"enabled": true}}), "pseudonym_key"),
         (
             json!({"custom_rules": [{"entity": "x", "pattern": "(?=secretlookahead)", "action": "redact"}]}),
-            "custom_rules[0]",
+            "custom_rules[0].pattern",
         ),
         (json!({"blocked_fields": [{"path": "user"}]}), "blocked_fields[0].path"),
         (json!({"restore_pseudonyms": true}), "restore_pseudonyms"),
@@ -416,6 +416,72 @@ fn configuration_errors_name_the_field_and_never_quote_the_secret_or_pattern() {
     .unwrap_err();
     assert_eq!(err.field, "pseudonym_key.key");
     assert!(!err.to_string().contains("c2hvcnQ") && !err.to_string().contains("short"));
+}
+
+#[test]
+fn every_configuration_error_is_reported_at_once_each_with_its_own_cause() {
+    let mut host = host("/");
+    let config = json!({
+        "entities": {"emial": "redact", "employee_id": "block"},
+        "custom_rules": [
+            {"entity": "email", "pattern": "x@y", "action": "redact"},
+            {"entity": "employee_id", "pattern": "TKT-[0-9{6}", "action": "redact"},
+            {"entity": "Bad-Name", "pattern": "(?=x)y", "action": "redact"},
+        ],
+        "blocked_fields": [{"path": "user"}],
+        "restore_pseudonyms": true,
+    });
+    let err = PiiRedaction::new(config.to_string().as_bytes(), &mut host).unwrap_err();
+    let all: Vec<(String, String)> = err.clone().into_all().into_iter().map(|e| (e.field, e.reason)).collect();
+    let fields: Vec<&str> = all.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "entities.emial",
+            "entities.employee_id",
+            "custom_rules[0].entity",
+            "custom_rules[2].entity",
+            "restore_pseudonyms",
+            "custom_rules[1].pattern",
+            "custom_rules[2].pattern",
+            "blocked_fields[0].path",
+        ]
+    );
+    let reason = |field: &str| all.iter().find(|(f, _)| f == field).map(|(_, r)| r.clone()).unwrap();
+    assert!(reason("entities.emial").contains("not a built-in entity"));
+    assert!(reason("entities.employee_id").contains("custom rule's entity"));
+    assert!(reason("custom_rules[0].entity").contains("built-in entity's name"));
+    assert!(reason("custom_rules[2].entity").contains("a-z, 0-9"));
+    assert!(reason("custom_rules[1].pattern").starts_with("regex syntax error at character 5"));
+    assert!(reason("custom_rules[2].pattern").starts_with("not a linear-time construct"));
+    // The filter logs all of them in its one line.
+    let line = err.to_string();
+    assert!(line.starts_with("invalid configuration: field `entities.emial`"), "{line}");
+    assert!(line.contains("; field `blocked_fields[0].path`: "), "{line}");
+    assert!(line.ends_with(" (8 errors)"), "{line}");
+}
+
+#[test]
+fn structural_errors_are_all_reported_not_only_the_first() {
+    let mut host = host("/");
+    let config = json!({"mode": "trafic", "capture": {"max_bytez": 3}, "max_inspected_bytes": "big"});
+    let err = PiiRedaction::new(config.to_string().as_bytes(), &mut host).unwrap_err();
+    let fields: Vec<String> = err.into_all().into_iter().map(|e| e.field).collect();
+    assert_eq!(fields, ["mode", "capture.max_bytez", "max_inspected_bytes"]);
+}
+
+#[test]
+fn the_rule_set_hash_is_the_gauges_label_whatever_the_formatting() {
+    let mut host = host("/");
+    let compact =
+        br#"{"rule_set_version":"v1","custom_rules":[{"entity":"e","pattern":"E-[0-9]+","action":"redact"}]}"#;
+    let spaced = b"{\n  \"custom_rules\": [ {\"action\": \"redact\", \"pattern\": \"E-[0-9]+\", \"entity\": \"e\"} ],\n  \"rule_set_version\": \"v1\" }";
+    let pii = PiiRedaction::new(compact, &mut host).unwrap();
+    let hash = llmobs_core::redaction::rule_set_hash(compact);
+    assert_eq!(pii.rule_set(), format!("v1@{hash}"));
+    assert_eq!(llmobs_core::redaction::rule_set_hash(spaced), hash);
+    assert_eq!(hash.len(), 12);
+    assert!(host.metric_names("llmobs.pii.rule_set").iter().any(|n| n.contains(&hash)));
 }
 
 #[test]

@@ -107,6 +107,11 @@ impl<F> RootContext for Root<F> {
         self.filter = configure(self.name, self.build).map(Rc::new);
         if self.memory.metric.is_none() {
             self.memory = MemoryGauge::define(self.name);
+            // Once per VM, like the memory gauge: the release and revision of this module.
+            let mut host = ProxyHost::default();
+            if let Ok(info) = host.define_gauge(&llmobs_core::build::info_metric(&format!("llmobs_{}", self.name))) {
+                host.set_gauge(info, 1);
+            }
         }
         self.filter.is_some()
     }

@@ -158,8 +158,10 @@ impl CorrelationConfig {
         Ok(config)
     }
 
+    /// Every value error, not only the first.
     fn validate(&self) -> Result<(), ConfigError> {
-        check_header_name("request_id_header", &self.request_id_header)?;
+        let mut errors = Vec::new();
+        errors.extend(check_header_name("request_id_header", &self.request_id_header).err());
         for (field, source) in [
             ("conversation_id", &self.conversation_id),
             ("agent_id", &self.agent_id),
@@ -167,17 +169,17 @@ impl CorrelationConfig {
             ("agent_run_id", &self.agent_run_id),
         ] {
             for (i, header) in source.headers.iter().enumerate() {
-                check_header_name(&format!("{field}.headers[{i}]"), header)?;
+                errors.extend(check_header_name(&format!("{field}.headers[{i}]"), header).err());
             }
             if source.mint_when_absent && source.headers.is_empty() {
-                return Err(ConfigError::new(
+                errors.push(ConfigError::new(
                     format!("{field}.mint_when_absent"),
                     "needs at least one header to send the minted id in",
                 ));
             }
         }
-        check_rate("sample_rate", self.sample_rate)?;
-        check_header_name("synthetic.header", &self.synthetic.header)?;
+        errors.extend(check_rate("sample_rate", self.sample_rate).err());
+        errors.extend(check_header_name("synthetic.header", &self.synthetic.header).err());
         for (field, name) in [
             ("echo.request_id", &self.echo.request_id),
             ("echo.conversation_id", &self.echo.conversation_id),
@@ -185,33 +187,33 @@ impl CorrelationConfig {
             ("echo.trace_id", &self.echo.trace_id),
         ] {
             if !name.is_empty() {
-                check_header_name(field, name)?;
+                errors.extend(check_header_name(field, name).err());
             }
         }
         let limits = Limits::default();
         if self.baggage.max_members == 0 || self.baggage.max_members > limits.max_members {
-            return Err(ConfigError::new("baggage.max_members", "must be from 1 to 180 (the W3C limit)"));
+            errors.push(ConfigError::new("baggage.max_members", "must be from 1 to 180 (the W3C limit)"));
         }
         if self.baggage.max_bytes == 0 || self.baggage.max_bytes > limits.max_bytes {
-            return Err(ConfigError::new("baggage.max_bytes", "must be from 1 to 8192 (the W3C limit)"));
+            errors.push(ConfigError::new("baggage.max_bytes", "must be from 1 to 8192 (the W3C limit)"));
         }
         for (i, d) in self.baggage.destinations.iter().enumerate() {
             let blank = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
             if blank(&d.cluster) == blank(&d.authority) {
-                return Err(ConfigError::new(
+                errors.push(ConfigError::new(
                     format!("baggage.destinations[{i}]"),
                     "set exactly one of `cluster` and `authority`",
                 ));
             }
         }
-        signals::validate(&self.feedback, &self.retrieval, &self.signal_labels).map_err(|e| {
+        if let Err(e) = signals::validate(&self.feedback, &self.retrieval, &self.signal_labels) {
             let field = match e.field.split_once('.') {
                 Some(("feedback" | "retrieval", _)) => e.field.clone(),
                 _ => format!("signal_labels.{}", e.field),
             };
-            ConfigError::new(field, e.reason)
-        })?;
-        Ok(())
+            errors.push(ConfigError::new(field, e.reason));
+        }
+        ConfigError::collect(errors)
     }
 }
 

@@ -49,7 +49,9 @@ impl Default for ErrorNormalizationConfig {
 impl ErrorNormalizationConfig {
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
         let config: Self = parse_json(bytes)?;
-        validate_overrides(&config.providers)?;
+        // Every value error, not only the first.
+        let mut errors = Vec::new();
+        errors.extend(validate_overrides(&config.providers).err());
         let h = &config.response_headers;
         for (field, name) in [
             ("response_headers.error_type", &h.error_type),
@@ -57,12 +59,13 @@ impl ErrorNormalizationConfig {
             ("response_headers.retry_after_ms", &h.retry_after_ms),
         ] {
             if !name.is_empty() {
-                check_header_name(field, name)?;
+                errors.extend(check_header_name(field, name).err());
             }
         }
         if config.max_error_body_bytes == 0 || config.max_error_body_bytes > 1 << 20 {
-            return Err(ConfigError::new("max_error_body_bytes", "must be from 1 to 1048576"));
+            errors.push(ConfigError::new("max_error_body_bytes", "must be from 1 to 1048576"));
         }
+        ConfigError::collect(errors)?;
         Ok(config)
     }
 }

@@ -243,57 +243,65 @@ fn valid_label(s: &str, max: usize) -> bool {
 impl PiiRedactionConfig {
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
         let config: Self = parse_json(bytes)?;
-        config.validate()?;
+        ConfigError::collect(config.problems())?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Every error in an otherwise well-typed configuration (patterns are compiled elsewhere).
+    pub fn problems(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
         for label in self.entities.keys() {
             if Entity::from_label(label).is_none() {
-                return Err(ConfigError::new(
-                    "entities",
-                    "names an unknown built-in entity (see docs/filters/pii-redaction.md)",
-                ));
+                let field = format!("entities.{}", crate::metric::label_value(label));
+                let reason = if self.custom_rules.iter().any(|r| &r.entity == label) {
+                    "is a custom rule's entity; its action is set in that rule, `entities` lists built-in entities only"
+                } else {
+                    "is not a built-in entity (see docs/filters/pii-redaction.md); custom entities are defined in `custom_rules`"
+                };
+                errors.push(ConfigError::new(field, reason));
             }
         }
         if self.custom_rules.len() > MAX_CUSTOM_RULES {
-            return Err(ConfigError::new("custom_rules", format!("at most {MAX_CUSTOM_RULES} rules")));
+            errors.push(ConfigError::new("custom_rules", format!("at most {MAX_CUSTOM_RULES} rules")));
         }
         for (i, rule) in self.custom_rules.iter().enumerate() {
-            if !valid_label(&rule.entity, 32) || Entity::from_label(&rule.entity).is_some() {
-                return Err(ConfigError::new(
-                    format!("custom_rules[{i}].entity"),
-                    "must be 1-32 characters of a-z, 0-9, '_' and not a built-in entity",
+            let field = format!("custom_rules[{i}].entity");
+            if Entity::from_label(&rule.entity).is_some() {
+                errors.push(ConfigError::new(
+                    field,
+                    "is a built-in entity's name; give the custom entity its own name, or set the built-in's action in `entities`",
                 ));
+            } else if !valid_label(&rule.entity, 32) {
+                errors.push(ConfigError::new(field, "must be 1-32 characters of a-z, 0-9, '_'"));
             }
         }
         if !valid_label(&self.rule_set_version.replace(['.', '-'], "_"), 64) {
-            return Err(ConfigError::new("rule_set_version", "must be 1-64 characters of a-z, 0-9, '.', '-', '_'"));
+            errors.push(ConfigError::new("rule_set_version", "must be 1-64 characters of a-z, 0-9, '.', '-', '_'"));
         }
         let uses_key = self.actions().any(|a| a == Action::Pseudonymize) || self.fingerprint.enabled;
         if uses_key && self.pseudonym_key.is_none() {
-            return Err(ConfigError::new(
+            errors.push(ConfigError::new(
                 "pseudonym_key",
                 "is required when an action is pseudonymize or the fingerprint is enabled",
             ));
         }
         if self.restore_pseudonyms && !self.mode.rewrites() {
-            return Err(ConfigError::new("restore_pseudonyms", "needs mode traffic or both"));
+            errors.push(ConfigError::new("restore_pseudonyms", "needs mode traffic or both"));
         }
         if self.max_inspected_bytes == 0 || self.max_inspected_bytes > 64 * 1024 * 1024 {
-            return Err(ConfigError::new("max_inspected_bytes", "must be 1 byte to 64 MiB"));
+            errors.push(ConfigError::new("max_inspected_bytes", "must be 1 byte to 64 MiB"));
         }
         let s = &self.stream;
         if s.window_bytes < 64 || s.max_held_events == 0 || s.max_held_bytes < s.window_bytes {
-            return Err(ConfigError::new(
+            errors.push(ConfigError::new(
                 "stream",
                 "window_bytes must be >= 64, max_held_events >= 1, max_held_bytes >= window_bytes",
             ));
         }
         if self.capture.max_bytes > 16 * 1024 {
-            return Err(ConfigError::new("capture.max_bytes", "must be at most 16384"));
+            errors.push(ConfigError::new("capture.max_bytes", "must be at most 16384"));
         }
-        Ok(())
+        errors
     }
 
     /// Every action in force (built-in default, per-entity, custom).

@@ -276,6 +276,37 @@ pub struct PiiRedaction {
     handles: metric::Handles,
 }
 
+/// The `rule_set_hash` label of `llmobs.pii.rule_set` and the log's rule set: 12 hex digits of
+/// the SHA-256 of the canonical configuration. `llmobs rules hash` prints this.
+pub fn rule_set_hash(config_json: &[u8]) -> String {
+    crate::id::hex(Sha256::digest(canonical_config(config_json)).get(..6).unwrap_or_default())
+}
+
+/// One detection in [`PiiRedaction::preview_request`]: offsets into the text given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detection {
+    pub entity: String,
+    /// The index in `custom_rules` of the rule that found it; `None` for a built-in detector.
+    pub rule: Option<usize>,
+    pub action: Action,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// What the filter would do to one request text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    pub text: String,
+    pub detections: Vec<Detection>,
+    /// The entity a `block` action refuses the request for (traffic or both mode).
+    pub refused_for: Option<String>,
+}
+
+/// `result`'s value, or `None` with its error kept in `errors`.
+fn kept<T>(result: Result<T, ConfigError>, errors: &mut Vec<ConfigError>) -> Option<T> {
+    result.map_err(|e| errors.push(e)).ok()
+}
+
 /// Envoy's shared-data key remembering the active rule-set gauge, so a reload zeroes the old one.
 fn rule_set_key(plugin: &str) -> String {
     format!("llmobs.pii.rule_set.{plugin}")
@@ -283,21 +314,39 @@ fn rule_set_key(plugin: &str) -> String {
 
 impl PiiRedaction {
     pub fn new<H: Host + Environment>(config_json: &[u8], host: &mut H) -> Result<Self, ConfigError> {
-        let config = PiiRedactionConfig::parse(config_json)?;
-        let custom = Rules::compile_some(
-            "custom_rules",
-            config.custom_rules.iter().map(|r| (r.pattern.as_str(), r.action != Action::Off)),
-        )?;
-        let masks =
-            Rules::compile("fingerprint.mask_patterns", config.fingerprint.mask_patterns.iter().map(String::as_str))?;
-        let fields =
-            config.blocked_fields.iter().enumerate().map(|(i, f)| FieldPath::parse(i, f)).collect::<Result<_, _>>()?;
+        let config: PiiRedactionConfig = crate::config::parse_json(config_json)?;
+        // Everything is checked before anything is refused, so one rollout shows every error.
+        let mut errors = config.problems();
+        let custom = kept(
+            Rules::compile_some(
+                "custom_rules",
+                config.custom_rules.iter().map(|r| (r.pattern.as_str(), r.action != Action::Off)),
+            )
+            .map_err(|e| {
+                // A rule is an object: the error is in its `pattern`.
+                let all = e.into_all().into_iter().map(|e| ConfigError::new(format!("{}.pattern", e.field), e.reason));
+                ConfigError::collect(all.collect()).err().unwrap_or_else(|| ConfigError::new("custom_rules", "invalid"))
+            }),
+            &mut errors,
+        );
+        let masks = kept(
+            Rules::compile("fingerprint.mask_patterns", config.fingerprint.mask_patterns.iter().map(String::as_str)),
+            &mut errors,
+        );
+        let fields: Vec<Option<FieldPath>> =
+            config.blocked_fields.iter().enumerate().map(|(i, f)| kept(FieldPath::parse(i, f), &mut errors)).collect();
+        let fields: Option<Vec<FieldPath>> = fields.into_iter().collect();
         let pseudonymizer = match &config.pseudonym_key {
-            Some(source) => Some(load_key(host, &source.env, &source.id)?),
-            None => None,
+            Some(source) => kept(load_key(host, &source.env, &source.id).map(Some), &mut errors),
+            None => Some(None),
+        };
+        ConfigError::collect(errors)?;
+        let (Some(custom), Some(masks), Some(fields), Some(pseudonymizer)) = (custom, masks, fields, pseudonymizer)
+        else {
+            return Err(ConfigError::new(".", "invalid"));
         };
         let enabled: Vec<Entity> = Entity::ALL.into_iter().filter(|e| config.action_for(*e) != Action::Off).collect();
-        let hash = crate::id::hex(Sha256::digest(canonical_config(config_json)).get(..6).unwrap_or_default());
+        let hash = rule_set_hash(config_json);
         let rule_set = format!("{}@{}", config.rule_set_version, hash);
         let filter = Self {
             detector: Detector::new(&enabled),
@@ -340,6 +389,16 @@ impl PiiRedaction {
 
     pub fn rule_set(&self) -> &str {
         &self.rule_set
+    }
+
+    /// Whether `entity` is a built-in entity's label or a custom rule's entity.
+    pub fn defines(&self, entity: &str) -> bool {
+        Entity::from_label(entity).is_some() || self.config.custom_rules.iter().any(|r| r.entity == entity)
+    }
+
+    /// Whether request bodies are rewritten (mode traffic or both, requests inspected).
+    pub fn rewrites_requests(&self) -> bool {
+        self.config.mode.rewrites() && self.config.direction.requests()
     }
 
     pub fn max_inspected_bytes(&self) -> usize {
@@ -970,6 +1029,34 @@ impl PiiRedaction {
             };
             host.set_filter_state(key, text.as_bytes());
         }
+    }
+
+    /// What the filter does to one piece of request text (`llmobs redact`): the same scan,
+    /// overlap rule and replacements as a request body. The text is what the provider would
+    /// receive (unchanged in telemetry mode or when requests are not inspected); each detection
+    /// names its entity, the custom rule that found it and its action.
+    pub fn preview_request<H: Host>(&self, host: &mut H, text: &str) -> Preview {
+        let mut ex = self.on_request_headers(host);
+        let found = if self.config.direction.requests() { self.scan(text) } else { Vec::new() };
+        let detections = found
+            .iter()
+            .map(|f| Detection {
+                entity: self.entity_label(f.kind).to_string(),
+                rule: match f.kind {
+                    Kind::Custom(i) => Some(i),
+                    Kind::Builtin(_) => None,
+                },
+                action: self.action(f.kind),
+                start: f.start,
+                end: f.end,
+            })
+            .collect();
+        let text = if self.config.mode.rewrites() {
+            self.apply(text, &found, Side::Request, &mut ex)
+        } else {
+            text.to_string()
+        };
+        Preview { text, detections, refused_for: ex.blocked.take() }
     }
 
     // ---- detection and replacement ----

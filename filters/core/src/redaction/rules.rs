@@ -45,23 +45,15 @@ impl Rules {
     ) -> Result<Self, ConfigError> {
         let patterns: Vec<(&str, bool)> = patterns.into_iter().collect();
         let mut each = Vec::with_capacity(patterns.len());
+        // Every pattern is checked, so a rules file shows all its bad patterns at once.
+        let mut errors = Vec::new();
         for (i, &(pattern, on)) in patterns.iter().enumerate() {
-            let at = || format!("{field}[{i}]");
-            if pattern.is_empty() || pattern.len() > MAX_PATTERN_BYTES {
-                return Err(ConfigError::new(at(), format!("pattern must be 1-{MAX_PATTERN_BYTES} bytes")));
+            match compile_one(pattern) {
+                Ok(regex) => each.push((regex, on)),
+                Err(reason) => errors.push(ConfigError::new(format!("{field}[{i}]"), reason)),
             }
-            let regex = RegexBuilder::new(pattern)
-                .unicode(false)
-                .size_limit(MAX_COMPILED_BYTES)
-                .dfa_size_limit(2 * MAX_COMPILED_BYTES)
-                .nest_limit(32)
-                .build()
-                .map_err(|e| ConfigError::new(at(), describe(&e)))?;
-            if regex.is_match("") {
-                return Err(ConfigError::new(at(), "pattern matches the empty string"));
-            }
-            each.push((regex, on));
         }
+        ConfigError::collect(errors)?;
         let on: Vec<&str> = patterns.iter().filter(|(_, on)| *on).map(|(p, _)| *p).collect();
         let all = if on.is_empty() {
             None
@@ -72,7 +64,7 @@ impl Rules {
                     .unicode(false)
                     .size_limit(MAX_COMPILED_BYTES * on.len())
                     .dfa_size_limit(2 * MAX_COMPILED_BYTES)
-                    .nest_limit(33)
+                    .nest_limit(NEST_LIMIT + 1)
                     .build()
                     .map_err(|e| ConfigError::new(field, describe(&e)))?,
             )
@@ -109,6 +101,62 @@ impl Rules {
     }
 }
 
+/// One pattern as every rule is compiled, or why not (never quoting the pattern).
+fn compile_one(pattern: &str) -> Result<Regex, String> {
+    if pattern.is_empty() || pattern.len() > MAX_PATTERN_BYTES {
+        return Err(format!("pattern must be 1-{MAX_PATTERN_BYTES} bytes"));
+    }
+    // The same parser settings `regex` uses below (Unicode off, nesting 32), so what passes here
+    // is what the engine gets; its errors carry a kind and a span, which `regex` flattens into a
+    // text quoting the pattern.
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .nest_limit(NEST_LIMIT)
+        .build()
+        .parse(pattern)
+        .map_err(|e| describe_syntax(&e))?;
+    let regex = RegexBuilder::new(pattern)
+        .unicode(false)
+        .size_limit(MAX_COMPILED_BYTES)
+        .dfa_size_limit(2 * MAX_COMPILED_BYTES)
+        .nest_limit(NEST_LIMIT)
+        .build()
+        .map_err(|e| describe(&e))?;
+    if regex.is_match("") {
+        return Err("pattern matches the empty string".to_string());
+    }
+    Ok(regex)
+}
+
+const NEST_LIMIT: u32 = 32;
+
+/// A parse error as `<cause> at character C of the pattern: <what>`; the cause is either a
+/// syntax error or a construct that needs backtracking (look-around, back-references), which
+/// the linear-time engine refuses by design.
+fn describe_syntax(err: &regex_syntax::Error) -> String {
+    use regex_syntax::ast::ErrorKind as Ast;
+    let (what, span, nonlinear) = match err {
+        regex_syntax::Error::Parse(e) => {
+            let nonlinear = matches!(e.kind(), Ast::UnsupportedLookAround | Ast::UnsupportedBackreference);
+            let what = match e.kind() {
+                Ast::UnsupportedLookAround => "look-around ((?=, (?!, (?<=, (?<!) needs backtracking".to_string(),
+                Ast::UnsupportedBackreference => "a back-reference (\\1) needs backtracking".to_string(),
+                kind => kind.to_string(),
+            };
+            (what, *e.span(), nonlinear)
+        }
+        regex_syntax::Error::Translate(e) => (e.kind().to_string(), *e.span(), false),
+        _ => return "regex syntax error: invalid pattern".to_string(),
+    };
+    // The span's column counts characters from 1; a byte offset is given too for editors.
+    let at = format!("character {} (byte {}) of the pattern", span.start.column, span.start.offset);
+    if nonlinear {
+        format!("not a linear-time construct at {at}: {what}; the engine has no backtracking, so look-around and back-references are refused")
+    } else {
+        format!("regex syntax error at {at}: {what}")
+    }
+}
+
 /// The regex crate's error without the pattern text it echoes.
 fn describe(err: &regex::Error) -> String {
     match err {
@@ -116,7 +164,7 @@ fn describe(err: &regex::Error) -> String {
         regex::Error::Syntax(text) => {
             // The syntax error's first line quotes the pattern; keep only the reason line.
             let reason = text.lines().rev().find(|l| l.starts_with("error:")).unwrap_or("invalid syntax");
-            format!("not a linear-time pattern ({reason}); look-around and back-references are not supported")
+            format!("invalid pattern ({reason})")
         }
         _ => "invalid pattern".to_string(),
     }
@@ -141,6 +189,25 @@ mod tests {
         assert_eq!(err.field, "custom_rules[0]");
         assert!(!err.reason.contains("secret"), "{}", err.reason);
         assert!(Rules::compile("custom_rules", ["(?=x)y"]).is_err());
+    }
+
+    #[test]
+    fn a_syntax_error_is_told_apart_from_a_non_linear_construct_with_its_position() {
+        let err = Rules::compile("custom_rules", ["TKT-[0-9{6}"]).unwrap_err();
+        assert_eq!(err.reason, "regex syntax error at character 5 (byte 4) of the pattern: unclosed character class");
+        let err = Rules::compile("custom_rules", ["ab(?=x)"]).unwrap_err();
+        assert!(err.reason.starts_with("not a linear-time construct at character 3 (byte 2)"), "{}", err.reason);
+        assert!(err.reason.contains("look-around"), "{}", err.reason);
+        let err = Rules::compile("custom_rules", ["(a)\\1"]).unwrap_err();
+        assert!(err.reason.starts_with("not a linear-time construct at character 4"), "{}", err.reason);
+        assert!(err.reason.contains("back-reference"), "{}", err.reason);
+    }
+
+    #[test]
+    fn every_bad_pattern_is_reported_not_only_the_first() {
+        let err = Rules::compile("custom_rules", ["ok", "TKT-[0-9{6}", "fine", "(?=x)"]).unwrap_err();
+        let fields: Vec<String> = err.into_all().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["custom_rules[1]", "custom_rules[3]"]);
     }
 
     #[test]

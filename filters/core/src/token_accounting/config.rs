@@ -66,14 +66,16 @@ impl TokenAccountingConfig {
         Ok(config)
     }
 
+    /// Every value error, not only the first.
     fn validate(&self) -> Result<(), ConfigError> {
-        super::provider::validate_overrides(&self.providers)?;
+        let mut errors = Vec::new();
+        errors.extend(super::provider::validate_overrides(&self.providers).err());
         if !self.tenant_header.is_empty() {
-            check_header_name("tenant_header", &self.tenant_header)?;
+            errors.extend(check_header_name("tenant_header", &self.tenant_header).err());
         }
         for (field, policy) in [("model_label", &self.model_label), ("tenant_label", &self.tenant_label)] {
             if policy.allow.is_empty() && !(1..=10_000).contains(&policy.max_distinct) {
-                return Err(ConfigError::new(format!("{field}.max_distinct"), "must be from 1 to 10000"));
+                errors.push(ConfigError::new(format!("{field}.max_distinct"), "must be from 1 to 10000"));
             }
         }
         for (field, value, max) in [
@@ -82,13 +84,15 @@ impl TokenAccountingConfig {
             ("max_frame_bytes", self.max_frame_bytes, 16 << 20),
         ] {
             if value == 0 || value > max {
-                return Err(ConfigError::new(field, format!("must be from 1 to {max}")));
+                errors.push(ConfigError::new(field, format!("must be from 1 to {max}")));
             }
         }
         if let Some(prices) = &self.prices {
-            prices.validate("prices")?;
+            if let Err(e) = prices.validate("prices") {
+                errors.push(e);
+            }
         }
-        Ok(())
+        ConfigError::collect(errors)
     }
 }
 
