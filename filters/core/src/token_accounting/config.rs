@@ -28,6 +28,8 @@ pub struct TokenAccountingConfig {
     /// remove the extra usage chunk before the client sees it. Buffers those request bodies (up
     /// to `max_request_body_bytes`, which must fit Envoy's buffer limit).
     pub inject_stream_usage: bool,
+    /// Agent, tool and prompt signals (`crate::agent`).
+    pub agent: crate::agent::config::AgentConfig,
 }
 
 impl Default for TokenAccountingConfig {
@@ -42,6 +44,7 @@ impl Default for TokenAccountingConfig {
             max_frame_bytes: 1 << 20,
             request_identity_encoding: true,
             inject_stream_usage: false,
+            agent: Default::default(),
         }
     }
 }
@@ -64,6 +67,7 @@ impl TokenAccountingConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         super::provider::validate_overrides(&self.providers)?;
+        self.agent.validate("agent")?;
         if !self.tenant_header.is_empty() {
             check_header_name("tenant_header", &self.tenant_header)?;
         }

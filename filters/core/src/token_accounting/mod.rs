@@ -48,6 +48,7 @@ pub struct Exchange {
     buffer_request: bool,
     injected: bool,
     stripper: Option<inject::UsageChunkStripper>,
+    agent: crate::agent::AgentExchange,
 }
 
 impl Exchange {
@@ -121,16 +122,21 @@ impl<'de> Deserialize<'de> for RequestDoc {
 /// by accounting itself, or, in the bundle, from the document redaction already parsed
 /// ([`RequestFacts::of`]), so a request redaction holds is neither copied nor parsed twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestFacts(Option<RequestDoc>);
+pub struct RequestFacts(Option<RequestDoc>, crate::agent::request::AgentRequest);
 
 impl RequestFacts {
     /// From a parsed document, with the same typing as a parse of the body.
     pub fn of(doc: &serde_json::Value) -> Self {
-        RequestFacts(RequestDoc::deserialize(doc).ok())
+        RequestFacts(RequestDoc::deserialize(doc).ok(), crate::agent::request::AgentRequest::read(doc))
     }
 
+    /// One parse into a document, read as [`Self::of`] reads it, so the separate filter and the
+    /// bundle agree on the agent signals too.
     fn parse(body: &[u8]) -> Self {
-        RequestFacts(serde_json::from_slice(body).ok())
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(doc) => Self::of(&doc),
+            Err(_) => RequestFacts(None, Default::default()),
+        }
     }
 
     fn apply(&self, ex: &mut Exchange) {
@@ -140,6 +146,7 @@ impl RequestFacts {
                     ex.request_model = Some(model.clone());
                 }
                 ex.stream_requested |= doc.stream.unwrap_or(false);
+                ex.agent.on_request(self.1.clone());
             }
             None => ex.failures.push(ParseFailure::RequestJson),
         }
@@ -155,6 +162,7 @@ pub struct TokenAccounting {
     overflow_model: MetricId,
     overflow_tenant: MetricId,
     handles: metric::Handles,
+    agent: crate::agent::AgentSignals,
 }
 
 impl TokenAccounting {
@@ -178,6 +186,7 @@ impl TokenAccounting {
                 &config.tenant_label.allow,
                 config.tenant_label.max_distinct,
             ),
+            agent: crate::agent::AgentSignals::new(config.agent.clone()),
             config,
             overflow_model,
             overflow_tenant,
@@ -218,6 +227,7 @@ impl TokenAccounting {
             buffer_request: false,
             injected: false,
             stripper: None,
+            agent: self.agent.on_request_headers(host),
         };
         // A SigV4-signed request (Bedrock through a signing client) must never be edited: the
         // signature covers the body. Only OpenAI-style chat bodies are ever edited.
@@ -502,6 +512,15 @@ impl TokenAccounting {
         }
 
         write_outcome_state(host, ex, outcome, usage_source);
+        let agent_labels = crate::agent::Labels {
+            provider: &provider,
+            model: &model_label.value,
+            tenant: &tenant_label.value,
+            synthetic: synthetic_label,
+            status,
+        };
+        let prompt_version = self.agent.prompt_version_label(host, &ex.agent);
+        self.agent.finish(host, &ex.agent, agent_labels, &prompt_version);
         let obs = &ex.response.observation;
         let optional: [(&str, Option<String>); 13] = [
             (fs::REQUEST_MODEL, model_of(&ex.request_model)),

@@ -1,0 +1,154 @@
+//! Agent, tool and prompt signals read from each provider's request history, through the
+//! token-accounting filter, for every split of the request body.
+
+use llmobs_core::agent::{self, config::AgentConfig, request::AgentRequest};
+use llmobs_core::token_accounting::TokenAccounting;
+use llmobs_testkit::{agent_fixtures, chunkings, AgentFixture, FakeHost};
+use serde_json::{json, Value};
+
+fn config(fixture: &AgentFixture) -> String {
+    json!({ "agent": fixture.config }).to_string()
+}
+
+/// Runs one fixture's request, split into `chunks`, and a 200 answer through accounting.
+fn run(fixture: &AgentFixture, chunks: &[&[u8]]) -> FakeHost {
+    let mut host = FakeHost::default();
+    let mut headers: Vec<(&str, &str)> = vec![(":path", &fixture.path), (":method", "POST")];
+    headers.extend(fixture.request_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    host.next_request(&headers);
+    let filter = TokenAccounting::new(config(fixture).as_bytes(), &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    for chunk in chunks {
+        filter.on_request_body(&mut ex, chunk, false);
+    }
+    filter.on_request_body(&mut ex, b"", true);
+    host.add_response_header(":status", "200");
+    host.add_response_header("content-type", "application/json");
+    filter.on_response_headers(&mut host, &mut ex, false);
+    filter.on_response_body(&mut host, &mut ex, b"{}", true);
+    host
+}
+
+/// What the filter recorded, in the fixtures' `expected` vocabulary.
+fn observed(host: &FakeHost) -> Value {
+    let number = |key: &str| host.filter_state_str(key).map(|v| v.parse::<u64>().expect("a number"));
+    json!({
+        "iteration": number(agent::ITERATION),
+        "tool_results": number(agent::TOOL_RESULTS),
+        "tool_errors": number(agent::TOOL_ERRORS),
+        "tool_error_names": host.filter_state_str(agent::TOOL_ERROR_NAMES).map(|v| v.split(',').map(str::to_string).collect::<Vec<_>>()),
+        "session_start": host.counter_sum("llmobs.agent.sessions_started") == 1,
+        "first_tool_error": host.counter_sum("llmobs.agent.sessions_first_tool_error") == 1,
+        "prompt_id": host.filter_state_str(agent::PROMPT_ID),
+        "prompt_version": host.filter_state_str(agent::PROMPT_VERSION),
+    })
+}
+
+#[test]
+fn every_agent_fixture_reads_as_expected_for_every_split_of_its_request() {
+    let fixtures = agent_fixtures();
+    assert!(fixtures.len() >= 16, "fixtures missing: {}", fixtures.len());
+    for fixture in &fixtures {
+        for chunks in chunkings(&fixture.request_body) {
+            assert_eq!(observed(&run(fixture, &chunks)), fixture.expected, "{} split {}", fixture.name, chunks.len());
+        }
+    }
+}
+
+#[test]
+fn tool_results_and_errors_are_counted_by_tool_and_error_source() {
+    let fixture = agent_fixtures().into_iter().find(|f| f.name == "anthropic-tool-result-is-error").unwrap();
+    let host = run(&fixture, &[&fixture.request_body]);
+    let base = ".gen_ai.provider.name=anthropic;";
+    assert_eq!(
+        host.counter(&format!(
+            "llmobs.agent.tool_results{base}.gen_ai.tool.name=run_sql;.prompt_version=unknown;.synthetic=false;"
+        )),
+        Some(1)
+    );
+    assert_eq!(
+        host.counter(&format!(
+            "llmobs.agent.tool_results{base}.gen_ai.tool.name=get_schema;.prompt_version=unknown;.synthetic=false;"
+        )),
+        Some(1)
+    );
+    assert_eq!(
+        host.counter(&format!("llmobs.agent.tool_errors{base}.gen_ai.tool.name=run_sql;.error_source=flag;.prompt_version=unknown;.synthetic=false;")),
+        Some(1)
+    );
+    assert_eq!(host.counter_sum("llmobs.agent.tool_errors"), 1);
+    assert_eq!(host.histogram("llmobs.agent.iteration.gen_ai.provider.name=anthropic;.prompt_version=unknown;.synthetic=false;.tenant=unknown;"), vec![2]);
+}
+
+#[test]
+fn the_prompt_version_labels_the_session_counters() {
+    let fixture = agent_fixtures().into_iter().find(|f| f.name == "openai-chat-header-prompt-wins").unwrap();
+    let host = run(&fixture, &[&fixture.request_body]);
+    assert_eq!(
+        host.counter("llmobs.agent.sessions_started.gen_ai.provider.name=openai;.gen_ai.request.model=gpt-4o-mini;.prompt_version=v8-canary;.synthetic=false;.tenant=unknown;"),
+        Some(1)
+    );
+}
+
+#[test]
+fn a_failed_call_writes_the_log_fields_but_counts_nothing() {
+    let fixture = agent_fixtures().into_iter().find(|f| f.name == "openai-chat-tool-error-json-convention").unwrap();
+    let mut host = FakeHost::default();
+    host.next_request(&[(":path", &fixture.path), (":method", "POST")]);
+    let filter = TokenAccounting::new(b"", &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    filter.on_request_body(&mut ex, &fixture.request_body, true);
+    host.add_response_header(":status", "429");
+    filter.on_response_headers(&mut host, &mut ex, true);
+    assert_eq!(host.filter_state_str(agent::TOOL_ERRORS).as_deref(), Some("1"));
+    assert_eq!(host.counter_sum("llmobs.agent."), 0);
+}
+
+#[test]
+fn tool_names_past_the_cap_become_other_and_count_an_overflow() {
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "go"},
+        {"role": "assistant", "tool_calls": [
+            {"id": "a", "type": "function", "function": {"name": "first", "arguments": "{}"}},
+            {"id": "b", "type": "function", "function": {"name": "second", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "a", "content": "{\"error\": 1}"},
+        {"role": "tool", "tool_call_id": "b", "content": "{\"error\": 2}"}]});
+    let fixture = AgentFixture {
+        name: "cap".into(),
+        path: "/v1/chat/completions".into(),
+        request_headers: Vec::new(),
+        request_body: body.to_string().into_bytes(),
+        config: json!({"tool_name_label": {"max_distinct": 1}}),
+        expected: Value::Null,
+    };
+    let host = run(&fixture, &[&fixture.request_body]);
+    assert_eq!(host.filter_state_str(agent::TOOL_ERROR_NAMES).as_deref(), Some("first,_OTHER"));
+    assert_eq!(host.counter("llmobs.label_overflow.label=gen_ai.tool.name;"), Some(1));
+}
+
+#[test]
+fn documents_of_no_known_shape_read_as_an_empty_history() {
+    for doc in [
+        json!(null),
+        json!([1, 2]),
+        json!({"messages": "x"}),
+        json!({"messages": [1, {"role": 5}]}),
+        json!({"input": [{"type": 3}]}),
+    ] {
+        let reading = AgentRequest::read(&doc);
+        assert_eq!(reading.iteration(), 1);
+        assert!(reading.new_results(&AgentConfig::default()).is_empty());
+    }
+}
+
+#[test]
+fn bad_agent_configurations_name_their_field() {
+    let mut host = FakeHost::default();
+    for (json, field) in [
+        (r#"{"agent": {"prompt_id_header": "X-Prompt"}}"#, "agent.prompt_id_header"),
+        (r#"{"agent": {"tool_name_label": {"max_distinct": 0}}}"#, "agent.tool_name_label.max_distinct"),
+        (r#"{"agent": {"tool_error_prefixes": ["   "]}}"#, "agent.tool_error_prefixes[0]"),
+        (r#"{"agent": {"tool_errors": true}}"#, "agent.tool_errors"),
+    ] {
+        assert_eq!(TokenAccounting::new(json.as_bytes(), &mut host).unwrap_err().field, field, "{json}");
+    }
+}

@@ -1,0 +1,142 @@
+"""Agent, tool and prompt signals in a real Envoy: a scripted multi-turn agent run with the
+official SDKs (llmock asks for tools, the client runs them, some fail) and the session ratio
+read from Envoy's Prometheus counters, exactly; the log fields equal what each client sent."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import anthropic
+import openai
+import pytest
+
+from conftest import validate_log_line
+from harness import as_bundle
+
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}}}}
+SEARCH_TOOL = {"type": "function", "function": {"name": "search_docs", "parameters": {"type": "object"}}}
+ANTHROPIC_TOOL = {"name": "run_sql", "description": "runs SQL", "input_schema": {"type": "object"}}
+
+
+def ask_for_tools(upstream, *names: str) -> None:
+    """The next request gets an answer that calls these tools, or with none a plain answer
+    (llmock's scripted reply; unscripted, llmock calls a tool whenever tools are offered)."""
+    if names:
+        upstream.scenario({"type": "reply", "times": 1,
+                           "tool_calls": [{"name": n, "arguments": {"city": "argument-canary"}} for n in names]})
+    else:
+        upstream.scenario({"type": "reply", "text": "All done.", "times": 1})
+
+
+def openai_session(oa, upstream, failures: list[list[bool]], prompt_version: str, sent: dict) -> None:
+    """One agent session on OpenAI chat: per iteration the model calls one tool per flag, the
+    client runs them (True: the tool fails, reported by the JSON-error convention), and the loop
+    ends with a plain answer. `sent` maps request id -> (iteration, results, errors)."""
+    messages = [{"role": "user", "content": "plan my trip"}]
+    for iteration, flags in enumerate(failures + [None], start=1):
+        ask_for_tools(upstream, *(["get_weather", "search_docs"][: len(flags or [])]))
+        rid = uuid.uuid4().hex
+        new = failures[iteration - 2] if iteration > 1 else []
+        sent[rid] = (iteration, len(new), sum(new))
+        r = oa.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL, SEARCH_TOOL],
+                                       extra_headers={"x-request-id": rid, "x-llmobs-prompt-version": prompt_version,
+                                                      "x-llmobs-prompt-id": "trip-planner"})
+        msg = r.choices[0].message
+        if flags is None:
+            assert not msg.tool_calls
+            return
+        assert len(msg.tool_calls) == len(flags)
+        messages.append(msg.model_dump(exclude_none=True))
+        for call, fails in zip(msg.tool_calls, flags):
+            output = {"error": "tool-output-canary timeout"} if fails else {"temp_c": 21, "note": "tool-output-canary"}
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(output)})
+
+
+def anthropic_session(an, upstream, failures: list[bool], sent: dict) -> None:
+    """One session on Anthropic Messages: one run_sql call per iteration, is_error when it fails."""
+    messages = [{"role": "user", "content": "count the orders"}]
+    for iteration, fails in enumerate(failures + [None], start=1):
+        ask_for_tools(upstream, *(["run_sql"] if fails is not None else []))
+        rid = uuid.uuid4().hex
+        prev = failures[iteration - 2] if iteration > 1 else None
+        sent[rid] = (iteration, 0 if prev is None else 1, int(bool(prev)))
+        m = an.messages.create(model="claude-sonnet-4", max_tokens=128, messages=messages, tools=[ANTHROPIC_TOOL],
+                               metadata={"user_id": "u-1"}, extra_headers={"x-request-id": rid})
+        uses = [b for b in m.content if b.type == "tool_use"]
+        if fails is None:
+            assert not uses
+            return
+        assert len(uses) == 1
+        messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in m.content]})
+        messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": uses[0].id,
+                                                      "content": "tool-output-canary", "is_error": fails}]})
+
+
+def session_counter(envoy, name: str, **labels: str) -> float:
+    return envoy.metric(f"llmobs_agent_{name}", **labels)
+
+
+@pytest.mark.parametrize("pack", ["separate", "bundle"])
+def test_a_scripted_agent_run_gives_the_exact_share_of_sessions_with_tool_errors(start_envoy, upstream, pack):
+    envoy = start_envoy(mutate=as_bundle if pack == "bundle" else None)
+    oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
+    an = anthropic.Anthropic(base_url=envoy.url + "/anthropic", api_key="sk-ant-test", max_retries=0)
+    sent: dict[str, tuple[int, int, int]] = {}
+    # Eight sessions, three of which hit a tool error (one only at its third iteration, one
+    # twice: counted once), on two prompt versions.
+    openai_session(oa, upstream, [[False, False], [False]], "v7", sent)
+    openai_session(oa, upstream, [[True, False], [True]], "v7", sent)
+    openai_session(oa, upstream, [[False], [False], [True]], "v8", sent)
+    openai_session(oa, upstream, [], "v8", sent)
+    openai_session(oa, upstream, [[False, False]], "v8", sent)
+    anthropic_session(an, upstream, [False, False], sent)
+    anthropic_session(an, upstream, [True], sent)
+    anthropic_session(an, upstream, [], sent)
+
+    envoy.wait_metric("llmobs_agent_sessions_started", 8)
+    started = session_counter(envoy, "sessions_started")
+    with_errors = session_counter(envoy, "sessions_first_tool_error")
+    # The PromQL ratio, sum(llmobs_agent_sessions_first_tool_error) / sum(llmobs_agent_sessions_started).
+    assert (with_errors, started) == (3, 8)
+    assert with_errors / started == 0.375
+    assert session_counter(envoy, "sessions_started", prompt_version="v7") == 2
+    assert session_counter(envoy, "sessions_first_tool_error", prompt_version="v7") == 1
+    assert session_counter(envoy, "sessions_first_tool_error", prompt_version="v8") == 1
+    assert session_counter(envoy, "sessions_first_tool_error", prompt_version="unknown",
+                           gen_ai_provider_name="anthropic") == 1
+    assert session_counter(envoy, "tool_errors", gen_ai_tool_name="get_weather", error_source="convention") == 3
+    assert session_counter(envoy, "tool_errors", gen_ai_tool_name="run_sql", error_source="flag") == 1
+    assert session_counter(envoy, "tool_results") == sum(r for _, r, _ in sent.values())
+
+    lines = {l["llmobs.request_id"]: l for l in envoy.wait_access_log(len(sent)) if "llmobs.request_id" in l}
+    for rid, (iteration, results, errors) in sent.items():
+        line = lines[rid]
+        validate_log_line(line)
+        assert (line["llmobs.agent.iteration"], line["llmobs.tool_results"], line["llmobs.tool_errors"]) == (
+            str(iteration), str(results), str(errors)), line
+        if errors:
+            assert line["llmobs.tool_error_names"] in ("get_weather", "run_sql")
+        if line["gen_ai.provider.name"] == "openai":
+            assert line["llmobs.prompt.id"] == "trip-planner"
+            assert line["llmobs.prompt.version"] in ("v7", "v8")
+    text = envoy.access_log_path.read_text() + envoy.prometheus()
+    assert "tool-output-canary" not in text and "argument-canary" not in text
+
+
+def test_the_prompt_version_comes_from_the_responses_prompt_object_and_from_metadata(start_envoy):
+    envoy = start_envoy()
+    oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
+    rid_responses, rid_chat = uuid.uuid4().hex, uuid.uuid4().hex
+    oa.responses.create(model="gpt-4.1", input="hi", prompt={"id": "pmpt_abc123", "version": "12"},
+                        extra_headers={"x-request-id": rid_responses})
+    oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                               metadata={"prompt_id": "checkout", "prompt_version": "v3"}, store=False,
+                               extra_headers={"x-request-id": rid_chat})
+    lines = {l["llmobs.request_id"]: l for l in envoy.wait_access_log(2)}
+    assert (lines[rid_responses]["llmobs.prompt.id"], lines[rid_responses]["llmobs.prompt.version"]) == ("pmpt_abc123", "12")
+    assert (lines[rid_chat]["llmobs.prompt.id"], lines[rid_chat]["llmobs.prompt.version"]) == ("checkout", "v3")
+    for line in lines.values():
+        validate_log_line(line)
+    assert envoy.wait_metric("llmobs_agent_sessions_started", 1, prompt_version="12") == 1
