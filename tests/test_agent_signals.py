@@ -30,7 +30,8 @@ def ask_for_tools(upstream, *names: str) -> None:
         upstream.scenario({"type": "reply", "text": "All done.", "times": 1})
 
 
-def openai_session(oa, upstream, failures: list[list[bool]], prompt_version: str, sent: dict) -> None:
+def openai_session(oa, upstream, failures: list[list[bool]], prompt_version: str, sent: dict,
+                   stream: bool = False) -> None:
     """One agent session on OpenAI chat: per iteration the model calls one tool per flag, the
     client runs them (True: the tool fails, reported by the JSON-error convention), and the loop
     ends with a plain answer. `sent` maps request id -> (iteration, results, errors)."""
@@ -40,10 +41,16 @@ def openai_session(oa, upstream, failures: list[list[bool]], prompt_version: str
         rid = uuid.uuid4().hex
         new = failures[iteration - 2] if iteration > 1 else []
         sent[rid] = (iteration, len(new), sum(new))
-        r = oa.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL, SEARCH_TOOL],
-                                       extra_headers={"x-request-id": rid, "x-llmobs-prompt-version": prompt_version,
-                                                      "x-llmobs-prompt-id": "trip-planner"})
-        msg = r.choices[0].message
+        kwargs = dict(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL, SEARCH_TOOL],
+                      extra_headers={"x-request-id": rid, "x-llmobs-prompt-version": prompt_version,
+                                     "x-llmobs-prompt-id": "trip-planner"})
+        if stream:
+            # The SDK's own accumulation of streamed tool-call fragments.
+            with oa.beta.chat.completions.stream(**kwargs) as s:
+                msg = s.get_final_completion().choices[0].message
+        else:
+            msg = oa.chat.completions.create(**kwargs).choices[0].message
+        calls[rid] = [c.function.name for c in msg.tool_calls or []]
         if flags is None:
             assert not msg.tool_calls
             return
@@ -65,6 +72,7 @@ def anthropic_session(an, upstream, failures: list[bool], sent: dict) -> None:
         m = an.messages.create(model="claude-sonnet-4", max_tokens=128, messages=messages, tools=[ANTHROPIC_TOOL],
                                metadata={"user_id": "u-1"}, extra_headers={"x-request-id": rid})
         uses = [b for b in m.content if b.type == "tool_use"]
+        calls[rid] = [b.name for b in uses]
         if fails is None:
             assert not uses
             return
@@ -72,6 +80,17 @@ def anthropic_session(an, upstream, failures: list[bool], sent: dict) -> None:
         messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in m.content]})
         messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": uses[0].id,
                                                       "content": "tool-output-canary", "is_error": fails}]})
+
+
+# Request id -> the tool names the SDK saw the model ask for, in order.
+calls: dict[str, list[str]] = {}
+
+
+def tool_calls_field(names: list[str]) -> str | None:
+    counts: dict[str, int] = {}
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+    return ",".join(f"{n}={c}" for n, c in counts.items()) or None
 
 
 def session_counter(envoy, name: str, **labels: str) -> float:
@@ -90,7 +109,7 @@ def test_a_scripted_agent_run_gives_the_exact_share_of_sessions_with_tool_errors
     openai_session(oa, upstream, [[True, False], [True]], "v7", sent)
     openai_session(oa, upstream, [[False], [False], [True]], "v8", sent)
     openai_session(oa, upstream, [], "v8", sent)
-    openai_session(oa, upstream, [[False, False]], "v8", sent)
+    openai_session(oa, upstream, [[False, False]], "v8", sent, stream=True)
     anthropic_session(an, upstream, [False, False], sent)
     anthropic_session(an, upstream, [True], sent)
     anthropic_session(an, upstream, [], sent)
@@ -109,6 +128,9 @@ def test_a_scripted_agent_run_gives_the_exact_share_of_sessions_with_tool_errors
     assert session_counter(envoy, "tool_errors", gen_ai_tool_name="get_weather", error_source="convention") == 3
     assert session_counter(envoy, "tool_errors", gen_ai_tool_name="run_sql", error_source="flag") == 1
     assert session_counter(envoy, "tool_results") == sum(r for _, r, _ in sent.values())
+    asked = [n for rid in sent for n in calls[rid]]
+    assert session_counter(envoy, "tool_calls", tool_type="client") == len(asked) > 10
+    assert session_counter(envoy, "tool_calls", gen_ai_tool_name="run_sql") == asked.count("run_sql")
 
     lines = {l["llmobs.request_id"]: l for l in envoy.wait_access_log(len(sent)) if "llmobs.request_id" in l}
     for rid, (iteration, results, errors) in sent.items():
@@ -118,6 +140,7 @@ def test_a_scripted_agent_run_gives_the_exact_share_of_sessions_with_tool_errors
             str(iteration), str(results), str(errors)), line
         if errors:
             assert line["llmobs.tool_error_names"] in ("get_weather", "run_sql")
+        assert line.get("llmobs.tool_calls") == tool_calls_field(calls[rid]), line
         if line["gen_ai.provider.name"] == "openai":
             assert line["llmobs.prompt.id"] == "trip-planner"
             assert line["llmobs.prompt.version"] in ("v7", "v8")
@@ -140,3 +163,28 @@ def test_the_prompt_version_comes_from_the_responses_prompt_object_and_from_meta
     for line in lines.values():
         validate_log_line(line)
     assert envoy.wait_metric("llmobs_agent_sessions_started", 1, prompt_version="12") == 1
+
+
+@pytest.mark.parametrize("pack", ["separate", "bundle"])
+def test_responses_tool_calls_plain_and_streamed_are_logged_as_the_sdk_saw_them(start_envoy, upstream, pack):
+    envoy = start_envoy(mutate=as_bundle if pack == "bundle" else None)
+    oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
+    tool = {"type": "function", "name": "lookup_order", "parameters": {"type": "object"}}
+    seen: dict[str, list[str]] = {}
+    for stream in (False, True):
+        ask_for_tools(upstream, "lookup_order", "lookup_order")
+        rid = uuid.uuid4().hex
+        if stream:
+            with oa.responses.stream(model="gpt-4.1", input="find order", tools=[tool],
+                                     extra_headers={"x-request-id": rid}) as s:
+                output = s.get_final_response().output
+        else:
+            output = oa.responses.create(model="gpt-4.1", input="find order", tools=[tool],
+                                         extra_headers={"x-request-id": rid}).output
+        seen[rid] = [item.name for item in output if item.type == "function_call"]
+        assert seen[rid] == ["lookup_order", "lookup_order"]
+    lines = {l["llmobs.request_id"]: l for l in envoy.wait_access_log(2)}
+    for rid, names in seen.items():
+        validate_log_line(lines[rid])
+        assert lines[rid]["llmobs.tool_calls"] == tool_calls_field(names)
+    assert envoy.wait_metric("llmobs_agent_tool_calls", 4, gen_ai_tool_name="lookup_order", tool_type="client") == 4

@@ -3,7 +3,9 @@
 
 use llmobs_core::agent::{self, config::AgentConfig, request::AgentRequest};
 use llmobs_core::token_accounting::TokenAccounting;
-use llmobs_testkit::{agent_fixtures, chunkings, AgentFixture, FakeHost};
+use llmobs_testkit::{
+    agent_fixtures, agent_response_fixtures, chunkings, provider_fixtures, AgentFixture, FakeHost, ProviderFixture,
+};
 use serde_json::{json, Value};
 
 fn config(fixture: &AgentFixture) -> String {
@@ -150,5 +152,71 @@ fn bad_agent_configurations_name_their_field() {
         (r#"{"agent": {"tool_errors": true}}"#, "agent.tool_errors"),
     ] {
         assert_eq!(TokenAccounting::new(json.as_bytes(), &mut host).unwrap_err().field, field, "{json}");
+    }
+}
+
+/// Runs a provider-format fixture through accounting with the response split into `chunks`.
+fn run_response(fixture: &ProviderFixture, chunks: &[&[u8]]) -> FakeHost {
+    let mut host = FakeHost::default();
+    let mut headers: Vec<(&str, &str)> = vec![(":path", &fixture.path), (":method", "POST")];
+    headers.extend(fixture.request_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    host.next_request(&headers);
+    let filter = TokenAccounting::new(b"", &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    filter.on_request_body(&mut ex, &fixture.request_body, true);
+    host.add_response_header(":status", &fixture.status.to_string());
+    for (k, v) in &fixture.response_headers {
+        host.add_response_header(k, v);
+    }
+    filter.on_response_headers(&mut host, &mut ex, false);
+    for chunk in chunks {
+        filter.on_response_body(&mut host, &mut ex, chunk, false);
+    }
+    filter.on_response_body(&mut host, &mut ex, b"", true);
+    host
+}
+
+#[test]
+fn tool_calls_and_server_tool_errors_are_read_from_every_response_fixture_at_every_split() {
+    let fixtures: Vec<ProviderFixture> = agent_response_fixtures().into_iter().chain(provider_fixtures()).collect();
+    let mut with_calls = 0;
+    for fixture in &fixtures {
+        let expected = (fixture.expected("tool_calls").as_str(), fixture.expected("server_tool_errors").as_str());
+        with_calls += usize::from(expected.0.is_some());
+        for chunks in chunkings(&fixture.response_body) {
+            let host = run_response(fixture, &chunks);
+            let seen = (host.filter_state_str(agent::TOOL_CALLS), host.filter_state_str(agent::SERVER_TOOL_ERRORS));
+            assert_eq!((seen.0.as_deref(), seen.1.as_deref()), expected, "{} split {}", fixture.name, chunks.len());
+        }
+    }
+    assert!(with_calls >= 12, "only {with_calls} fixtures ask for tools");
+}
+
+#[test]
+fn tool_calls_are_counted_by_tool_and_tool_type_and_server_errors_by_tool() {
+    let fixture = agent_response_fixtures().into_iter().find(|f| f.name == "openai-responses-plain-tools").unwrap();
+    let host = run_response(&fixture, &[&fixture.response_body]);
+    let calls = |tool: &str, kind: &str| {
+        host.counter(&format!(
+            "llmobs.agent.tool_calls.gen_ai.provider.name=openai;.gen_ai.tool.name={tool};.tool_type={kind};.prompt_version=unknown;.synthetic=false;"
+        ))
+    };
+    assert_eq!(calls("lookup_order", "client"), Some(1));
+    assert_eq!(calls("web_search", "server"), Some(1));
+    assert_eq!(calls("create_issue", "server"), Some(1));
+    assert_eq!(
+        host.counter("llmobs.agent.server_tool_errors.gen_ai.provider.name=openai;.gen_ai.tool.name=create_issue;.prompt_version=unknown;.synthetic=false;"),
+        Some(1)
+    );
+    assert_eq!(host.counter_sum("llmobs.agent.server_tool_errors"), 1);
+}
+
+#[test]
+fn no_tool_argument_reaches_a_sink() {
+    for fixture in agent_response_fixtures() {
+        let sinks = run_response(&fixture, &[&fixture.response_body]).all_sinks();
+        for argument in ["Zürich", "WZPZ", "select 1", "1/0", "permission denied", "blue"] {
+            assert!(!sinks.contains(argument), "{}: {argument}", fixture.name);
+        }
     }
 }

@@ -366,3 +366,18 @@ fn the_bundle_reads_agent_signals_as_the_separate_filters_do_for_every_agent_fix
     }
     assert!(compared > 40, "only {compared} comparisons ran");
 }
+
+#[test]
+fn the_bundle_reads_tool_calls_as_the_separate_filters_do_for_every_tool_response_and_split() {
+    let mut compared = 0;
+    for fixture in llmobs_testkit::agent_response_fixtures() {
+        for response in some_chunkings(&fixture.response_body) {
+            let request = vec![fixture.request_body.as_slice()];
+            let bundle = through_bundle(&fixture, &request, &response, true);
+            assert!(bundle.filter_state.iter().any(|(k, _)| k == "llmobs.tool_calls"), "{}", fixture.name);
+            assert_eq!(bundle, through_separate_filters(&fixture, &request, &response, true), "{}", fixture.name);
+            compared += 1;
+        }
+    }
+    assert!(compared > 30, "only {compared} comparisons ran");
+}

@@ -382,7 +382,18 @@ impl ProviderFixture {
 /// Every provider fixture, sorted by name. Panics with the offending file on a malformed
 /// fixture: fixtures are test inputs, and a broken one must fail loudly.
 pub fn provider_fixtures() -> Vec<ProviderFixture> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/providers");
+    fixtures_in("providers")
+}
+
+/// Responses that ask for tools, in the provider fixtures' format, from
+/// `tests/fixtures/agent/responses/` (their `expected` holds only `tool_calls` and
+/// `server_tool_errors`).
+pub fn agent_response_fixtures() -> Vec<ProviderFixture> {
+    fixtures_in("agent/responses")
+}
+
+fn fixtures_in(folder: &str) -> Vec<ProviderFixture> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(folder);
     let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("dir entry").path();

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod request;
+pub mod response;
 
 use crate::host::Host;
 use crate::id;
@@ -15,6 +16,7 @@ use crate::label::BoundedLabel;
 use crate::metric;
 use config::AgentConfig;
 use request::AgentRequest;
+use response::ResponseTools;
 
 // Filter-state keys (the log fields `llmobs.agent.iteration`, ...; docs/log-schema.json).
 pub const ITERATION: &str = "llmobs.agent.iteration";
@@ -23,6 +25,8 @@ pub const TOOL_ERRORS: &str = "llmobs.tool_errors";
 pub const TOOL_ERROR_NAMES: &str = "llmobs.tool_error_names";
 pub const PROMPT_ID: &str = "llmobs.prompt.id";
 pub const PROMPT_VERSION: &str = "llmobs.prompt.version";
+pub const TOOL_CALLS: &str = "llmobs.tool_calls";
+pub const SERVER_TOOL_ERRORS: &str = "llmobs.server_tool_errors";
 
 /// Tool names are cut to this many bytes before they become a label (OpenAI and Anthropic
 /// allow at most 64 characters; longer ones are not a provider's).
@@ -127,7 +131,15 @@ impl AgentSignals {
     }
 
     /// Records the metrics and writes the log fields, once, at the end of the exchange.
-    pub fn finish<H: Host>(&self, host: &mut H, ax: &AgentExchange, labels: Labels<'_>, prompt_version: &str) {
+    pub fn finish<H: Host>(
+        &self,
+        host: &mut H,
+        ax: &AgentExchange,
+        labels: Labels<'_>,
+        prompt_version: &str,
+        tools: &ResponseTools,
+    ) {
+        self.record_tool_calls(host, labels, prompt_version, tools);
         if let Some(v) = ax.prompt_id() {
             host.set_filter_state(PROMPT_ID, v.as_bytes());
         }
@@ -202,6 +214,66 @@ impl AgentSignals {
         host.set_filter_state(TOOL_ERRORS, errors.to_string().as_bytes());
         if !error_names.is_empty() {
             host.set_filter_state(TOOL_ERROR_NAMES, error_names.join(",").as_bytes());
+        }
+    }
+
+    fn tool_label<H: Host>(&self, host: &mut H, name: Option<&str>) -> String {
+        let name = name.map(|n| n.char_indices().nth(MAX_TOOL_NAME).and_then(|(i, _)| n.get(..i)).unwrap_or(n));
+        self.bounded(host, &self.tool_names, "gen_ai.tool.name", name)
+    }
+
+    /// The tools the response asked for, and its server tools that failed.
+    fn record_tool_calls<H: Host>(
+        &self,
+        host: &mut H,
+        labels: Labels<'_>,
+        prompt_version: &str,
+        tools: &ResponseTools,
+    ) {
+        let answered = (200..300).contains(&labels.status);
+        let mut by_name: Vec<(String, u64)> = Vec::new();
+        for (name, kind) in &tools.calls {
+            let tool = self.tool_label(host, Some(name));
+            if answered {
+                let metric = metric::name(
+                    "llmobs.agent.tool_calls",
+                    &[
+                        ("gen_ai.provider.name", labels.provider),
+                        ("gen_ai.tool.name", &tool),
+                        ("tool_type", kind.label()),
+                        ("prompt_version", prompt_version),
+                        ("synthetic", labels.synthetic),
+                    ],
+                );
+                self.handles.count(host, metric, 1);
+            }
+            if let Some((_, count)) = by_name.iter_mut().find(|(n, _)| *n == tool) {
+                *count += 1;
+            } else if by_name.len() < MAX_LOGGED_NAMES {
+                by_name.push((tool, 1));
+            }
+        }
+        for name in &tools.server_errors {
+            let tool = self.tool_label(host, Some(name));
+            if answered {
+                let metric = metric::name(
+                    "llmobs.agent.server_tool_errors",
+                    &[
+                        ("gen_ai.provider.name", labels.provider),
+                        ("gen_ai.tool.name", &tool),
+                        ("prompt_version", prompt_version),
+                        ("synthetic", labels.synthetic),
+                    ],
+                );
+                self.handles.count(host, metric, 1);
+            }
+        }
+        if !by_name.is_empty() {
+            let field: Vec<String> = by_name.iter().map(|(name, count)| format!("{name}={count}")).collect();
+            host.set_filter_state(TOOL_CALLS, field.join(",").as_bytes());
+        }
+        if !tools.server_errors.is_empty() {
+            host.set_filter_state(SERVER_TOOL_ERRORS, tools.server_errors.len().to_string().as_bytes());
         }
     }
 }

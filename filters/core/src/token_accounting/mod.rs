@@ -520,7 +520,7 @@ impl TokenAccounting {
             status,
         };
         let prompt_version = self.agent.prompt_version_label(host, &ex.agent);
-        self.agent.finish(host, &ex.agent, agent_labels, &prompt_version);
+        self.agent.finish(host, &ex.agent, agent_labels, &prompt_version, &ex.response.observation.tools);
         let obs = &ex.response.observation;
         let optional: [(&str, Option<String>); 13] = [
             (fs::REQUEST_MODEL, model_of(&ex.request_model)),
