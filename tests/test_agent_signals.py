@@ -12,7 +12,8 @@ import openai
 import pytest
 
 from conftest import validate_log_line
-from harness import as_bundle
+from harness import as_bundle, wait_until
+from test_prometheus import Prometheus
 
 WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}}}}
@@ -98,7 +99,7 @@ def session_counter(envoy, name: str, **labels: str) -> float:
 
 
 @pytest.mark.parametrize("pack", ["separate", "bundle"])
-def test_a_scripted_agent_run_gives_the_exact_share_of_sessions_with_tool_errors(start_envoy, upstream, pack):
+def test_a_scripted_agent_run_gives_the_exact_share_of_sessions_with_tool_errors(start_envoy, upstream, pack, tmp_path):
     envoy = start_envoy(mutate=as_bundle if pack == "bundle" else None)
     oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
     an = anthropic.Anthropic(base_url=envoy.url + "/anthropic", api_key="sk-ant-test", max_retries=0)
@@ -146,6 +147,19 @@ def test_a_scripted_agent_run_gives_the_exact_share_of_sessions_with_tool_errors
             assert line["llmobs.prompt.version"] in ("v7", "v8")
     text = envoy.access_log_path.read_text() + envoy.prometheus()
     assert "tool-output-canary" not in text and "argument-canary" not in text
+
+    # The same ratio as one PromQL expression in a real Prometheus scraping this Envoy.
+    prom = Prometheus(tmp_path, int(envoy.admin.rsplit(":", 1)[1]))
+    try:
+        ratio = "sum(llmobs_agent_sessions_first_tool_error) / sum(llmobs_agent_sessions_started)"
+        wait_until(lambda: prom.query(ratio), 30, "Prometheus to scrape the agent counters")
+        assert float(prom.query(ratio)[0]["value"][1]) == 0.375
+        by_version = {r["metric"]["prompt_version"]: float(r["value"][1]) for r in prom.query(
+            "sum by (prompt_version) (llmobs_agent_sessions_first_tool_error)"
+            " / sum by (prompt_version) (llmobs_agent_sessions_started)")}
+        assert by_version == {"v7": 0.5, "v8": 1 / 3, "unknown": 1 / 3}
+    finally:
+        prom.stop()
 
 
 def test_the_prompt_version_comes_from_the_responses_prompt_object_and_from_metadata(start_envoy):
