@@ -220,3 +220,25 @@ fn no_tool_argument_reaches_a_sink() {
         }
     }
 }
+
+/// Envoy may end a request's span before the filter's last callback (a client that leaves right
+/// after `[DONE]`): accounting must have written its fields at the stream's end marker already.
+#[test]
+fn a_stream_is_finished_at_its_end_marker_before_its_body_ends() {
+    for name in ["openai-chat-stream-usage", "anthropic-messages-stream-tool-use", "openai-responses-stream"] {
+        let fixture = provider_fixtures().into_iter().find(|f| f.name == name).unwrap();
+        let mut host = FakeHost::default();
+        host.next_request(&[(":path", &fixture.path), (":method", "POST")]);
+        let filter = TokenAccounting::new(b"", &mut host).unwrap();
+        let mut ex = filter.on_request_headers(&mut host);
+        filter.on_request_body(&mut ex, &fixture.request_body, true);
+        host.add_response_header(":status", "200");
+        for (k, v) in &fixture.response_headers {
+            host.add_response_header(k, v);
+        }
+        filter.on_response_headers(&mut host, &mut ex, false);
+        filter.on_response_body(&mut host, &mut ex, &fixture.response_body, false);
+        assert_eq!(host.filter_state_str("llmobs.stream_outcome").as_deref(), Some("completed"), "{name}");
+        assert!(host.filter_state_str("llmobs.usage.output_tokens").is_some(), "{name}");
+    }
+}

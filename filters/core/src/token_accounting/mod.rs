@@ -382,7 +382,11 @@ impl TokenAccounting {
         if !ex.follows && ex.response.wants_body() {
             ex.response.on_body(chunk, host.now_nanos());
         }
-        if end_of_stream {
+        // Finish at the stream's end marker, as error normalization does (it finished first
+        // when this follows it): Envoy may end the span before the last callback.
+        let read = if ex.follows { lead.as_deref() } else { Some(&ex.response) };
+        let marker = read.is_some_and(|r| r.streaming && r.observation.terminated);
+        if end_of_stream || marker {
             self.finish_led(host, ex, End::Complete, lead);
         }
     }
