@@ -75,7 +75,7 @@ def test_each_llm_call_is_one_genai_span_whose_attributes_equal_what_the_sdk_saw
                     "gen_ai.usage.input_tokens": str(r.usage.prompt_tokens),
                     "gen_ai.usage.output_tokens": str(r.usage.completion_tokens),
                     "gen_ai.conversation.id": "conv-42", "llmobs.prompt.version": "v7",
-                    "llmobs.agent.iteration": "1", "llmobs.tool_calls": "get_weather=1"}
+                    "llmobs.agent.iteration": "1", "llmobs.tool_calls": "get_weather=1", "llmobs.span.keep": "true"}
     call = r.choices[0].message.tool_calls[0]
 
     # The next iteration carries the failed tool's output (the JSON-error convention).
@@ -122,6 +122,18 @@ def test_each_llm_call_is_one_genai_span_whose_attributes_equal_what_the_sdk_saw
     expected[r6] = {"name": "generate_content gemini-2.0-flash", "gen_ai.provider.name": "gcp.gemini",
                     "http.url": envoy.url + "/gemini/v1beta/models/gemini-2.0-flash:generateContent"}
 
+    # A deep agent run: with the demo's span_cap (first 10, then every 10th) iteration 12 is
+    # marked for the collector to drop, iteration 20 kept; both counted by depth.
+    for turns, keep in ((11, "false"), (19, "true")):
+        history = [{"role": "user", "content": "go"}]
+        for i in range(turns):
+            history += [{"role": "assistant", "content": f"step {i}"}, {"role": "user", "content": "next"}]
+        deep = rid()
+        status, _, _ = post_json(envoy.url + "/v1/chat/completions", {"model": "gpt-4o-mini", "messages": history},
+                                 {"x-request-id": deep})
+        assert status == 200
+        expected[deep] = {"llmobs.agent.iteration": str(turns + 1), "llmobs.span.keep": keep}
+
     def spans_by_request() -> dict[str, dict]:
         # The downstream (server) span: the router's upstream span is finalized when the upstream
         # answer ends, before the pack has read the whole response.
@@ -135,6 +147,8 @@ def test_each_llm_call_is_one_genai_span_whose_attributes_equal_what_the_sdk_saw
         assert seen == want, (request_id, {k: v for k, v in span.items() if k != "raw"},
                               [l for l in envoy.access_log() if l.get("llmobs.request_id") == request_id])
     assert spans[r1]["resource"]["service.name"] == "llmobs-egress"
+    assert envoy.wait_metric("llmobs_agent_depth_requests", 1, depth="9-16") == 1
+    assert envoy.metric("llmobs_agent_depth_requests", depth="17-32") == 1
     for span in receiver.received():
         for canary in CANARIES:
             assert canary.encode() not in span["raw"], span["name"]

@@ -242,3 +242,52 @@ fn a_stream_is_finished_at_its_end_marker_before_its_body_ends() {
         assert!(host.filter_state_str("llmobs.usage.output_tokens").is_some(), "{name}");
     }
 }
+
+#[test]
+fn the_span_cap_keeps_the_first_iterations_then_every_kth() {
+    let cap = agent::config::SpanCap { first: 2, every: 3 };
+    let kept: Vec<u32> = (1..=12).filter(|i| cap.keeps(*i)).collect();
+    assert_eq!(kept, vec![1, 2, 5, 8, 11]);
+}
+
+#[test]
+fn a_request_is_counted_by_the_depth_of_its_agent_run_and_marks_its_span() {
+    let mut fixture =
+        agent_fixtures().into_iter().find(|f| f.name == "openai-chat-history-error-then-new-error").unwrap();
+    fixture.config = json!({"span_cap": {"first": 2, "every": 3}});
+    let host = run(&fixture, &[&fixture.request_body]);
+    assert_eq!(
+        host.counter("llmobs.agent.depth.requests.depth=3-4;.gen_ai.provider.name=openai;.synthetic=false;"),
+        Some(1)
+    );
+    assert_eq!(host.filter_state_str(agent::SPAN_KEEP).as_deref(), Some("false"));
+    let fixture = agent_fixtures().into_iter().find(|f| f.name == "openai-chat-first-turn").unwrap();
+    assert_eq!(run(&fixture, &[&fixture.request_body]).filter_state_str(agent::SPAN_KEEP), None, "no cap, no field");
+}
+
+#[test]
+fn tool_calls_and_tokens_are_counted_by_depth() {
+    let fixture = agent_response_fixtures().into_iter().find(|f| f.name == "openai-chat-plain-tool-calls").unwrap();
+    let host = run_response(&fixture, &[&fixture.response_body]);
+    assert_eq!(
+        host.counter("llmobs.agent.depth.tool_calls.depth=1;.gen_ai.provider.name=openai;.synthetic=false;"),
+        Some(3)
+    );
+    assert_eq!(
+        host.counter("llmobs.agent.depth.tokens.depth=1;.gen_ai.token.type=output;.gen_ai.provider.name=openai;.synthetic=false;"),
+        Some(40)
+    );
+    assert_eq!(
+        host.counter(
+            "llmobs.agent.depth.tokens.depth=1;.gen_ai.token.type=input;.gen_ai.provider.name=openai;.synthetic=false;"
+        ),
+        Some(80)
+    );
+}
+
+#[test]
+fn depth_labels_are_a_fixed_set() {
+    let labels: std::collections::BTreeSet<&str> = (0..=1000).map(agent::depth_label).collect();
+    assert_eq!(labels.len(), 8);
+    assert_eq!((agent::depth_label(64), agent::depth_label(65)), ("33-64", "65+"));
+}

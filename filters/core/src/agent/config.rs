@@ -23,6 +23,24 @@ pub struct AgentConfig {
     /// Operator markers for the same outputs: an output whose text (leading whitespace skipped)
     /// starts with one of these counts as a failed tool. At most 16, each 1 to 64 bytes.
     pub tool_error_prefixes: Vec<String>,
+    /// Trace-size control for deep agent loops: when set, `llmobs.span.keep` says whether the
+    /// request's span belongs to the kept ones (the first `first` iterations, then every
+    /// `every`th), decided from the iteration alone so every proxy decides alike.
+    pub span_cap: Option<SpanCap>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpanCap {
+    pub first: u32,
+    pub every: u32,
+}
+
+impl SpanCap {
+    /// Whether the span of this iteration (1-based) is kept.
+    pub fn keeps(&self, iteration: u32) -> bool {
+        iteration <= self.first || (self.every > 0 && (iteration - self.first) % self.every == 0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -52,6 +70,7 @@ impl Default for AgentConfig {
             tool_name_label: BoundedNames::default(),
             json_error_key: true,
             tool_error_prefixes: Vec::new(),
+            span_cap: None,
         }
     }
 }
@@ -81,6 +100,14 @@ impl AgentConfig {
                 return Err(ConfigError::new(
                     format!("{parent}.tool_error_prefixes[{i}]"),
                     "must be 1 to 64 bytes, not only whitespace",
+                ));
+            }
+        }
+        if let Some(cap) = self.span_cap {
+            if cap.every == 0 || cap.every > 10_000 || cap.first > 10_000 {
+                return Err(ConfigError::new(
+                    format!("{parent}.span_cap"),
+                    "every must be 1 to 10000, first 0 to 10000",
                 ));
             }
         }

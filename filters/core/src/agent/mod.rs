@@ -10,6 +10,7 @@ pub mod config;
 pub mod request;
 pub mod response;
 
+use crate::filter_state as fs;
 use crate::host::Host;
 use crate::id;
 use crate::label::BoundedLabel;
@@ -27,6 +28,22 @@ pub const PROMPT_ID: &str = "llmobs.prompt.id";
 pub const PROMPT_VERSION: &str = "llmobs.prompt.version";
 pub const TOOL_CALLS: &str = "llmobs.tool_calls";
 pub const SERVER_TOOL_ERRORS: &str = "llmobs.server_tool_errors";
+/// `true` or `false` when `span_cap` is set: whether this iteration's span is kept.
+pub const SPAN_KEEP: &str = "llmobs.span.keep";
+
+/// The `depth` label: an agent run's iteration in powers of two, a fixed set of 8 values.
+pub fn depth_label(iteration: u32) -> &'static str {
+    match iteration {
+        0 | 1 => "1",
+        2 => "2",
+        3..=4 => "3-4",
+        5..=8 => "5-8",
+        9..=16 => "9-16",
+        17..=32 => "17-32",
+        33..=64 => "33-64",
+        _ => "65+",
+    }
+}
 
 /// Tool names are cut to this many bytes before they become a label (OpenAI and Anthropic
 /// allow at most 64 characters; longer ones are not a provider's).
@@ -82,6 +99,9 @@ pub struct Labels<'a> {
     /// The response status: agent metrics count answered requests only (2xx), so a client's
     /// retry of a failed call does not count its session or its tool results twice.
     pub status: u16,
+    /// The exchange's input and output tokens, for the counters by depth.
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
 }
 
 impl AgentSignals {
@@ -208,6 +228,10 @@ impl AgentSignals {
                 ("tenant", labels.tenant),
             ];
             self.handles.record(host, metric::name("llmobs.agent.iteration", &depth), u64::from(iteration));
+            self.record_depth(host, labels, iteration, tools);
+        }
+        if let Some(cap) = self.config.span_cap {
+            host.set_filter_state(SPAN_KEEP, fs::flag(cap.keeps(iteration)));
         }
         host.set_filter_state(ITERATION, iteration.to_string().as_bytes());
         host.set_filter_state(TOOL_RESULTS, results.len().to_string().as_bytes());
@@ -274,6 +298,25 @@ impl AgentSignals {
         }
         if !tools.server_errors.is_empty() {
             host.set_filter_state(SERVER_TOOL_ERRORS, tools.server_errors.len().to_string().as_bytes());
+        }
+    }
+
+    /// Requests, tool calls and tokens by agent-run depth: a runaway loop shows in a few
+    /// counters without a span per iteration.
+    fn record_depth<H: Host>(&self, host: &mut H, labels: Labels<'_>, iteration: u32, tools: &ResponseTools) {
+        let depth = depth_label(iteration);
+        let base = [("depth", depth), ("gen_ai.provider.name", labels.provider), ("synthetic", labels.synthetic)];
+        self.handles.count(host, metric::name("llmobs.agent.depth.requests", &base), 1);
+        let calls = tools.calls.len() as u64 + tools.calls_dropped;
+        if calls > 0 {
+            self.handles.count(host, metric::name("llmobs.agent.depth.tool_calls", &base), calls);
+        }
+        for (token_type, count) in [("input", labels.input_tokens), ("output", labels.output_tokens)] {
+            if let Some(count) = count.filter(|c| *c > 0) {
+                let mut with_type = base.to_vec();
+                with_type.insert(1, ("gen_ai.token.type", token_type));
+                self.handles.count(host, metric::name("llmobs.agent.depth.tokens", &with_type), count);
+            }
         }
     }
 }

@@ -122,21 +122,22 @@ impl<'de> Deserialize<'de> for RequestDoc {
 /// by accounting itself, or, in the bundle, from the document redaction already parsed
 /// ([`RequestFacts::of`]), so a request redaction holds is neither copied nor parsed twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestFacts(Option<RequestDoc>, crate::agent::request::AgentRequest);
+pub struct RequestFacts(Option<RequestDoc>, Option<crate::agent::request::AgentRequest>);
 
 impl RequestFacts {
     /// From a parsed document, with the same typing as a parse of the body.
     pub fn of(doc: &serde_json::Value) -> Self {
-        RequestFacts(RequestDoc::deserialize(doc).ok(), crate::agent::request::AgentRequest::read(doc))
+        RequestFacts(RequestDoc::deserialize(doc).ok(), Some(crate::agent::request::AgentRequest::read(doc)))
     }
 
-    /// One parse into a document, read as [`Self::of`] reads it, so the separate filter and the
-    /// bundle agree on the agent signals too.
+    /// The typed read (which skips what it does not name, so a deep or not-UTF-8 field elsewhere
+    /// does not stop it), and the agent reading from a parsed document, as [`Self::of`] reads
+    /// it, so the separate filter and the bundle agree on the agent signals too.
     fn parse(body: &[u8]) -> Self {
-        match serde_json::from_slice::<serde_json::Value>(body) {
-            Ok(doc) => Self::of(&doc),
-            Err(_) => RequestFacts(None, Default::default()),
-        }
+        let agent = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .map(|doc| crate::agent::request::AgentRequest::read(&doc));
+        RequestFacts(serde_json::from_slice(body).ok(), agent)
     }
 
     fn apply(&self, ex: &mut Exchange) {
@@ -146,7 +147,9 @@ impl RequestFacts {
                     ex.request_model = Some(model.clone());
                 }
                 ex.stream_requested |= doc.stream.unwrap_or(false);
-                ex.agent.on_request(self.1.clone());
+                if let Some(reading) = &self.1 {
+                    ex.agent.on_request(reading.clone());
+                }
             }
             None => ex.failures.push(ParseFailure::RequestJson),
         }
@@ -522,6 +525,8 @@ impl TokenAccounting {
             tenant: &tenant_label.value,
             synthetic: synthetic_label,
             status,
+            input_tokens: usage.input,
+            output_tokens: usage.output,
         };
         let prompt_version = self.agent.prompt_version_label(host, &ex.agent);
         self.agent.finish(host, &ex.agent, agent_labels, &prompt_version, &ex.response.observation.tools);
