@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from conftest import validate_log_line
-from harness import as_bundle, wait_until
+from harness import ROOT, Upstream, as_bundle, post_json, route_everything_to, wait_until
 from test_prometheus import Prometheus
 
 WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {
@@ -202,3 +202,46 @@ def test_responses_tool_calls_plain_and_streamed_are_logged_as_the_sdk_saw_them(
         validate_log_line(lines[rid])
         assert lines[rid]["llmobs.tool_calls"] == tool_calls_field(names)
     assert envoy.wait_metric("llmobs_agent_tool_calls", 4, gen_ai_tool_name="lookup_order", tool_type="client") == 4
+
+
+TOOL_FIXTURES = ROOT / "tests" / "fixtures" / "agent" / "responses"
+
+
+@pytest.fixture(scope="module")
+def tool_replay(tmp_path_factory):
+    """The project's replay upstream serving the tool-calling responses of every wire
+    (tests/fixtures/agent/responses), in 7-byte chunks."""
+    up = Upstream(tmp_path_factory.mktemp("tool-replay") / "replay.log", script="replay_upstream.py",
+                  args=("--chunk-size", "7", "--fixtures", str(TOOL_FIXTURES)))
+    yield up
+    up.stop()
+
+
+@pytest.mark.parametrize("pack", ["separate", "bundle"])
+def test_tool_calls_and_server_tool_errors_of_every_wire_replayed_through_envoy_are_logged(start_envoy, tool_replay,
+                                                                                        pack):
+    def setup(config):
+        route_everything_to(config, tool_replay.port)
+        if pack == "bundle":
+            as_bundle(config)
+
+    envoy = start_envoy(mutate=setup)
+    sent = {}
+    for meta_file in sorted(TOOL_FIXTURES.glob("*/meta.json")):
+        meta = json.loads(meta_file.read_text())
+        case = meta_file.parent.name
+        request_id = uuid.uuid4().hex
+        body = (meta_file.parent / meta["request_file"]).read_bytes()
+        status, _, received = post_json(envoy.url + meta["path"], body,
+                                        {**meta["request_headers"], "x-fixture": case, "x-request-id": request_id})
+        assert status == 200 and received == (meta_file.parent / meta["response_file"]).read_bytes(), case
+        sent[request_id] = (case, meta["expected"])
+    assert len(sent) >= 10
+    lines = {l["llmobs.request_id"]: l for l in envoy.wait_access_log(len(sent))}
+    for request_id, (case, want) in sent.items():
+        validate_log_line(lines[request_id])
+        got = (lines[request_id].get("llmobs.tool_calls"), lines[request_id].get("llmobs.server_tool_errors"))
+        assert got == (want["tool_calls"], want["server_tool_errors"]), case
+    server_errors = sum(int(w["server_tool_errors"] or 0) for _, w in sent.values())
+    assert envoy.wait_metric("llmobs_agent_server_tool_errors", server_errors) == server_errors == 5
+    assert envoy.metric("llmobs_agent_tool_calls", tool_type="server") == 6
