@@ -177,6 +177,10 @@ def test_the_prompt_version_comes_from_the_responses_prompt_object_and_from_meta
     for line in lines.values():
         validate_log_line(line)
     assert envoy.wait_metric("llmobs_agent_sessions_started", 1, prompt_version="12") == 1
+    # The request, token and duration series carry the version too: a regression ties to a deploy.
+    assert envoy.metric("llmobs_token_accounting_requests", prompt_version="v3") == 1
+    assert envoy.metric("llmobs_token_accounting_tokens", prompt_version="12", gen_ai_token_type="output") > 0
+    assert envoy.wait_metric("gen_ai_client_operation_duration_ms_count", 1, prompt_version="v3") == 1
 
 
 @pytest.mark.parametrize("pack", ["separate", "bundle"])

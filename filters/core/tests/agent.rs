@@ -291,3 +291,28 @@ fn depth_labels_are_a_fixed_set() {
     assert_eq!(labels.len(), 8);
     assert_eq!((agent::depth_label(64), agent::depth_label(65)), ("33-64", "65+"));
 }
+
+#[test]
+fn the_prompt_version_labels_the_request_token_duration_and_finish_reason_metrics() {
+    let fixture = agent_fixtures().into_iter().find(|f| f.name == "openai-chat-metadata-prompt").unwrap();
+    let mut host = FakeHost::default();
+    host.next_request(&[(":path", &fixture.path), (":method", "POST")]);
+    let filter = TokenAccounting::new(b"", &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    filter.on_request_body(&mut ex, &fixture.request_body, true);
+    host.add_response_header(":status", "200");
+    host.add_response_header("content-type", "application/json");
+    filter.on_response_headers(&mut host, &mut ex, false);
+    let answer = br#"{"id":"c1","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#;
+    filter.on_response_body(&mut host, &mut ex, answer, true);
+    for prefix in [
+        "llmobs.token_accounting.requests.",
+        "llmobs.token_accounting.tokens.",
+        "gen_ai.client.token.usage.",
+        "gen_ai.client.operation.duration_ms.",
+        "llmobs.token_accounting.finish_reasons.",
+    ] {
+        let names = host.metric_names(prefix);
+        assert!(!names.is_empty() && names.iter().all(|n| n.contains(".prompt_version=v7;")), "{prefix}: {names:?}");
+    }
+}

@@ -426,6 +426,8 @@ impl TokenAccounting {
 
         let status = ex.response.status;
         let error_type = self.error_type(host, status, outcome);
+        // Bounded like the model: ties a regression to a prompt deploy (agent-signals.md).
+        let prompt_version = self.agent.prompt_version_label(host, &ex.agent);
         let requests = metric::name(
             "llmobs.token_accounting.requests",
             &[
@@ -434,6 +436,7 @@ impl TokenAccounting {
                 ("usage_source", usage_source),
                 ("stream_outcome", outcome.label()),
                 ("synthetic", synthetic_label),
+                ("prompt_version", &prompt_version),
             ],
         );
         self.handles.count(host, requests, 1);
@@ -476,6 +479,7 @@ impl TokenAccounting {
             ("gen_ai.request.model", model_label.value.as_str()),
             ("synthetic", synthetic_label),
             ("tenant", tenant_label.value.as_str()),
+            ("prompt_version", prompt_version.as_str()),
         ];
         for (token_type, count) in usage.by_type() {
             let mut labels = vec![("gen_ai.token.type", token_type)];
@@ -495,6 +499,7 @@ impl TokenAccounting {
                 ("gen_ai.request.model", model_label.value.as_str()),
                 ("finish_reason", reason),
                 ("synthetic", synthetic_label),
+                ("prompt_version", prompt_version.as_str()),
             ];
             self.handles.count(host, metric::name("llmobs.token_accounting.finish_reasons", &labels), 1);
         }
@@ -528,7 +533,6 @@ impl TokenAccounting {
             input_tokens: usage.input,
             output_tokens: usage.output,
         };
-        let prompt_version = self.agent.prompt_version_label(host, &ex.agent);
         self.agent.finish(host, &ex.agent, agent_labels, &prompt_version, &ex.response.observation.tools);
         let obs = &ex.response.observation;
         let optional: [(&str, Option<String>); 13] = [
