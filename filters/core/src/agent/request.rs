@@ -394,7 +394,9 @@ fn untyped(output: Option<&Value>) -> Verdict {
     };
     let trimmed = whole.trim_start();
     let (mut json_error, mut mcp_error) = (false, false);
-    if trimmed.starts_with('{') {
+    // Parsed only when one of the two keys can be in it: most outputs are not errors, and a
+    // parse of every output costs more than the rest of the history's reading.
+    if trimmed.starts_with('{') && (trimmed.contains("\"error\"") || trimmed.contains("\"isError\"")) {
         if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(trimmed) {
             json_error = has_error_key(&o);
             mcp_error = o.get("isError") == Some(&Value::Bool(true));
