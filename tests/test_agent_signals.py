@@ -249,3 +249,52 @@ def test_tool_calls_and_server_tool_errors_of_every_wire_replayed_through_envoy_
     server_errors = sum(int(w["server_tool_errors"] or 0) for _, w in sent.values())
     assert envoy.wait_metric("llmobs_agent_server_tool_errors", server_errors) == server_errors == 5
     assert envoy.metric("llmobs_agent_tool_calls", tool_type="server") == 6
+
+
+# An answer of the request's own wire, from the tool replay, for each agent request fixture.
+ANSWER_FOR = {"/v1/chat/completions": "openai-chat-plain-tool-calls", "/v1/responses": "openai-responses-plain-tools",
+              "/v1/messages": "anthropic-messages-plain-server-tools"}
+
+
+def answer_for(path: str) -> str:
+    if path in ANSWER_FOR:
+        return ANSWER_FOR[path]
+    return "gemini-plain-function-call-and-code-execution" if "/models/" in path else "bedrock-converse-plain-tool-use"
+
+
+@pytest.mark.parametrize("pack", ["separate", "bundle"])
+def test_every_agent_request_fixture_through_envoy_logs_and_counts_what_its_history_says(start_envoy, tool_replay,
+                                                                                         pack):
+    """The request side of every wire (OpenAI chat and Responses, Anthropic, Bedrock, Gemini
+    histories; filler turns, MCP isError, prompt headers and metadata) through a real Envoy, with
+    the default agent configuration (fixtures that set their own are left to the native tests)."""
+    def setup(config):
+        route_everything_to(config, tool_replay.port)
+        if pack == "bundle":
+            as_bundle(config)
+
+    envoy = start_envoy(mutate=setup)
+    sent, starts, first_errors = {}, 0, 0
+    for path in sorted((ROOT / "tests" / "fixtures" / "agent").glob("*.json")):
+        case = json.loads(path.read_text())
+        if "config" in case:
+            continue
+        request_id = uuid.uuid4().hex
+        headers = {**case["request_headers"], "x-fixture": answer_for(case["path"]), "x-request-id": request_id}
+        status, _, _ = post_json(envoy.url + case["path"], case["body"], headers)
+        assert status == 200, path.name
+        sent[request_id] = (path.name, case["expected"])
+        starts += case["expected"]["session_start"]
+        first_errors += case["expected"]["first_tool_error"]
+    assert len(sent) >= 14
+    lines = {l["llmobs.request_id"]: l for l in envoy.wait_access_log(len(sent))}
+    for request_id, (name, want) in sent.items():
+        line = lines[request_id]
+        validate_log_line(line)
+        names = line.get("llmobs.tool_error_names")
+        got = {"iteration": int(line["llmobs.agent.iteration"]), "tool_results": int(line["llmobs.tool_results"]),
+               "tool_errors": int(line["llmobs.tool_errors"]), "tool_error_names": names.split(",") if names else None,
+               "prompt_id": line.get("llmobs.prompt.id"), "prompt_version": line.get("llmobs.prompt.version")}
+        assert got == {k: want[k] for k in got}, name
+    assert envoy.wait_metric("llmobs_agent_sessions_started", starts) == starts
+    assert envoy.metric("llmobs_agent_sessions_first_tool_error") == first_errors > 5
