@@ -226,6 +226,14 @@ def as_bundle(config: dict) -> None:
     filters[:] = rest[:first] + [bundle] + rest[first:]
 
 
+def without_envoy_tracer(config: dict) -> None:
+    """Removes the demo's Envoy tracer (envoy/tracing/genai-spans.yaml) and its collector cluster,
+    for tests of set-ups where the correlation filter owns trace context (`manage`)."""
+    hcm_of(config).pop("tracing", None)
+    config["static_resources"]["clusters"] = [c for c in config["static_resources"]["clusters"]
+                                              if c["name"] != "otel_collector"]
+
+
 def set_route_timeout(config: dict, timeout: str) -> None:
     for route in hcm_of(config)["route_config"]["virtual_hosts"][0]["routes"]:
         route["route"]["timeout"] = timeout

@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from conftest import validate_log_line
-from harness import chat_body, post_json, raw_request
+from harness import chat_body, post_json, raw_request, without_envoy_tracer
 
 TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -115,7 +115,10 @@ def test_an_invalid_conversation_id_is_replaced_upstream(start_envoy, fresh_upst
 
 
 def test_traceparent_is_kept_when_valid_replaced_when_invalid_and_minted_when_absent(start_envoy, fresh_upstream):
-    envoy = start_envoy()
+    # The filter owns trace context (`manage`) where Envoy runs no tracer of its own; the demo
+    # runs Envoy's tracer with `observe` (docs/tracing.md).
+    envoy = start_envoy({"llmobs_correlation": {"sample_rate": 1.0, "trace_context": "manage"}},
+                        mutate=without_envoy_tracer)
     url = envoy.url + "/v1/chat/completions"
     post_json(url, chat_body(), {"traceparent": TP, "tracestate": "vendor=abc"})
     kept = last_seen(fresh_upstream)
@@ -145,6 +148,7 @@ def test_traceparent_is_kept_when_valid_replaced_when_invalid_and_minted_when_ab
 def _with_envoy_tracer(collector_port: int):
     def mutate(config):
         from harness import hcm_of
+        without_envoy_tracer(config)
         hcm_of(config)["tracing"] = {
             "random_sampling": {"value": 100},
             "provider": {

@@ -21,6 +21,7 @@ import copy
 import http.client
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -59,6 +60,8 @@ OTHER_KINDS = {
     "Secret": {"v1"},
     "ConfigMap": {"v1"},
     "Deployment": {"apps/v1"},
+    # Validated against Istio's Telemetry schema through Node (test_the_genai_telemetry_...).
+    "Telemetry": {"telemetry.istio.io/v1"},
 }
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -630,3 +633,38 @@ def test_the_envoy_gateway_overlay_sets_registry_and_rules(tmp_path):
     done = subprocess.run([str(ROOT / "dist" / "llmobs"), "config", "check", str(rendered)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The GenAI span attributes under Istio's Telemetry API (docs/tracing.md)
+
+ISTIO_SCHEMA = ROOT / "tests" / "istio-schema"
+
+
+def telemetry_errors(docs: list[dict]) -> list[str | None]:
+    """Istio's Telemetry v1 schema, as @kubernetes-models/istio (pinned in
+    tests/istio-schema/package-lock.json, installed by scripts/setup) compiled it from the CRD:
+    None per valid document, else the message."""
+    out = subprocess.run(["node", str(ISTIO_SCHEMA / "validate.mjs")], input="\n".join(json.dumps(d) for d in docs),
+                         capture_output=True, text=True, cwd=ISTIO_SCHEMA, timeout=60, check=True).stdout
+    return [None if r["ok"] else r["error"] for r in map(json.loads, out.splitlines())]
+
+
+def test_the_genai_telemetry_is_valid_istio_telemetry_with_the_envoy_fragments_tags():
+    [telemetry] = of_kind("Telemetry")
+    assert telemetry_errors([telemetry]) == [None]
+    fragment = yaml.safe_load((ROOT / "envoy" / "tracing" / "genai-spans.yaml").read_text())
+    envoy_tags = {t["tag"]: t["value"] for t in fragment["http_connection_manager"]["tracing"]["custom_tags"]}
+    istio_tags = {tag: v["formatter"]["value"] for tag, v in telemetry["spec"]["tracing"][0]["customTags"].items()}
+    assert istio_tags == envoy_tags and "gen_ai.provider.name" in istio_tags
+
+
+def test_a_telemetry_that_violates_istios_schema_is_rejected():
+    [telemetry] = of_kind("Telemetry")
+    no_value = copy.deepcopy(telemetry)
+    no_value["spec"]["tracing"][0]["customTags"]["gen_ai.provider.name"] = {"formatter": {}}
+    bad_rate = copy.deepcopy(telemetry)
+    bad_rate["spec"]["tracing"][0]["randomSamplingPercentage"] = "all"
+    errors = telemetry_errors([no_value, bad_rate])
+    assert errors[0] and "formatter" in errors[0] and "value" in errors[0]
+    assert errors[1] and "randomSamplingPercentage" in errors[1]

@@ -23,7 +23,9 @@ import pytest
 import yaml
 
 from conftest import validate_log_line
-from harness import PII_KEY_B64, ROOT, Envoy, as_bundle, build_config, http_get, post_json, route_everything_to
+from harness import PII_KEY_B64, ROOT, Envoy, as_bundle, build_config, http_get, post_json, route_everything_to, wait_until
+from otlp_receiver import OtlpReceiver
+from test_genai_spans import exporting_to
 
 CARD = "4111 1111 1111 1111"
 EMAIL = "jane.canary@example.com"
@@ -239,7 +241,8 @@ def test_canaries_never_reach_a_log_stat_config_dump_or_in_traffic_mode_the_prov
                                                                                      pack):
     config = {**demo_pii_config(), "mode": mode, "entities": {}, "default_action": "redact",
               "capture": {"parts": ["last_user", "system", "completion"], "max_bytes": 2048}}
-    envoy = start_envoy({PII_FILTER: config}, mutate=as_bundle if pack == "bundle" else None)
+    receiver = OtlpReceiver()  # Envoy's GenAI spans (docs/tracing.md) are a sink too
+    envoy = start_envoy({PII_FILTER: config}, mutate=exporting_to(receiver, pack == "bundle"))
     # llmock echoes nothing of the prompt by default; make the model say the canaries back.
     fresh_upstream.scenario({"type": "reply", "text": " ".join(CANARIES.values()) + f"\n{read_test_key(RSA_2048)}\nok",
                              "times": 2})
@@ -260,6 +263,9 @@ def test_canaries_never_reach_a_log_stat_config_dump_or_in_traffic_mode_the_prov
         "prometheus": envoy.prometheus(),
         "config_dump": envoy.config_dump(),
     }
+    wait_until(lambda: len(receiver.received()) >= 2, 20, "both requests' spans")
+    receiver.stop()
+    sinks["spans"] = b"".join(span["raw"] for span in receiver.received()).decode("utf-8", "replace")
     if mode != "telemetry":
         sinks["what llmock received"] = json.dumps(llmock_bodies(fresh_upstream))
     for sink, content in sinks.items():

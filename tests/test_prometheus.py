@@ -117,6 +117,19 @@ def drive(envoy: Envoy, upstream) -> dict:
     upstream.scenario({"type": "fail", "status": 429, "retry_after": 1, "times": 1})
     with pytest.raises(openai.RateLimitError):
         oa.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    # An agent turn: the model asks for a tool, the tool fails, the next call carries its error
+    # (agent, tool and prompt-version panels and rules).
+    upstream.scenario({"type": "reply", "times": 1, "tool_calls": [{"name": "get_weather", "arguments": {}}]})
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    prompt = {"x-llmobs-tenant": "acme", "x-llmobs-prompt-version": "v7"}
+    asked = oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "weather?"}],
+                                       tools=tools, extra_headers=prompt)
+    first = asked.choices[0].message
+    upstream.scenario({"type": "reply", "text": "Sorry.", "times": 1})
+    r = oa.chat.completions.create(model="gpt-4o-mini", tools=tools, extra_headers=prompt, messages=[
+        {"role": "user", "content": "weather?"}, first.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": '{"error": "timeout"}'}])
+    reported[("openai", "gpt-4o-mini", "acme")] += asked.usage.completion_tokens + r.usage.completion_tokens
     # Synthetic probes: one answered, one failed.
     probe = {"x-llmobs-synthetic": "true"}
     oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "probe"}], extra_headers=probe)

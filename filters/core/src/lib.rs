@@ -7,6 +7,8 @@
 //! implements those traits over the raw hostcalls.
 //!
 //! Modules:
+//! - [`agent`]: agent, tool and prompt signals (iteration, tool results and errors, sessions,
+//!   prompt id and version), read by token accounting.
 //! - [`host`]: the seam between logic and proxy (headers, filter state, metrics, log, random).
 //! - [`content`]: where conversation text lives in each provider's request (typed walk).
 //! - [`config`]: strict JSON parsing with errors that name the field.
@@ -32,6 +34,7 @@
 //! - [`token_accounting`]: the token-accounting filter's behaviour: providers, usage, finish
 //!   reasons, stream outcomes.
 
+pub mod agent;
 pub mod baggage;
 pub mod build;
 pub mod bundle;

@@ -359,3 +359,42 @@ fn a_stream_torn_down_midway_ends_in_the_bundle_as_in_the_separate_filters() {
     }
     assert!(compared > 40, "only {compared} comparisons ran");
 }
+
+#[test]
+fn the_bundle_reads_agent_signals_as_the_separate_filters_do_for_every_agent_fixture_and_split() {
+    let mut compared = 0;
+    for agent in llmobs_testkit::agent_fixtures() {
+        let fixture = ProviderFixture {
+            name: agent.name.clone(),
+            meta: json!({}),
+            path: agent.path.clone(),
+            request_headers: agent.request_headers.clone(),
+            request_body: agent.request_body.clone(),
+            status: 200,
+            response_headers: vec![("content-type".into(), "application/json".into())],
+            response_body: b"{}".to_vec(),
+        };
+        for request in some_chunkings(&fixture.request_body) {
+            let bundle = through_bundle(&fixture, &request, &[b"{}"], true);
+            assert!(bundle.filter_state.iter().any(|(k, _)| k == "llmobs.agent.iteration"), "{}", fixture.name);
+            assert_eq!(bundle, through_separate_filters(&fixture, &request, &[b"{}"], true), "{}", fixture.name);
+            compared += 1;
+        }
+    }
+    assert!(compared > 40, "only {compared} comparisons ran");
+}
+
+#[test]
+fn the_bundle_reads_tool_calls_as_the_separate_filters_do_for_every_tool_response_and_split() {
+    let mut compared = 0;
+    for fixture in llmobs_testkit::agent_response_fixtures() {
+        for response in some_chunkings(&fixture.response_body) {
+            let request = vec![fixture.request_body.as_slice()];
+            let bundle = through_bundle(&fixture, &request, &response, true);
+            assert!(bundle.filter_state.iter().any(|(k, _)| k == "llmobs.tool_calls"), "{}", fixture.name);
+            assert_eq!(bundle, through_separate_filters(&fixture, &request, &response, true), "{}", fixture.name);
+            compared += 1;
+        }
+    }
+    assert!(compared > 30, "only {compared} comparisons ran");
+}

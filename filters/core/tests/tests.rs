@@ -7,6 +7,7 @@
 // the same inside #[test] functions; this covers the helpers too).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod agent;
 mod bundle;
 mod correlation;
 mod error_normalization;

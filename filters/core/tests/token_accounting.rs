@@ -140,7 +140,7 @@ fn usage_becomes_semconv_token_histograms_with_bounded_labels() {
     let name = |t: &str| {
         format!(
             "gen_ai.client.token.usage.gen_ai.token.type={t};.gen_ai.operation.name=chat;.gen_ai.provider.name=anthropic;\
-             .gen_ai.request.model=claude-3-7-sonnet-20250219;.synthetic=false;.tenant=unknown;"
+             .gen_ai.request.model=claude-3-7-sonnet-20250219;.synthetic=false;.tenant=unknown;.prompt_version=unknown;"
         )
     };
     assert_eq!(host.histogram(&name("input")), vec![2520]);
@@ -153,7 +153,7 @@ fn usage_becomes_semconv_token_histograms_with_bounded_labels() {
     assert_eq!(
         host.counter(
             "llmobs.token_accounting.requests.gen_ai.provider.name=anthropic;.gen_ai.operation.name=chat;\
-             .usage_source=provider;.stream_outcome=completed;.synthetic=false;"
+             .usage_source=provider;.stream_outcome=completed;.synthetic=false;.prompt_version=unknown;"
         ),
         Some(1)
     );

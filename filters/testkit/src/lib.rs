@@ -382,7 +382,18 @@ impl ProviderFixture {
 /// Every provider fixture, sorted by name. Panics with the offending file on a malformed
 /// fixture: fixtures are test inputs, and a broken one must fail loudly.
 pub fn provider_fixtures() -> Vec<ProviderFixture> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/providers");
+    fixtures_in("providers")
+}
+
+/// Responses that ask for tools, in the provider fixtures' format, from
+/// `tests/fixtures/agent/responses/` (their `expected` holds only `tool_calls` and
+/// `server_tool_errors`).
+pub fn agent_response_fixtures() -> Vec<ProviderFixture> {
+    fixtures_in("agent/responses")
+}
+
+fn fixtures_in(folder: &str) -> Vec<ProviderFixture> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(folder);
     let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("dir entry").path();
@@ -461,5 +472,45 @@ pub fn drive_body(
             out.push((std::mem::take(&mut buffer.bytes), *end));
         }
     }
+    out
+}
+
+/// One agent-signal case from `tests/fixtures/agent/<name>.json`: a request whose history the
+/// agent reader reads (tool results, errors, prompt ids), its `expected` reading, and the
+/// `agent` configuration section it runs with (`config`, default when absent).
+#[derive(Debug, Clone)]
+pub struct AgentFixture {
+    pub name: String,
+    pub path: String,
+    pub request_headers: Vec<(String, String)>,
+    pub request_body: Vec<u8>,
+    pub config: serde_json::Value,
+    pub expected: serde_json::Value,
+}
+
+/// Every agent fixture, sorted by name; panics on a malformed one.
+pub fn agent_fixtures() -> Vec<AgentFixture> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/agent");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("dir entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let case: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("fixture"))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        out.push(AgentFixture {
+            name: path.file_stem().and_then(|n| n.to_str()).unwrap_or("").to_string(),
+            path: case["path"].as_str().unwrap_or("/").to_string(),
+            request_headers: case["request_headers"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+                .unwrap_or_default(),
+            request_body: case["body"].to_string().into_bytes(),
+            config: case.get("config").cloned().unwrap_or_else(|| serde_json::json!({})),
+            expected: case["expected"].clone(),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }

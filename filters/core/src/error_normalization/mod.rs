@@ -168,7 +168,11 @@ impl ErrorNormalization {
         if ex.response.wants_body() {
             ex.response.on_body(chunk, host.now_nanos());
         }
-        if end_of_stream {
+        // A stream ends at its provider's end marker ([DONE], message_stop, ...): finish there,
+        // not at the end of the body, because a client that leaves right after the marker
+        // turns the end into Envoy's last callback, after Envoy has already ended the request's
+        // span (docs/tracing.md).
+        if end_of_stream || (ex.response.streaming && ex.response.observation.terminated) {
             return self.finish(host, ex, End::Complete);
         }
         None

@@ -31,6 +31,8 @@ pub struct TokenAccountingConfig {
     /// Prices per provider and model (`envoy/prices/default.json`, docs/pricing.md). Unset: no
     /// cost is computed and nothing is counted as unpriced.
     pub prices: Option<crate::pricing::PriceTable>,
+    /// Agent, tool and prompt signals (`crate::agent`).
+    pub agent: crate::agent::config::AgentConfig,
 }
 
 impl Default for TokenAccountingConfig {
@@ -46,6 +48,7 @@ impl Default for TokenAccountingConfig {
             request_identity_encoding: true,
             inject_stream_usage: false,
             prices: None,
+            agent: Default::default(),
         }
     }
 }
@@ -70,6 +73,7 @@ impl TokenAccountingConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let mut errors = Vec::new();
         errors.extend(super::provider::validate_overrides(&self.providers).err());
+        errors.extend(self.agent.validate("agent").err());
         if !self.tenant_header.is_empty() {
             errors.extend(check_header_name("tenant_header", &self.tenant_header).err());
         }

@@ -51,6 +51,7 @@ pub struct Exchange {
     buffer_request: bool,
     injected: bool,
     stripper: Option<inject::UsageChunkStripper>,
+    agent: crate::agent::AgentExchange,
 }
 
 impl Exchange {
@@ -124,16 +125,22 @@ impl<'de> Deserialize<'de> for RequestDoc {
 /// by accounting itself, or, in the bundle, from the document redaction already parsed
 /// ([`RequestFacts::of`]), so a request redaction holds is neither copied nor parsed twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestFacts(Option<RequestDoc>);
+pub struct RequestFacts(Option<RequestDoc>, Option<crate::agent::request::AgentRequest>);
 
 impl RequestFacts {
     /// From a parsed document, with the same typing as a parse of the body.
     pub fn of(doc: &serde_json::Value) -> Self {
-        RequestFacts(RequestDoc::deserialize(doc).ok())
+        RequestFacts(RequestDoc::deserialize(doc).ok(), Some(crate::agent::request::AgentRequest::read(doc)))
     }
 
+    /// The typed read (which skips what it does not name, so a deep or not-UTF-8 field elsewhere
+    /// does not stop it), and the agent reading from a parsed document, as [`Self::of`] reads
+    /// it, so the separate filter and the bundle agree on the agent signals too.
     fn parse(body: &[u8]) -> Self {
-        RequestFacts(serde_json::from_slice(body).ok())
+        let agent = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .map(|doc| crate::agent::request::AgentRequest::read(&doc));
+        RequestFacts(serde_json::from_slice(body).ok(), agent)
     }
 
     fn apply(&self, ex: &mut Exchange) {
@@ -144,6 +151,9 @@ impl RequestFacts {
                 }
                 ex.stream_requested |= doc.stream.unwrap_or(false);
                 ex.stream_known = true;
+                if let Some(reading) = &self.1 {
+                    ex.agent.on_request(reading.clone());
+                }
             }
             None => ex.failures.push(ParseFailure::RequestJson),
         }
@@ -159,6 +169,7 @@ pub struct TokenAccounting {
     overflow_model: MetricId,
     overflow_tenant: MetricId,
     handles: metric::Handles,
+    agent: crate::agent::AgentSignals,
 }
 
 impl TokenAccounting {
@@ -185,6 +196,7 @@ impl TokenAccounting {
                 &config.tenant_label.allow,
                 config.tenant_label.max_distinct,
             ),
+            agent: crate::agent::AgentSignals::new(config.agent.clone()),
             config,
             overflow_model,
             overflow_tenant,
@@ -228,6 +240,7 @@ impl TokenAccounting {
             buffer_request: false,
             injected: false,
             stripper: None,
+            agent: self.agent.on_request_headers(host),
         };
         // A SigV4-signed request (Bedrock through a signing client) must never be edited: the
         // signature covers the body. Only OpenAI-style chat bodies are ever edited.
@@ -382,7 +395,11 @@ impl TokenAccounting {
         if !ex.follows && ex.response.wants_body() {
             ex.response.on_body(chunk, host.now_nanos());
         }
-        if end_of_stream {
+        // Finish at the stream's end marker, as error normalization does (it finished first
+        // when this follows it): Envoy may end the span before the last callback.
+        let read = if ex.follows { lead.as_deref() } else { Some(&ex.response) };
+        let marker = read.is_some_and(|r| r.streaming && r.observation.terminated);
+        if end_of_stream || marker {
             self.finish_led(host, ex, End::Complete, lead);
         }
     }
@@ -419,6 +436,8 @@ impl TokenAccounting {
 
         let status = ex.response.status;
         let error_type = self.error_type(host, status, outcome);
+        // Bounded like the model: ties a regression to a prompt deploy (agent-signals.md).
+        let prompt_version = self.agent.prompt_version_label(host, &ex.agent);
         let requests = metric::name(
             "llmobs.token_accounting.requests",
             &[
@@ -427,6 +446,7 @@ impl TokenAccounting {
                 ("usage_source", usage_source),
                 ("stream_outcome", outcome.label()),
                 ("synthetic", synthetic_label),
+                ("prompt_version", &prompt_version),
             ],
         );
         self.handles.count(host, requests, 1);
@@ -471,6 +491,7 @@ impl TokenAccounting {
             ("gen_ai.request.model", model_label.value.as_str()),
             ("synthetic", synthetic_label),
             ("tenant", tenant_label.value.as_str()),
+            ("prompt_version", prompt_version.as_str()),
         ];
         for (token_type, count) in usage.by_type() {
             let mut labels = vec![("gen_ai.token.type", token_type)];
@@ -495,6 +516,7 @@ impl TokenAccounting {
                 ("gen_ai.request.model", model_label.value.as_str()),
                 ("finish_reason", reason),
                 ("synthetic", synthetic_label),
+                ("prompt_version", prompt_version.as_str()),
             ];
             self.handles.count(host, metric::name("llmobs.token_accounting.finish_reasons", &labels), 1);
         }
@@ -519,6 +541,16 @@ impl TokenAccounting {
         }
 
         write_outcome_state(host, ex, outcome, usage_source);
+        let agent_labels = crate::agent::Labels {
+            provider: &provider,
+            model: &model_label.value,
+            tenant: &tenant_label.value,
+            synthetic: synthetic_label,
+            status,
+            input_tokens: usage.input,
+            output_tokens: usage.output,
+        };
+        self.agent.finish(host, &ex.agent, agent_labels, &prompt_version, &ex.response.observation.tools);
         let obs = &ex.response.observation;
         let optional: [(&str, Option<String>); 13] = [
             (fs::REQUEST_MODEL, model_of(&ex.request_model)),

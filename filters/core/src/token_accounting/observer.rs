@@ -32,6 +32,8 @@ pub struct Observation {
     pub exception_type: Option<String>,
     bedrock_stop_seen: bool,
     bedrock_metadata_seen: bool,
+    /// Tool calls and server tool errors (`crate::agent::response`), fed the same documents.
+    pub tools: crate::agent::response::ResponseTools,
 }
 
 /// Whether a frame carried generated content (the time of the first one is the time to first
@@ -73,6 +75,7 @@ impl Observation {
 
     /// A whole non-streaming JSON body.
     pub fn on_body(&mut self, wire: Wire, body: &[u8]) {
+        self.tools.on_body(wire, body);
         match wire {
             Wire::OpenAiChat => {
                 self.on_openai_chat(body, false);
@@ -89,6 +92,7 @@ impl Observation {
     /// One streamed JSON document (an SSE `data` or a JSON-array element). `data` may be the
     /// OpenAI terminator `[DONE]`.
     pub fn on_stream_document(&mut self, wire: Wire, data: &[u8]) -> Frame {
+        self.tools.on_stream_document(wire, data);
         match self.stream_document(wire, data) {
             Frame::Content => self.content(),
             Frame::Other => Frame::Other,
@@ -285,6 +289,7 @@ impl Observation {
             self.terminated = true;
             return Frame::Other;
         }
+        self.tools.on_bedrock_event(event_type, payload);
         match event_type.unwrap_or_default() {
             "contentBlockDelta" => return self.content(),
             "messageStop" => {
