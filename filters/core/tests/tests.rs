@@ -13,6 +13,7 @@ mod error_normalization;
 mod framing;
 mod minting;
 mod pii;
+mod pii_independent;
 mod redaction;
 mod redaction_stream;
 mod token_accounting;
