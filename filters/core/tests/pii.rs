@@ -57,7 +57,23 @@ fn card_issuers_follow_the_prefix_and_length_table() {
         ("30569309025904", Some(CardIssuer::Diners)),
         ("36227206271667", Some(CardIssuer::Diners)),
         ("6200000000000005", Some(CardIssuer::UnionPay)),
+        ("3095000000000000", Some(CardIssuer::Diners)),
+        ("180012345678901", Some(CardIssuer::Jcb)),
+        ("213112345678901", Some(CardIssuer::Jcb)),
+        ("1800123456789012", None),
+        ("501812345678", Some(CardIssuer::Maestro)),
+        ("6759123456789012345", Some(CardIssuer::Maestro)),
+        ("50181234567", None),
+        ("2200123456789012", Some(CardIssuer::Mir)),
+        ("2205123456789012", None),
+        ("6012345678901234", Some(CardIssuer::RuPay)),
+        ("5067001234567890", Some(CardIssuer::Elo)),
+        ("6062821234567890", Some(CardIssuer::Hipercard)),
+        ("9792123456789012", Some(CardIssuer::Troy)),
+        ("5061001234567890", Some(CardIssuer::Verve)),
+        ("5019123456789012", Some(CardIssuer::Dankort)),
         ("1732579200123", None),
+        ("173257920012345", None),
         ("9111111111111111", None),
         ("4111 1111 1111 1111", None),
     ];
@@ -83,9 +99,19 @@ fn card_numbers_need_issuer_luhn_and_a_known_layout() {
             ("4111 1111-1111 1111", false),
             ("4111  1111 1111 1111", false),
             ("41111 111 1111 1111", false),
-            ("4111 111111 111111", false),
-            ("4111.1111.1111.1111", false),
-            ("3782 8224 6310 005", false),
+            ("4111 111111 111111", true),
+            ("4111.1111.1111.1111", true),
+            ("3782 8224 6310 005", true),
+            ("4111 1111.1111 1111", false),
+            ("411 1111 1111 11111", false),
+            ("4111 11 1111 111111", false),
+            ("5018 1234 5673", true),
+            ("5018 1234 5674", false),
+            ("6759 1234 5678 9012 342", true),
+            ("6759-1234-5678-9012-342", true),
+            ("2200 1234 5678 9019", true),
+            ("3056 930902 5904", true),
+            ("3056.9309.0259.04", true),
             ("9111111111111111", false),
             ("411111111111", false),
         ],
@@ -454,6 +480,36 @@ fn a_card_number_inside_a_longer_digit_run_is_not_a_card() {
     assert_eq!(found("4111 1111 1111 1111 1111"), []);
     assert_eq!(found("ref 12 4111 1111 1111 1111"), []);
     assert_eq!(found("card 4111 1111 1111 1111 12/27"), [(Entity::PaymentCard, "4111 1111 1111 1111")]);
+}
+
+#[test]
+fn cards_of_every_network_are_found_in_any_grouping() {
+    // Maestro at 12 and 19 digits, Mir, JCB's legacy 15 digits, Diners 4-6-4, 19 digits 4-4-4-4-3.
+    assert_eq!(found("card 5018 1234 5673 please"), [(Entity::PaymentCard, "5018 1234 5673")]);
+    assert_eq!(found("card 6759-1234-5678-9012-342."), [(Entity::PaymentCard, "6759-1234-5678-9012-342")]);
+    assert_eq!(found("Mir 2200.1234.5678.9019"), [(Entity::PaymentCard, "2200.1234.5678.9019")]);
+    assert_eq!(found("JCB 180012345678905"), [(Entity::PaymentCard, "180012345678905")]);
+    assert_eq!(found("JCB 180012345678901"), []);
+    assert_eq!(found("Diners 3056 930902 5904"), [(Entity::PaymentCard, "3056 930902 5904")]);
+    // With its security code after it, the card is still found; a longer number is not a card.
+    assert_eq!(found("4111 1111 1111 1111 123"), [(Entity::PaymentCard, "4111 1111 1111 1111")]);
+    assert_eq!(found("4111 1111 1111 1111 2024"), []);
+    assert_eq!(found("5018 1234 5674"), []);
+}
+
+#[test]
+fn escape_sequences_are_boundaries_for_every_digit_entity() {
+    // Text decoded once from JSON keeps `\n` as a backslash and an `n`.
+    assert_eq!(found(r"line\n+44 7700 900123"), [(Entity::Phone, "+44 7700 900123")]);
+    assert_eq!(found(r"a\t4111 1111 1111 1111\r\n"), [(Entity::PaymentCard, "4111 1111 1111 1111")]);
+    assert_eq!(found(r"note\u00a04111111111111111\u00a0end"), [(Entity::PaymentCard, "4111111111111111")]);
+    assert_eq!(found(r"ip\n10.0.0.1"), [(Entity::Ipv4, "10.0.0.1")]);
+    assert_eq!(found(r"\nDE89 3704 0044 0532 0130 00"), [(Entity::Iban, "DE89 3704 0044 0532 0130 00")]);
+    assert_eq!(found(r"addr\u00a0fe80::1"), [(Entity::Ipv6, "fe80::1")]);
+    assert_eq!(found(r"ssn\n536-22-8714"), [(Entity::UsSsn, "536-22-8714")]);
+    // A letter that is not an escape still glues.
+    assert_eq!(found("line+44 7700 900123"), []);
+    assert_eq!(found("an4111111111111111"), []);
 }
 
 #[test]

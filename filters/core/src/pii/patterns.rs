@@ -88,9 +88,10 @@ impl Pass {
                 r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@",
                 r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,63}",
             ),
+            // Bare, or groups joined by one kind of separator; the validator checks the layout.
             Pass::Card => concat!(
-                r"[0-9](?:[0-9]{3} [0-9]{4} [0-9]{4} [0-9]{4}|[0-9]{3}-[0-9]{4}-[0-9]{4}-[0-9]{4}",
-                r"|[0-9]{3} [0-9]{6} [0-9]{5}|[0-9]{3}-[0-9]{6}-[0-9]{5}|[0-9]{12,18})",
+                r"[0-9]{12,19}|[0-9]{4,6}(?: [0-9]{1,13}){1,5}|[0-9]{4,6}(?:-[0-9]{1,13}){1,5}",
+                r"|[0-9]{4,6}(?:\.[0-9]{1,13}){1,5}",
             ),
             Pass::Ssn => r"[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9}",
             Pass::PhoneIntl => r"\+[0-9]{1,3}(?:[ .-]?(?:\([0-9]{1,5}\)|[0-9]{1,8})){0,8}",
@@ -153,9 +154,9 @@ impl Pass {
             Pass::Ipv4 => c.dots >= 3 && c.digits >= 4,
             Pass::Card => {
                 if joined {
-                    digits >= 13
+                    digits >= 12
                 } else {
-                    (13..=19).contains(&digits) && !glued_right
+                    (12..=19).contains(&digits) && !glued_right
                 }
             }
             Pass::Ssn => {
@@ -196,6 +197,11 @@ impl Pass {
             {
                 start + digit_run(text, start)
             }
+            // A card's groups may follow another number (`ref 12 4111 1111 1111 1111`): look
+            // again at the next group.
+            Pass::Card if matches!(at(text, start + digit_run(text, start)), Some(b' ' | b'-' | b'.')) => {
+                (start + digit_run(text, start) + 1).min(end.max(start + 1))
+            }
             _ => end.max(start + 1),
         }
     }
@@ -213,7 +219,12 @@ fn at(text: &[u8], i: usize) -> Option<u8> {
     text.get(i).copied()
 }
 
+/// The byte before `i`, or a space where an escape sequence (`\n`, `\t`, `\u00a0`, ...) ends
+/// there: the escape is a boundary, not a letter glued to the value.
 fn before(text: &[u8], i: usize) -> Option<u8> {
+    if super::clusters::escape_ends_at(text, i) {
+        return Some(b' ');
+    }
     i.checked_sub(1).and_then(|j| text.get(j).copied())
 }
 
@@ -295,15 +306,7 @@ pub(super) fn confirm(pass: Pass, text: &[u8], start: usize, end: usize) -> Opti
             (right_ok && validate::email(value)).then_some(())?;
             found(Entity::Email)
         }
-        Pass::Card => {
-            let sep = value.iter().copied().find(|b| !b.is_ascii_digit());
-            let right_ok = clear_right_of_word(text, end)
-                && !continues_with(text, end, b".-")
-                && !sep.is_some_and(|s| at(text, end) == Some(s) && digit_run(text, end + 1) >= 4);
-            (clear_left_of_number(text, start, sep == Some(b' ')) && right_ok && validate::payment_card(value))
-                .then_some(())?;
-            found(Entity::PaymentCard)
-        }
+        Pass::Card => confirm_card(text, start, end),
         Pass::Ssn => confirm_ssn(text, start, end, value),
         Pass::PhoneIntl | Pass::PhoneParen | Pass::PhoneNational => {
             let left_ok = if pass == Pass::PhoneIntl {
@@ -332,6 +335,33 @@ pub(super) fn confirm(pass: Pass, text: &[u8], start: usize, end: usize) -> Opti
             found(Entity::Ipv4)
         }
         Pass::Ipv6 => confirm_ipv6(text, start, end, value),
+    }
+}
+
+/// The candidate, or (when it fails) the candidate less its trailing groups, down to 12 digits:
+/// the regex takes every group it can, and a card may be followed by more numbers (`4111 1111
+/// 1111 1111 123` with its security code).
+fn confirm_card(text: &[u8], start: usize, end: usize) -> Option<Found> {
+    let value = text.get(start..end)?;
+    let sep = value.iter().copied().find(|b| !b.is_ascii_digit());
+    if !clear_left_of_number(text, start, sep == Some(b' ')) {
+        return None;
+    }
+    let mut end = end;
+    loop {
+        let value = text.get(start..end)?;
+        let right_ok = clear_right_of_word(text, end)
+            && !continues_with(text, end, b".-")
+            && !sep.is_some_and(|s| at(text, end) == Some(s) && digit_run(text, end + 1) >= 4);
+        if right_ok && validate::payment_card(value) {
+            return Some(Found { entity: Entity::PaymentCard, start, end });
+        }
+        let sep = sep?;
+        let last = value.iter().rposition(|&b| b == sep)?;
+        if value.get(..last)?.iter().filter(|b| b.is_ascii_digit()).count() < 12 {
+            return None;
+        }
+        end = start + last;
     }
 }
 
