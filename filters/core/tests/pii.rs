@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use llmobs_core::pii::validate::{self, CardIssuer};
+use llmobs_core::pii::PhoneRegions;
 use llmobs_core::pii::{Detector, Entity, Match};
 
 fn check(name: &str, f: fn(&[u8]) -> bool, cases: &[(&str, bool)]) {
@@ -238,6 +239,59 @@ fn phones_are_e164_or_a_known_national_format() {
             ("415--555-0132", false),
         ],
     );
+}
+
+#[test]
+fn phones_people_write_are_found_by_the_regions_metadata() {
+    fn phones(text: &str) -> Vec<&str> {
+        found(text).into_iter().filter(|(e, _)| *e == Entity::Phone).map(|(_, v)| v).collect()
+    }
+    // National writings of the default regions, in their own layouts.
+    assert_eq!(phones("Switzerland 044 668 18 00."), ["044 668 18 00"]);
+    assert_eq!(phones("Netherlands 06-12345678."), ["06-12345678"]);
+    assert_eq!(phones("South Africa 071 123 4567"), ["071 123 4567"]);
+    assert_eq!(phones("Spain 612 34 56 78"), ["612 34 56 78"]);
+    assert_eq!(phones("Berlin 030 12 34 56"), ["030 12 34 56"]);
+    assert_eq!(phones("UK (07700) 900123"), ["(07700) 900123"]);
+    // `(0)` trunk, exit codes, extensions glued or spelled out, RFC 3966.
+    assert_eq!(phones("+41 (0)44 668 18 00"), ["+41 (0)44 668 18 00"]);
+    assert_eq!(phones("0041 44 668 18 00"), ["0041 44 668 18 00"]);
+    assert_eq!(phones("001-41-44-668-18-00"), ["001-41-44-668-18-00"]);
+    assert_eq!(phones("011 44 20 7946 0958"), ["011 44 20 7946 0958"]);
+    assert_eq!(phones("555.555.5555x123 is mine"), ["555.555.5555x123"]);
+    assert_eq!(phones("call 415-555-0132 ext. 12 today"), ["415-555-0132 ext. 12"]);
+    assert_eq!(phones("tel:+41-44-668-18-00;ext=5"), ["+41-44-668-18-00;ext=5"]);
+    // After a word naming a phone: a bare run, a short local number, a loose writing.
+    assert_eq!(phones("Tel: 0446681800"), ["0446681800"]);
+    assert_eq!(phones("call me on 5551234"), ["5551234"]);
+    assert_eq!(phones("Meine Handynummer ist 0151 234 567 89"), ["0151 234 567 89"]);
+    // Not phones: ids, amounts, zip codes, coordinates, dates, short trunk numbers alone.
+    for text in [
+        "INV-1990-004717",
+        "Rechnung 1990/12651",
+        "359 220 167,00 €",
+        "zip 88472-6564",
+        "at -84.867495, 87.300628",
+        "on 05.03.2024",
+        "ext 040-0113",
+        "order 0446681800",
+        "phone-like id 83761224",
+        "0800 12 34",
+    ] {
+        assert_eq!(phones(text), Vec::<&str>::new(), "{text}");
+    }
+}
+
+#[test]
+fn national_phone_writings_follow_the_configured_regions() {
+    let swiss = "Zürich 044 668 18 00";
+    let none = Detector::default().with_phone_regions(PhoneRegions::none());
+    assert!(none.scan(swiss).is_empty());
+    assert!(!none.scan("+41 44 668 18 00").is_empty(), "international writings are always searched");
+    let ch = Detector::default().with_phone_regions(PhoneRegions::from_codes(["ch"]).expect("a known region"));
+    assert_eq!(ch.scan(swiss).len(), 1);
+    assert_eq!(PhoneRegions::from_codes(["CH", "XX"]), Err("XX".to_string()));
+    assert_eq!(PhoneRegions::from_codes(["*"]), Ok(PhoneRegions::all()));
 }
 
 #[test]

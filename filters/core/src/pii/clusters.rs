@@ -140,8 +140,9 @@ pub(super) fn for_each(text: &[u8], mut f: impl FnMut(Cluster)) {
         // A digit inside a word (`8f3a92`, `v1`, `gpt-4o`): every candidate needs a clear left
         // edge, so nothing starts before the end of the word, unless two capitals stand before
         // the digits (an IBAN's country code).
-        let glued = first.checked_sub(1).and_then(|i| text.get(i)).is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_')
-            && !escape_ends_at(text, first);
+        let glued =
+            first.checked_sub(1).and_then(|i| text.get(i)).is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_')
+                && !escape_ends_at(text, first);
         // The hex digits of a `\u00a0` escape head no number; what follows them may.
         if let Some(escape_end) = unicode_escape_end(text, first) {
             pos = escape_end;

@@ -23,7 +23,11 @@
 mod anchors;
 mod clusters;
 mod patterns;
+mod phone;
+mod phone_metadata;
 pub mod validate;
+
+pub use phone::{PhoneRegions, DEFAULT_PHONE_REGIONS};
 
 use std::cmp::Reverse;
 
@@ -141,6 +145,8 @@ pub struct Detector {
     /// Run the secret and bearer passes only at their literal prefixes ([`anchors`]): on wasm32,
     /// where the regex crate has no SIMD prefilter; natively its prefilter is faster.
     anchor_gate: bool,
+    /// The regions whose national phone writings are searched.
+    phone_regions: PhoneRegions,
 }
 
 impl Default for Detector {
@@ -170,7 +176,14 @@ impl Detector {
             .filter(|pass| pass.entities().iter().any(|&e| enabled.get(index(e)).copied().unwrap_or(false)))
             .filter_map(|pass| RegexBuilder::new(pass.pattern()).unicode(false).build().ok().map(|re| (pass, re)))
             .collect();
-        Detector { passes, enabled, anchor_gate: cfg!(target_arch = "wasm32") }
+        Detector { passes, enabled, anchor_gate: cfg!(target_arch = "wasm32"), phone_regions: PhoneRegions::default() }
+    }
+
+    /// The same detector searching national phone writings of these regions (international
+    /// writings are searched for every region whatever this says).
+    pub fn with_phone_regions(mut self, regions: PhoneRegions) -> Detector {
+        self.phone_regions = regions;
+        self
     }
 
     /// The same detector with the anchor gate forced on or off, so native tests and fuzzing
@@ -285,7 +298,7 @@ impl Detector {
                 break;
             }
             last_end = m.end();
-            match patterns::confirm(pass, text, m.start(), m.end()) {
+            match patterns::confirm(pass, text, m.start(), m.end(), &self.phone_regions) {
                 Some(f) => {
                     if self.is_enabled(f.entity) {
                         found.push(Match { entity: f.entity, start: f.start, end: f.end });

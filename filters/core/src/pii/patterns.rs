@@ -5,6 +5,7 @@
 //! Every pattern is linear-time (`regex`, Unicode off, ASCII classes) and starts with a byte that
 //! cannot occur inside a multi-byte UTF-8 character, so every span is on character boundaries.
 
+use super::phone::{self, PhoneRegions};
 use super::validate;
 use super::Entity;
 
@@ -94,9 +95,14 @@ impl Pass {
                 r"|[0-9]{4,6}(?:\.[0-9]{1,13}){1,5}",
             ),
             Pass::Ssn => r"[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9}",
-            Pass::PhoneIntl => r"\+[0-9]{1,3}(?:[ .-]?(?:\([0-9]{1,5}\)|[0-9]{1,8})){0,8}",
+            // `+` or an exit code (`00`, `011`, `001`) and the country code.
+            Pass::PhoneIntl => concat!(
+                r"\+[0-9]{1,3}(?:[ .-]?(?:\([0-9]{1,5}\)|[0-9]{1,8})){0,8}",
+                r"|0(?:0|11)[ .-]?[1-9][0-9]{0,3}(?:[ .-]?(?:\([0-9]{1,5}\)|[0-9]{1,8})){1,8}",
+            ),
             Pass::PhoneParen => r"(?:1[ .-])?\([0-9]{2,5}\) ?(?:[0-9]{2,8}[ ./-]){0,4}[0-9]{2,8}",
-            Pass::PhoneNational => r"[0-9]{1,5}[ ./-](?:[0-9]{2,8}[ ./-]){0,4}[0-9]{2,8}",
+            // A bare run counts only after a word naming a phone (checked in `confirm`).
+            Pass::PhoneNational => r"[0-9]{1,6}[ ./-](?:[0-9]{2,10}[ ./-]){0,4}[0-9]{2,10}|[0-9]{7,15}",
             // Check digits first; the country code is the two letters before.
             Pass::Iban => r"[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?",
             Pass::Ipv4 => r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}",
@@ -166,10 +172,16 @@ impl Pass {
                     digits == 9 && !glued_right
                 }
             }
-            _ if glued_right => false,
-            Pass::PhoneIntl => digits >= 7 && body.contains(&b'+'),
+            // An extension glued on the right (`555.555.5555x123`) belongs to the number.
+            _ if glued_right && phone::extension_end(text, c.end).is_none() => false,
+            Pass::PhoneIntl => {
+                digits >= 7
+                    && (body.contains(&b'+')
+                        || body.windows(2).any(|w| w == b"00")
+                        || body.windows(3).any(|w| w == b"011"))
+            }
             Pass::PhoneParen => digits >= 7 && body.contains(&b'('),
-            Pass::PhoneNational => digits >= 7 && joined,
+            Pass::PhoneNational => digits >= 7 && (joined || (digits <= 15 && phone::context_before(text, c.start))),
             Pass::Tokens | Pass::Bearer | Pass::Email | Pass::Ipv6 => false,
         }
     }
@@ -292,7 +304,7 @@ fn continues_with(text: &[u8], end: usize, seps: &[u8]) -> bool {
 }
 
 /// Confirms the regex candidate `start..end` of `pass`, possibly narrowing or widening it.
-pub(super) fn confirm(pass: Pass, text: &[u8], start: usize, end: usize) -> Option<Found> {
+pub(super) fn confirm(pass: Pass, text: &[u8], start: usize, end: usize, regions: &PhoneRegions) -> Option<Found> {
     let value = text.get(start..end)?;
     let found = |entity| Some(Found { entity, start, end });
     match pass {
@@ -308,17 +320,7 @@ pub(super) fn confirm(pass: Pass, text: &[u8], start: usize, end: usize) -> Opti
         }
         Pass::Card => confirm_card(text, start, end),
         Pass::Ssn => confirm_ssn(text, start, end, value),
-        Pass::PhoneIntl | Pass::PhoneParen | Pass::PhoneNational => {
-            let left_ok = if pass == Pass::PhoneIntl {
-                before(text, start).is_none_or(|b| !(is_word(b) || b == b'+'))
-            } else {
-                // A national number right after `+` is the tail of an international one.
-                clear_left_of_number(text, start, true) && before(text, start) != Some(b'+')
-            };
-            let right_ok = clear_right_of_word(text, end) && !continues_with(text, end, b" .-/");
-            (left_ok && right_ok && validate::phone(value)).then_some(())?;
-            found(Entity::Phone)
-        }
+        Pass::PhoneIntl | Pass::PhoneParen | Pass::PhoneNational => confirm_phone(pass, text, start, end, regions),
         Pass::Iban => confirm_iban(text, start, value),
         Pass::Ipv4 => {
             let left_ok = match before(text, start) {
@@ -336,6 +338,75 @@ pub(super) fn confirm(pass: Pass, text: &[u8], start: usize, end: usize) -> Opti
         }
         Pass::Ipv6 => confirm_ipv6(text, start, end, value),
     }
+}
+
+/// A phone: `+` and the country code (any 7-15 digits, or valid by the metadata), an exit code
+/// (`00`, `011`, `001`) and a valid international number, or a national writing (the fixed
+/// formats of [`validate::phone`], or a valid number of a `phone_regions` region,
+/// [`phone::national_valid`]). An extension after it (`x123`, ` ext. 12`) belongs to it.
+fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &PhoneRegions) -> Option<Found> {
+    let value = text.get(start..end)?;
+    let plus = value.first() == Some(&b'+');
+    let left_ok = if plus {
+        before(text, start).is_none_or(|b| !(is_word(b) || b == b'+'))
+    } else {
+        // A national number right after `+` is the tail of an international one.
+        clear_left_of_number(text, start, true) && before(text, start) != Some(b'+')
+    };
+    let full_end = phone::extension_end(text, end).unwrap_or(end);
+    let right_ok = clear_right_of_word(text, full_end) && !continues_with(text, full_end, b" .-/");
+    if !(left_ok && right_ok) {
+        return None;
+    }
+    // The digit groups, a `(0)` trunk dropped (`+41 (0)44 668 18 00`).
+    let mut groups: [&[u8]; 8] = [&[]; 8];
+    let mut n = 0usize;
+    let mut rest = value;
+    while !rest.is_empty() {
+        let skip = rest.iter().take_while(|b| !b.is_ascii_digit()).count();
+        let paren = skip > 0 && rest.get(skip - 1) == Some(&b'(');
+        rest = rest.get(skip..).unwrap_or_default();
+        let len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let (group, tail) = rest.split_at(len.min(rest.len()));
+        rest = tail;
+        if group.is_empty() || (paren && group == b"0" && n > 0) {
+            continue;
+        }
+        *groups.get_mut(n)? = group;
+        n += 1;
+    }
+    let groups = groups.get(..n)?;
+    let ok = if plus {
+        validate::phone(value) || international(groups, b"")
+    } else if pass == Pass::PhoneIntl {
+        [&b"011"[..], b"001", b"00"].iter().any(|exit| international(groups, exit))
+    } else {
+        // A new national writing glued to an id (`INV-1990-004717`, `-102.543860`) or followed by
+        // decimals (`359 220 167,00 €`) is not a phone.
+        let glued_id = matches!(before(text, start), Some(b'-' | b'/' | b'.'))
+            || (before(text, start) == Some(b' ')
+                && start.checked_sub(1).is_some_and(|i| before(text, i) == Some(b')')));
+        let decimals = continues_with(text, full_end, b",");
+        let plain = value.iter().all(|&b| b.is_ascii_digit() || b == b' ');
+        validate::phone(value)
+            || (!glued_id
+                && !decimals
+                && phone::national_valid(groups, regions, phone::context_before(text, start), plain))
+    };
+    ok.then_some(Found { entity: Entity::Phone, start, end: full_end })
+}
+
+/// The groups' digits, after the `exit` prefix they must start with, as an international number.
+fn international(groups: &[&[u8]], exit: &[u8]) -> bool {
+    let mut digits = [0u8; 24];
+    let mut n = 0usize;
+    for &b in groups.iter().flat_map(|g| g.iter()) {
+        let Some(slot) = digits.get_mut(n) else { return false };
+        *slot = b;
+        n += 1;
+    }
+    let digits = digits.get(..n).unwrap_or_default();
+    digits.strip_prefix(exit).is_some_and(phone::international_valid)
 }
 
 /// The candidate, or (when it fails) the candidate less its trailing groups, down to 12 digits:

@@ -130,16 +130,25 @@ pub fn card_issuer(digits: &[u8]) -> Option<CardIssuer> {
         (p1 == 4 && matches!(len, 13 | 16 | 19), CardIssuer::Visa),
         (((51..=55).contains(&p2) || (2221..=2720).contains(&p4)) && len == 16, CardIssuer::Mastercard),
         ((p2 == 34 || p2 == 37) && len == 15, CardIssuer::Amex),
-        ((p4 == 6011 || (622126..=622925).contains(&p6) || (644..=649).contains(&p3) || p2 == 65) && long, CardIssuer::Discover),
+        (
+            (p4 == 6011 || (622126..=622925).contains(&p6) || (644..=649).contains(&p3) || p2 == 65) && long,
+            CardIssuer::Discover,
+        ),
         (((3528..=3589).contains(&p4) && long) || ((p4 == 1800 || p4 == 2131) && len == 15), CardIssuer::Jcb),
-        (((300..=305).contains(&p3) || p4 == 3095 || p2 == 36 || p2 == 38 || p2 == 39) && (14..=19).contains(&len), CardIssuer::Diners),
+        (
+            ((300..=305).contains(&p3) || p4 == 3095 || p2 == 36 || p2 == 38 || p2 == 39) && (14..=19).contains(&len),
+            CardIssuer::Diners,
+        ),
         ((p2 == 62 || p2 == 81) && long, CardIssuer::UnionPay),
         (
             matches!(p4, 5018 | 5020 | 5038 | 5893 | 6304 | 6759 | 6761..=6763) && (12..=19).contains(&len),
             CardIssuer::Maestro,
         ),
         ((2200..=2204).contains(&p4) && long, CardIssuer::Mir),
-        ((p2 == 60 || p3 == 652 || p3 == 508 || p3 == 353 || p3 == 356 || p2 == 81 || p2 == 82) && len == 16, CardIssuer::RuPay),
+        (
+            (p2 == 60 || p3 == 652 || p3 == 508 || p3 == 353 || p3 == 356 || p2 == 81 || p2 == 82) && len == 16,
+            CardIssuer::RuPay,
+        ),
         (p4 == 5019 && len == 16, CardIssuer::Dankort),
         ((636..=639).contains(&p3) && long, CardIssuer::InstaPayment),
     ];
