@@ -281,7 +281,7 @@ impl PiiRedaction {
         let hash = crate::id::hex(Sha256::digest(canonical_config(config_json)).get(..6).unwrap_or_default());
         let rule_set = format!("{}@{}", config.rule_set_version, hash);
         let filter = Self {
-            detector: Detector::new(&enabled),
+            detector: Detector::new(&enabled).with_phone_regions(config.phone_regions().unwrap_or_default()),
             custom,
             masks,
             fields,
