@@ -33,6 +33,12 @@ CANARIES = {
     "email": "canary.7f3a@example.org",
     "openai_key": "sk-proj-Zq8x2Lw9Rt4Yv7Bn3Mk6Pd1Hs5Jf0Gc8Xa2We4Qr7Ty9Ui3Op6As1Df5Gh8Jk2Lz4",
     "ssn": "536-22-8714",
+    # Issue 13's entities: a national phone writing, a 19-digit Maestro, a keyword-gated national
+    # id, a printed CPF.
+    "phone": "044 668 18 07",
+    "maestro": "6759 1234 5678 9012 342",
+    "nhs": "NHS 943 476 5919",
+    "cpf": "529.982.247-25",
 }
 PII_FILTER = "llmobs_pii_redaction"
 
@@ -221,7 +227,7 @@ def test_a_compressed_request_is_refused_when_nothing_unscanned_may_reach_the_pr
 
 
 def send_canaries(envoy, mode: str) -> None:
-    text = " ".join(f"{k}: {v}" for k, v in CANARIES.items())
+    text = "; ".join(f"{k}: {v}" for k, v in CANARIES.items())
     headers = {"x-canary-card": CANARIES["card"], "x-canary-key": CANARIES["openai_key"],
                "cookie": f"session={CANARIES['email']}"}
     client = openai_client(envoy, **headers)
@@ -240,7 +246,8 @@ def test_canaries_never_reach_a_log_stat_config_dump_or_in_traffic_mode_the_prov
               "capture": {"parts": ["last_user", "system", "completion"], "max_bytes": 2048}}
     envoy = start_envoy({PII_FILTER: config}, mutate=as_bundle if pack == "bundle" else None)
     # llmock echoes nothing of the prompt by default; make the model say the canaries back.
-    fresh_upstream.scenario({"type": "reply", "text": " ".join(CANARIES.values()), "times": 2})
+    # `; ` between them: digits right before a number would make it part of a longer one.
+    fresh_upstream.scenario({"type": "reply", "text": "; ".join(CANARIES.values()), "times": 2})
     send_canaries(envoy, mode)
     envoy.wait_access_log(2)
     time.sleep(0.5)

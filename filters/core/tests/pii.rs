@@ -295,6 +295,29 @@ fn national_phone_writings_follow_the_configured_regions() {
 }
 
 #[test]
+fn national_ids_need_their_check_digits_and_a_keyword_or_their_printed_form() {
+    // Printed forms that stand alone.
+    assert_eq!(found("CPF 529.982.247-25 ok"), [(Entity::BrCpf, "529.982.247-25")]);
+    assert_eq!(found("empresa 11.222.333/0001-81"), [(Entity::BrCnpj, "11.222.333/0001-81")]);
+    assert_eq!(found("n° 2 55 08 14 168 025 38"), [(Entity::FrNir, "2 55 08 14 168 025 38")]);
+    // After their keyword.
+    assert_eq!(found("My NHS number is 943 476 5919."), [(Entity::UkNhs, "943 476 5919")]);
+    assert_eq!(found("BSN: 111222333"), [(Entity::NlBsn, "111222333")]);
+    assert_eq!(found("PESEL 44051401359"), [(Entity::PlPesel, "44051401359")]);
+    assert_eq!(found("Aadhaar 2341 2341 2346"), [(Entity::InAadhaar, "2341 2341 2346")]);
+    assert_eq!(found("SIN: 130-692-544"), [(Entity::CaSin, "130-692-544")]);
+    assert_eq!(found("tax file number 123 456 782"), [(Entity::AuTfn, "123 456 782")]);
+    assert_eq!(found("Medicare card 2123 45670 1"), [(Entity::AuMedicare, "2123 45670 1")]);
+    assert_eq!(found("Steuer-ID: 86095742719"), [(Entity::DeTaxId, "86095742719")]);
+    assert_eq!(found("personnummer 811218-9876"), [(Entity::SePersonnummer, "811218-9876")]);
+    // The same digits without a keyword, or a check digit off: nothing.
+    for text in ["ref 111222333", "order no. 811218-9876", "BSN: 111222334", "Aadhaar 2341 2341 2345", "id 44051401359"]
+    {
+        assert_eq!(found(text), [], "{text}");
+    }
+}
+
+#[test]
 fn emails_need_a_dot_atom_local_part_and_a_letter_tld() {
     check(
         "email",
@@ -507,7 +530,7 @@ fn bearer_tokens_and_private_key_blocks_are_told_from_placeholders() {
 
 #[test]
 fn labels_are_snake_case_and_round_trip() {
-    assert_eq!(Entity::ALL.len(), 16);
+    assert_eq!(Entity::ALL.len(), 28);
     for e in Entity::ALL {
         assert!(e.label().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
         assert_eq!(Entity::from_label(e.label()), Some(e));
@@ -840,7 +863,7 @@ fn every_entity_meets_recall_and_precision_on_the_committed_corpus() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pii/corpus.jsonl");
     let corpus = std::fs::read_to_string(path).expect("the committed corpus (tests/fixtures/pii/generate_corpus.py)");
     let detector = Detector::default();
-    let mut counts = [Counts::default(); 16];
+    let mut counts = [Counts::default(); Entity::ALL.len()];
     let mut examples = Vec::new();
     for (n, line) in corpus.lines().enumerate() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));
@@ -882,7 +905,9 @@ fn every_entity_meets_recall_and_precision_on_the_committed_corpus() {
     println!("| entity | positive lines | negative lines | TP | FP | FN | precision | recall |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut failures = Vec::new();
-    for e in Entity::ALL {
+    // The sixteen entities this corpus was written for (the national ids are measured on the
+    // independent corpus, tests/pii_independent.rs); a detection of any other is still a FP above.
+    for e in Entity::ALL.into_iter().take(16) {
         let c = counts[e as usize];
         let precision = if c.tp + c.fp == 0 { 0.0 } else { c.tp as f64 / (c.tp + c.fp) as f64 };
         let recall = if c.tp + c.fn_ == 0 { 0.0 } else { c.tp as f64 / (c.tp + c.fn_) as f64 };

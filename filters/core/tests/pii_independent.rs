@@ -29,7 +29,7 @@ struct Report {
     /// Detections per entity: (inside a labelled value, outside every one).
     detections: BTreeMap<&'static str, (usize, usize)>,
     false_by_kind: BTreeMap<String, usize>,
-    misses: Vec<String>,
+    misses: BTreeMap<String, Vec<String>>,
     false_examples: Vec<String>,
 }
 
@@ -41,7 +41,7 @@ fn measure(detector: &Detector) -> Report {
         by_group: BTreeMap::new(),
         detections: BTreeMap::new(),
         false_by_kind: BTreeMap::new(),
-        misses: Vec::new(),
+        misses: BTreeMap::new(),
         false_examples: Vec::new(),
     };
     for (n, line) in corpus.lines().enumerate() {
@@ -90,7 +90,8 @@ fn measure(detector: &Detector) -> Report {
                 t.other_label += usize::from(caught && other);
             }
             if !caught {
-                report.misses.push(format!("{group}: {:?} in {text:?}", &text[start..end]));
+                let misses = report.misses.entry(entity.clone()).or_default();
+                misses.push(format!("{group}: {:?} in {text:?}", &text[start..end]));
             }
         }
     }
@@ -149,9 +150,11 @@ fn write_report(report: &Report) -> String {
     for (g, t) in &report.by_group {
         out.push_str(&format!("| {g} | {} | {:.3} |\n", t.values, ratio(t.caught, t.values)));
     }
-    out.push_str("\nFirst misses:\n\n");
-    for m in report.misses.iter().take(200) {
-        out.push_str(&format!("- {m}\n"));
+    out.push_str("\nFirst misses per entity:\n\n");
+    for (entity, misses) in &report.misses {
+        for m in misses.iter().take(25) {
+            out.push_str(&format!("- {entity}: {m}\n"));
+        }
     }
     out.push_str("\nFalse detections:\n\n");
     for m in report.false_examples.iter().take(200) {
@@ -168,7 +171,25 @@ fn the_independent_corpus_meets_the_recall_and_precision_floors() {
     std::fs::write(path, &text).expect("write the report");
     println!("{}", text.split("\n| format").next().unwrap_or_default());
     // Floors: what the detectors reach today (docs/pii-accuracy.md), so a regression fails.
-    let floors: &[(&str, f64)] = &[("payment_card", 0.99), ("phone", 0.93), ("iban", 0.76), ("ipv6", 0.85)];
+    let floors: &[(&str, f64)] = &[
+        ("payment_card", 0.99),
+        ("phone", 0.93),
+        ("iban", 0.99),
+        ("ipv6", 0.98),
+        ("br_cnpj", 0.99),
+        ("fr_nir", 0.99),
+        // Found only after their keyword; the corpus writes half of them without one.
+        ("au_medicare", 0.5),
+        ("au_tfn", 0.5),
+        ("br_cpf", 0.5),
+        ("ca_sin", 0.5),
+        ("de_tax_id", 0.5),
+        ("in_aadhaar", 0.5),
+        ("nl_bsn", 0.5),
+        ("pl_pesel", 0.5),
+        ("se_personnummer", 0.5),
+        ("uk_nhs", 0.5),
+    ];
     let mut failures = Vec::new();
     for &(entity, floor) in floors {
         let t = report.by_entity.get(entity).copied().unwrap_or_default();

@@ -22,6 +22,7 @@
 
 mod anchors;
 mod clusters;
+mod national_id;
 mod patterns;
 mod phone;
 mod phone_metadata;
@@ -54,11 +55,23 @@ pub enum Entity {
     GoogleApiKey,
     PrivateKey,
     BearerToken,
+    UkNhs,
+    NlBsn,
+    PlPesel,
+    BrCpf,
+    BrCnpj,
+    InAadhaar,
+    CaSin,
+    AuTfn,
+    AuMedicare,
+    DeTaxId,
+    FrNir,
+    SePersonnummer,
 }
 
 impl Entity {
     /// Every built-in entity.
-    pub const ALL: [Entity; 16] = [
+    pub const ALL: [Entity; 28] = [
         Entity::Email,
         Entity::Phone,
         Entity::PaymentCard,
@@ -75,6 +88,18 @@ impl Entity {
         Entity::GoogleApiKey,
         Entity::PrivateKey,
         Entity::BearerToken,
+        Entity::UkNhs,
+        Entity::NlBsn,
+        Entity::PlPesel,
+        Entity::BrCpf,
+        Entity::BrCnpj,
+        Entity::InAadhaar,
+        Entity::CaSin,
+        Entity::AuTfn,
+        Entity::AuMedicare,
+        Entity::DeTaxId,
+        Entity::FrNir,
+        Entity::SePersonnummer,
     ];
 
     /// The snake_case name used in configuration, metrics and placeholders.
@@ -96,6 +121,18 @@ impl Entity {
             Entity::GoogleApiKey => "google_api_key",
             Entity::PrivateKey => "private_key",
             Entity::BearerToken => "bearer_token",
+            Entity::UkNhs => "uk_nhs",
+            Entity::NlBsn => "nl_bsn",
+            Entity::PlPesel => "pl_pesel",
+            Entity::BrCpf => "br_cpf",
+            Entity::BrCnpj => "br_cnpj",
+            Entity::InAadhaar => "in_aadhaar",
+            Entity::CaSin => "ca_sin",
+            Entity::AuTfn => "au_tfn",
+            Entity::AuMedicare => "au_medicare",
+            Entity::DeTaxId => "de_tax_id",
+            Entity::FrNir => "fr_nir",
+            Entity::SePersonnummer => "se_personnummer",
         }
     }
 
@@ -123,6 +160,20 @@ impl Entity {
             Entity::Ipv4 => 13,
             Entity::Phone => 14,
             Entity::BearerToken => 15,
+            // A national id found by its checksum and keyword or printed form is more specific
+            // than a card or phone of the same span.
+            Entity::UkNhs
+            | Entity::NlBsn
+            | Entity::PlPesel
+            | Entity::BrCpf
+            | Entity::BrCnpj
+            | Entity::InAadhaar
+            | Entity::CaSin
+            | Entity::AuTfn
+            | Entity::AuMedicare
+            | Entity::DeTaxId
+            | Entity::FrNir
+            | Entity::SePersonnummer => 8,
         }
     }
 }
@@ -141,7 +192,7 @@ pub struct Match {
 #[derive(Debug, Clone)]
 pub struct Detector {
     passes: Vec<(Pass, Regex)>,
-    enabled: [bool; 16],
+    enabled: [bool; Entity::ALL.len()],
     /// Run the secret and bearer passes only at their literal prefixes ([`anchors`]): on wasm32,
     /// where the regex crate has no SIMD prefilter; natively its prefilter is faster.
     anchor_gate: bool,
@@ -165,7 +216,7 @@ impl Detector {
     /// A detector for these entities (duplicates ignored). Never fails: the built-in patterns
     /// are fixed and tested to compile.
     pub fn new(entities: &[Entity]) -> Detector {
-        let mut enabled = [false; 16];
+        let mut enabled = [false; Entity::ALL.len()];
         for &e in entities {
             if let Some(slot) = enabled.get_mut(index(e)) {
                 *slot = true;
@@ -298,7 +349,7 @@ impl Detector {
                 break;
             }
             last_end = m.end();
-            match patterns::confirm(pass, text, m.start(), m.end(), &self.phone_regions) {
+            match patterns::confirm(pass, text, m.start(), m.end(), &self.phone_regions, |e| self.is_enabled(e)) {
                 Some(f) => {
                     if self.is_enabled(f.entity) {
                         found.push(Match { entity: f.entity, start: f.start, end: f.end });

@@ -5,6 +5,7 @@
 //! Every pattern is linear-time (`regex`, Unicode off, ASCII classes) and starts with a byte that
 //! cannot occur inside a multi-byte UTF-8 character, so every span is on character boundaries.
 
+use super::national_id;
 use super::phone::{self, PhoneRegions};
 use super::validate;
 use super::Entity;
@@ -27,10 +28,13 @@ pub(super) enum Pass {
     Iban,
     Ipv4,
     Ipv6,
+    /// Digit-only national identifiers (NHS, BSN, PESEL, CPF, CNPJ, Aadhaar, SIN, TFN, Medicare,
+    /// Steuer-ID, NIR, personnummer).
+    NationalId,
 }
 
 impl Pass {
-    pub(super) const ALL: [Pass; 11] = [
+    pub(super) const ALL: [Pass; 12] = [
         Pass::Tokens,
         Pass::Bearer,
         Pass::Email,
@@ -42,6 +46,7 @@ impl Pass {
         Pass::Iban,
         Pass::Ipv4,
         Pass::Ipv6,
+        Pass::NationalId,
     ];
 
     /// The entities this pass can report.
@@ -65,6 +70,20 @@ impl Pass {
             Pass::Iban => &[Entity::Iban],
             Pass::Ipv4 => &[Entity::Ipv4],
             Pass::Ipv6 => &[Entity::Ipv6],
+            Pass::NationalId => &[
+                Entity::UkNhs,
+                Entity::NlBsn,
+                Entity::PlPesel,
+                Entity::BrCpf,
+                Entity::BrCnpj,
+                Entity::InAadhaar,
+                Entity::CaSin,
+                Entity::AuTfn,
+                Entity::AuMedicare,
+                Entity::DeTaxId,
+                Entity::FrNir,
+                Entity::SePersonnummer,
+            ],
         }
     }
 
@@ -107,6 +126,8 @@ impl Pass {
             Pass::Iban => r"[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?",
             Pass::Ipv4 => r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}",
             Pass::Ipv6 => r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,8}(?:\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})?",
+            // Digit groups; the layout and the check digits are [`national_id`]'s to decide.
+            Pass::NationalId => r"[0-9]{1,15}(?:[ ./+-][0-9]{1,12}){0,6}",
         }
     }
 
@@ -115,7 +136,14 @@ impl Pass {
     pub(super) fn gated(self) -> bool {
         matches!(
             self,
-            Pass::Card | Pass::Ssn | Pass::PhoneIntl | Pass::PhoneParen | Pass::PhoneNational | Pass::Iban | Pass::Ipv4
+            Pass::Card
+                | Pass::Ssn
+                | Pass::PhoneIntl
+                | Pass::PhoneParen
+                | Pass::PhoneNational
+                | Pass::Iban
+                | Pass::Ipv4
+                | Pass::NationalId
         )
     }
 
@@ -173,6 +201,7 @@ impl Pass {
                 }
             }
             // An extension glued on the right (`555.555.5555x123`) belongs to the number.
+            Pass::NationalId if glued_right => false,
             _ if glued_right && phone::extension_end(text, c.end).is_none() => false,
             Pass::PhoneIntl => {
                 digits >= 7
@@ -181,6 +210,7 @@ impl Pass {
                         || body.windows(3).any(|w| w == b"011"))
             }
             Pass::PhoneParen => digits >= 7 && body.contains(&b'('),
+            Pass::NationalId => digits >= 9,
             Pass::PhoneNational => digits >= 7 && (joined || (digits <= 15 && phone::context_before(text, c.start))),
             Pass::Tokens | Pass::Bearer | Pass::Email | Pass::Ipv6 => false,
         }
@@ -304,7 +334,14 @@ fn continues_with(text: &[u8], end: usize, seps: &[u8]) -> bool {
 }
 
 /// Confirms the regex candidate `start..end` of `pass`, possibly narrowing or widening it.
-pub(super) fn confirm(pass: Pass, text: &[u8], start: usize, end: usize, regions: &PhoneRegions) -> Option<Found> {
+pub(super) fn confirm(
+    pass: Pass,
+    text: &[u8],
+    start: usize,
+    end: usize,
+    regions: &PhoneRegions,
+    enabled: impl Fn(Entity) -> bool,
+) -> Option<Found> {
     let value = text.get(start..end)?;
     let found = |entity| Some(Found { entity, start, end });
     match pass {
@@ -337,6 +374,13 @@ pub(super) fn confirm(pass: Pass, text: &[u8], start: usize, end: usize, regions
             found(Entity::Ipv4)
         }
         Pass::Ipv6 => confirm_ipv6(text, start, end, value),
+        Pass::NationalId => {
+            let right_ok = clear_right_of_word(text, end) && !continues_with(text, end, b" .-/+");
+            if !(right_ok && clear_left_of_number(text, start, true) && before(text, start) != Some(b'+')) {
+                return None;
+            }
+            national_id::classify(text, start, value, enabled).map(|entity| Found { entity, start, end })
+        }
     }
 }
 
@@ -643,5 +687,24 @@ fn confirm_ipv6(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<F
         Some(b'.') => !at(text, end + 1).is_some_and(|b| b.is_ascii_digit()),
         Some(_) => true,
     };
-    (right_ok && validate::ipv6(value)).then_some(Found { entity: Entity::Ipv6, start, end })
+    if !(right_ok && validate::ipv6(value)) {
+        return None;
+    }
+    // A zone id belongs to the address: `fe80::1%eth0`.
+    let zone = if at(text, end) == Some(b'%') {
+        let name = text.get(end + 1..).unwrap_or_default();
+        let len =
+            name.iter().take(16).take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')).count();
+        // A sentence may end right after it.
+        let len = name.get(..len).unwrap_or_default().iter().rposition(u8::is_ascii_alphanumeric).map_or(0, |i| i + 1);
+        let glued = name.get(len).is_some_and(|&b| is_word(b));
+        if len > 0 && !glued {
+            len + 1
+        } else {
+            0
+        }
+    } else {
+        0
+    };
+    Some(Found { entity: Entity::Ipv6, start, end: end + zone })
 }
