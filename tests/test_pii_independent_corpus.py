@@ -29,7 +29,10 @@ CORPUS = ROOT / "tests" / "fixtures" / "pii" / "independent_corpus.jsonl"
 LINES_PER_REQUEST = 100
 PLACEHOLDER = re.compile(r"\[[A-Z][A-Z0-9_]*\]")
 # Recall floors per entity (docs/pii-accuracy.md has the measured values).
-FLOORS = {"payment_card": 0.99, "phone": 0.93, "iban": 0.76, "ipv6": 0.85}
+FLOORS = {"payment_card": 0.99, "phone": 0.93, "iban": 0.99, "ipv6": 0.98, "br_cnpj": 0.99, "fr_nir": 0.99,
+          # Found only after their keyword; the corpus writes half of them without one.
+          "au_medicare": 0.5, "au_tfn": 0.5, "br_cpf": 0.5, "ca_sin": 0.5, "de_tax_id": 0.5, "in_aadhaar": 0.5,
+          "nl_bsn": 0.5, "pl_pesel": 0.5, "se_personnummer": 0.5, "uk_nhs": 0.5}
 
 
 def corpus() -> list[dict]:
