@@ -318,6 +318,21 @@ fn national_ids_need_their_check_digits_and_a_keyword_or_their_printed_form() {
 }
 
 #[test]
+fn national_ids_with_letters_need_their_check_character() {
+    assert_eq!(found("NI number AB 12 34 56 C."), [(Entity::UkNino, "AB 12 34 56 C")]);
+    assert_eq!(found("DNI 12345678Z"), [(Entity::EsDni, "12345678Z")]);
+    assert_eq!(found("NIE: X1234567L"), [(Entity::EsNie, "X1234567L")]);
+    assert_eq!(found("CF RSSMRA85T10A562S"), [(Entity::ItFiscalCode, "RSSMRA85T10A562S")]);
+    assert_eq!(found("NRIC S1234567D"), [(Entity::SgNric, "S1234567D")]);
+    assert_eq!(found("hetu 131052-308T"), [(Entity::FiHetu, "131052-308T")]);
+    assert_eq!(found("PAN card ABCPE1234F"), [(Entity::InPan, "ABCPE1234F")]);
+    // A wrong check character, a PAN without its keyword, glued to a word: nothing.
+    for text in ["DNI 12345678A", "CF RSSMRA85T10A562T", "S1234567E", "code ABCPE1234F", "xAB123456C", "12345678Zed"] {
+        assert_eq!(found(text), [], "{text}");
+    }
+}
+
+#[test]
 fn emails_need_a_dot_atom_local_part_and_a_letter_tld() {
     check(
         "email",
@@ -530,7 +545,7 @@ fn bearer_tokens_and_private_key_blocks_are_told_from_placeholders() {
 
 #[test]
 fn labels_are_snake_case_and_round_trip() {
-    assert_eq!(Entity::ALL.len(), 28);
+    assert_eq!(Entity::ALL.len(), 35);
     for e in Entity::ALL {
         assert!(e.label().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
         assert_eq!(Entity::from_label(e.label()), Some(e));

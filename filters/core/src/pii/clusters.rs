@@ -116,6 +116,23 @@ pub(super) fn for_each_ipv6_colon(text: &[u8], mut f: impl FnMut(usize) -> usize
     }
 }
 
+/// Calls `f` with every run of digits that has a capital letter right before or after it, or
+/// a capital and a space before it (`AB 12 34 56 C`): every identifier with letters holds one.
+pub(super) fn for_each_letter_digit_run(text: &[u8], mut f: impl FnMut(usize, usize)) {
+    let mut pos = 0usize;
+    while let Some(start) = next_digit(text, pos) {
+        let len = text.get(start..).unwrap_or_default().iter().take_while(|b| b.is_ascii_digit()).count();
+        let end = start + len;
+        let capital = |i: Option<usize>| i.and_then(|i| text.get(i)).is_some_and(u8::is_ascii_uppercase);
+        let before = start.checked_sub(1);
+        let spaced = before.and_then(|i| text.get(i)) == Some(&b' ') && capital(start.checked_sub(2));
+        if capital(before) || capital(Some(end)) || spaced {
+            f(start, end);
+        }
+        pos = end.max(start + 1);
+    }
+}
+
 fn is_joiner(b: u8) -> bool {
     matches!(b, b' ' | b'.' | b'-' | b'/' | b'(' | b')' | b'+')
 }

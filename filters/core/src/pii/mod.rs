@@ -67,11 +67,18 @@ pub enum Entity {
     DeTaxId,
     FrNir,
     SePersonnummer,
+    UkNino,
+    EsDni,
+    EsNie,
+    ItFiscalCode,
+    InPan,
+    SgNric,
+    FiHetu,
 }
 
 impl Entity {
     /// Every built-in entity.
-    pub const ALL: [Entity; 28] = [
+    pub const ALL: [Entity; 35] = [
         Entity::Email,
         Entity::Phone,
         Entity::PaymentCard,
@@ -100,6 +107,13 @@ impl Entity {
         Entity::DeTaxId,
         Entity::FrNir,
         Entity::SePersonnummer,
+        Entity::UkNino,
+        Entity::EsDni,
+        Entity::EsNie,
+        Entity::ItFiscalCode,
+        Entity::InPan,
+        Entity::SgNric,
+        Entity::FiHetu,
     ];
 
     /// The snake_case name used in configuration, metrics and placeholders.
@@ -133,6 +147,13 @@ impl Entity {
             Entity::DeTaxId => "de_tax_id",
             Entity::FrNir => "fr_nir",
             Entity::SePersonnummer => "se_personnummer",
+            Entity::UkNino => "uk_nino",
+            Entity::EsDni => "es_dni",
+            Entity::EsNie => "es_nie",
+            Entity::ItFiscalCode => "it_fiscal_code",
+            Entity::InPan => "in_pan",
+            Entity::SgNric => "sg_nric",
+            Entity::FiHetu => "fi_hetu",
         }
     }
 
@@ -173,7 +194,14 @@ impl Entity {
             | Entity::AuMedicare
             | Entity::DeTaxId
             | Entity::FrNir
-            | Entity::SePersonnummer => 8,
+            | Entity::SePersonnummer
+            | Entity::UkNino
+            | Entity::EsDni
+            | Entity::EsNie
+            | Entity::ItFiscalCode
+            | Entity::InPan
+            | Entity::SgNric
+            | Entity::FiHetu => 8,
         }
     }
 }
@@ -266,7 +294,10 @@ impl Detector {
         let bytes = text.as_bytes();
         let mut found = Vec::new();
         let anchored = |pass: &Pass| self.anchor_gate && pass.anchored();
-        for (pass, re) in self.passes.iter().filter(|(pass, _)| !pass.gated() && !pass.colon_gated() && !anchored(pass))
+        for (pass, re) in self
+            .passes
+            .iter()
+            .filter(|(pass, _)| !pass.gated() && !pass.colon_gated() && !pass.letter_gated() && !anchored(pass))
         {
             self.run(*pass, re, bytes, Window { from: 0, to: bytes.len(), last_start: None }, &mut found);
         }
@@ -303,6 +334,22 @@ impl Detector {
                 covered =
                     self.run(*pass, re, bytes, Window { from, to, last_start: Some(colon) }, &mut found).max(colon + 1);
                 covered
+            });
+        }
+        if let Some((pass, re)) = self.passes.iter().find(|(pass, _)| pass.letter_gated()) {
+            // Identifiers with letters hold a digit run next to a capital (`AB123456C`,
+            // `12345678Z`, `RSSMRA85T10A562S`); a candidate starts at most 16 bytes before it
+            // and ends at most 24 after it. Candidates up to the run's end are tried (not before
+            // what earlier runs covered), as a whole-text pass would.
+            let mut covered = 0usize;
+            clusters::for_each_letter_digit_run(bytes, |run_start, run_end| {
+                if run_end < covered {
+                    return;
+                }
+                let from = run_start.saturating_sub(16).max(covered);
+                let to = (run_end + 24).min(bytes.len());
+                let window = Window { from, to, last_start: Some(run_end) };
+                covered = self.run_to(*pass, re, bytes, window, &mut found).1.max(covered);
             });
         }
         let gated: Vec<&(Pass, Regex)> = self.passes.iter().filter(|(pass, _)| pass.gated()).collect();

@@ -231,6 +231,7 @@ const KEYWORDS: &[(Entity, &[(&str, bool)])] = &[
     ),
     (Entity::FrNir, &[("nir", true), ("sécurité sociale", false), ("securite sociale", false), ("insee", false)]),
     (Entity::SePersonnummer, &[("personnummer", false), ("personnr", false)]),
+    (Entity::InPan, &[("pan", true), ("permanent account", false), ("income tax", false)]),
 ];
 
 /// Whether a keyword of `entity` stands in the 48 bytes before `start`, on the same line.
@@ -332,5 +333,170 @@ mod tests {
         assert!(!keyword_before(text, text.len(), Entity::CaSin));
         let text = b"SIN\nvalue ";
         assert!(!keyword_before(text, text.len(), Entity::CaSin));
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Identifiers with letters: UK NINO, Spanish DNI and NIE, Italian codice fiscale, Indian PAN,
+// Singapore NRIC/FIN, Finnish HETU. Their candidates come from [`LETTER_ID_PATTERN`] around digit
+// runs next to a capital letter (`super::clusters::for_each_letter_digit_run`).
+
+/// Candidates of the identifiers with letters.
+pub(super) const LETTER_ID_PATTERN: &str = concat!(
+    r"[A-Z]{2} ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]",
+    r"|[0-9]{8}-?[A-Z]|[XYZ]-?[0-9]{7}-?[A-Z]",
+    r"|[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]",
+    r"|[A-Z]{5}[0-9]{4}[A-Z]|[STFGM][0-9]{7}[A-Z]",
+    r"|[0-9]{6}[-+A-FU-Y][0-9]{3}[0-9A-Y]",
+);
+
+fn nino(v: &[u8]) -> bool {
+    let compact: Vec<u8> = v.iter().copied().filter(|&b| b != b' ').collect();
+    let spaced_ok = v.len() == 9 || v.len() == 13;
+    let (Some(&a), Some(&b)) = (compact.first(), compact.get(1)) else { return false };
+    let prefix_ok = !b"DFIQUV".contains(&a)
+        && !b"DFIOQUV".contains(&b)
+        && ![&b"BG"[..], b"GB", b"NK", b"KN", b"TN", b"NT", b"ZZ"].contains(&compact.get(..2).unwrap_or_default());
+    let shape_ok = compact.get(..2).is_some_and(|p| p.iter().all(u8::is_ascii_uppercase))
+        && compact.get(2..8).is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+        && compact.get(8).is_some_and(|s| (b'A'..=b'D').contains(s));
+    spaced_ok && compact.len() == 9 && shape_ok && prefix_ok
+}
+
+const DNI_LETTERS: &[u8; 23] = b"TRWAGMYFPDXBNJZSQVHLCKE";
+
+fn dni_letter_ok(number: u32, letter: u8) -> bool {
+    DNI_LETTERS.get((number % 23) as usize) == Some(&letter)
+}
+
+fn digits_value(v: &[u8]) -> u32 {
+    v.iter().filter(|b| b.is_ascii_digit()).fold(0u32, |a, &b| a.wrapping_mul(10).wrapping_add(u32::from(b - b'0')))
+}
+
+fn dni(v: &[u8]) -> bool {
+    let Some(&letter) = v.last() else { return false };
+    let body = v.get(..v.len() - 1).unwrap_or_default();
+    body.iter().filter(|b| b.is_ascii_digit()).count() == 8
+        && body.iter().all(|b| b.is_ascii_digit() || *b == b'-')
+        && letter.is_ascii_uppercase()
+        && dni_letter_ok(digits_value(v), letter)
+}
+
+fn nie(v: &[u8]) -> bool {
+    let (Some(&first), Some(&letter)) = (v.first(), v.last()) else { return false };
+    let lead = match first {
+        b'X' => 0,
+        b'Y' => 1,
+        b'Z' => 2,
+        _ => return false,
+    };
+    let middle = v.get(1..v.len() - 1).unwrap_or_default();
+    if middle.iter().filter(|b| b.is_ascii_digit()).count() != 7
+        || !middle.iter().all(|b| b.is_ascii_digit() || *b == b'-')
+    {
+        return false;
+    }
+    dni_letter_ok(lead * 10_000_000 + digits_value(v.get(1..).unwrap_or_default()), letter)
+}
+
+fn fiscal_code(v: &[u8]) -> bool {
+    const ODD: [u32; 26] =
+        [1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23];
+    if v.len() != 16 || !v.iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+        return false;
+    }
+    let mut sum = 0u32;
+    for (i, &c) in v.iter().take(15).enumerate() {
+        let index = if c.is_ascii_digit() { usize::from(c - b'0') } else { usize::from(c.wrapping_sub(b'A')) };
+        sum += if i % 2 == 0 { ODD.get(index).copied().unwrap_or(0) } else { index as u32 };
+    }
+    v.get(15).copied() == Some(b'A' + (sum % 26) as u8)
+}
+
+fn pan(v: &[u8]) -> bool {
+    v.len() == 10
+        && v.get(..5).is_some_and(|l| l.iter().all(u8::is_ascii_uppercase))
+        && v.get(5..9).is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+        && v.get(9).is_some_and(u8::is_ascii_uppercase)
+        && v.get(3).is_some_and(|b| b"PCHFATBLJG".contains(b))
+}
+
+fn nric(v: &[u8]) -> bool {
+    let (Some(&first), Some(&check)) = (v.first(), v.last()) else { return false };
+    let digits = v.get(1..8).unwrap_or_default();
+    if v.len() != 9 || !digits.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let mut sum: u32 = digits.iter().zip([2u32, 7, 6, 5, 4, 3, 2]).map(|(&d, w)| u32::from(d - b'0') * w).sum();
+    if matches!(first, b'T' | b'G') {
+        sum += 4;
+    }
+    if first == b'M' {
+        sum += 3;
+    }
+    let table: &[u8; 11] = match first {
+        b'S' | b'T' => b"JZIHGFEDCBA",
+        b'F' | b'G' => b"XWUTRQPNMLK",
+        b'M' => b"KLJNPQRTUWX",
+        _ => return false,
+    };
+    table.get((sum % 11) as usize) == Some(&check)
+}
+
+fn hetu(v: &[u8]) -> bool {
+    const CHECKS: &[u8; 31] = b"0123456789ABCDEFHJKLMNPRSTUVWXY";
+    let shape_ok = v.get(..6).is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+        && v.get(7..10).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    if v.len() != 11 || !shape_ok {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| digits_value(v.get(r).unwrap_or_default());
+    let (day, month) = (num(0..2), num(2..4));
+    let n = num(0..6) * 1000 + num(7..10);
+    (1..=31).contains(&day) && (1..=12).contains(&month) && CHECKS.get((n % 31) as usize) == v.get(10)
+}
+
+/// The identifier with letters `value` is, if any (edges already checked). PAN has no check
+/// character: only after its keyword.
+pub(super) fn classify_letters(
+    text: &[u8],
+    start: usize,
+    value: &[u8],
+    enabled: impl Fn(Entity) -> bool,
+) -> Option<Entity> {
+    let checks: [(Entity, fn(&[u8]) -> bool, bool); 7] = [
+        (Entity::ItFiscalCode, fiscal_code, false),
+        (Entity::FiHetu, hetu, false),
+        (Entity::EsDni, dni, false),
+        (Entity::EsNie, nie, false),
+        (Entity::SgNric, nric, false),
+        (Entity::UkNino, nino, false),
+        (Entity::InPan, pan, true),
+    ];
+    checks
+        .into_iter()
+        .find(|(e, check, keyword)| enabled(*e) && check(value) && (!keyword || keyword_before(text, start, *e)))
+        .map(|(e, _, _)| e)
+}
+
+#[cfg(test)]
+mod letter_tests {
+    use super::*;
+
+    #[test]
+    fn each_identifier_with_letters_accepts_a_valid_example_and_not_a_changed_check() {
+        let cases: [(fn(&[u8]) -> bool, &str, &str); 7] = [
+            (nino, "AB 12 34 56 C", "QQ 12 34 56 C"),
+            (dni, "12345678Z", "12345678A"),
+            (nie, "X1234567L", "X1234567M"),
+            (fiscal_code, "RSSMRA85T10A562S", "RSSMRA85T10A562T"),
+            (pan, "ABCPE1234F", "ABCXE1234F"),
+            (nric, "S1234567D", "S1234567E"),
+            (hetu, "131052-308T", "131052-308U"),
+        ];
+        for (check, good, bad) in cases {
+            assert!(check(good.as_bytes()), "{good}");
+            assert!(!check(bad.as_bytes()), "{bad}");
+        }
     }
 }

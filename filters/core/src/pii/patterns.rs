@@ -31,10 +31,12 @@ pub(super) enum Pass {
     /// Digit-only national identifiers (NHS, BSN, PESEL, CPF, CNPJ, Aadhaar, SIN, TFN, Medicare,
     /// Steuer-ID, NIR, personnummer).
     NationalId,
+    /// National identifiers with letters (NINO, DNI, NIE, codice fiscale, PAN, NRIC, HETU).
+    LetterIds,
 }
 
 impl Pass {
-    pub(super) const ALL: [Pass; 12] = [
+    pub(super) const ALL: [Pass; 13] = [
         Pass::Tokens,
         Pass::Bearer,
         Pass::Email,
@@ -47,6 +49,7 @@ impl Pass {
         Pass::Ipv4,
         Pass::Ipv6,
         Pass::NationalId,
+        Pass::LetterIds,
     ];
 
     /// The entities this pass can report.
@@ -83,6 +86,15 @@ impl Pass {
                 Entity::DeTaxId,
                 Entity::FrNir,
                 Entity::SePersonnummer,
+            ],
+            Pass::LetterIds => &[
+                Entity::UkNino,
+                Entity::EsDni,
+                Entity::EsNie,
+                Entity::ItFiscalCode,
+                Entity::InPan,
+                Entity::SgNric,
+                Entity::FiHetu,
             ],
         }
     }
@@ -128,6 +140,7 @@ impl Pass {
             Pass::Ipv6 => r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,8}(?:\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})?",
             // Digit groups; the layout and the check digits are [`national_id`]'s to decide.
             Pass::NationalId => r"[0-9]{1,15}(?:[ ./+-][0-9]{1,12}){0,6}",
+            Pass::LetterIds => national_id::LETTER_ID_PATTERN,
         }
     }
 
@@ -150,6 +163,11 @@ impl Pass {
     /// Whether this pass runs only at the literal prefixes found by [`super::anchors`].
     pub(super) fn anchored(self) -> bool {
         matches!(self, Pass::Tokens | Pass::Bearer)
+    }
+
+    /// Whether this pass runs only around digit runs next to a capital letter.
+    pub(super) fn letter_gated(self) -> bool {
+        self == Pass::LetterIds
     }
 
     /// Whether this pass runs only around colons that may belong to an IPv6 address.
@@ -212,7 +230,7 @@ impl Pass {
             Pass::PhoneParen => digits >= 7 && body.contains(&b'('),
             Pass::NationalId => digits >= 9,
             Pass::PhoneNational => digits >= 7 && (joined || (digits <= 15 && phone::context_before(text, c.start))),
-            Pass::Tokens | Pass::Bearer | Pass::Email | Pass::Ipv6 => false,
+            Pass::Tokens | Pass::Bearer | Pass::Email | Pass::Ipv6 | Pass::LetterIds => false,
         }
     }
 
@@ -232,7 +250,7 @@ impl Pass {
     /// look again right after them.
     pub(super) fn resume_after_reject(self, text: &[u8], start: usize, end: usize) -> usize {
         match self {
-            Pass::Ipv6 | Pass::Iban => start + 1,
+            Pass::Ipv6 | Pass::Iban | Pass::LetterIds => start + 1,
             Pass::Card | Pass::Ssn | Pass::PhoneParen | Pass::PhoneNational
                 if before(text, start).is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
                     && digit_run(text, start) > 0 =>
@@ -374,6 +392,12 @@ pub(super) fn confirm(
             found(Entity::Ipv4)
         }
         Pass::Ipv6 => confirm_ipv6(text, start, end, value),
+        Pass::LetterIds => {
+            if before(text, start).is_some_and(is_word) || !clear_right_of_word(text, end) {
+                return None;
+            }
+            national_id::classify_letters(text, start, value, enabled).map(|entity| Found { entity, start, end })
+        }
         Pass::NationalId => {
             let right_ok = clear_right_of_word(text, end) && !continues_with(text, end, b" .-/+");
             if !(right_ok && clear_left_of_number(text, start, true) && before(text, start) != Some(b'+')) {
