@@ -15,6 +15,9 @@ use super::Entity;
 
 /// The digits of `value` and the lengths of its digit groups, if it holds only digits and the
 /// separators space, dot, dash, slash or plus.
+/// A check algorithm over a value (digits, or the written identifier with letters).
+type Check = fn(&[u8]) -> bool;
+
 fn digits_and_groups(value: &[u8]) -> Option<([u8; 20], usize, [usize; 8], usize)> {
     let mut digits = [0u8; 20];
     let mut n = 0usize;
@@ -282,7 +285,7 @@ pub(super) fn classify(text: &[u8], start: usize, value: &[u8], enabled: impl Fn
         return Some(Entity::SePersonnummer);
     }
     // After their keyword.
-    let candidates: [(Entity, fn(&[u8]) -> bool); 8] = [
+    let candidates: [(Entity, Check); 8] = [
         (Entity::UkNhs, nhs),
         (Entity::NlBsn, bsn),
         (Entity::PlPesel, pesel),
@@ -305,7 +308,7 @@ mod tests {
 
     #[test]
     fn each_check_algorithm_accepts_a_published_example_and_not_a_changed_digit() {
-        let cases: [(fn(&[u8]) -> bool, &str, &str); 12] = [
+        let cases: [(Check, &str, &str); 12] = [
             (nhs, "943 476 5919", "943 476 5918"),
             (bsn, "111222333", "111222334"),
             (pesel, "44051401359", "44051401358"),
@@ -464,7 +467,7 @@ pub(super) fn classify_letters(
     value: &[u8],
     enabled: impl Fn(Entity) -> bool,
 ) -> Option<Entity> {
-    let checks: [(Entity, fn(&[u8]) -> bool, bool); 7] = [
+    let checks: [(Entity, Check, bool); 7] = [
         (Entity::ItFiscalCode, fiscal_code, false),
         (Entity::FiHetu, hetu, false),
         (Entity::EsDni, dni, false),
@@ -485,7 +488,7 @@ mod letter_tests {
 
     #[test]
     fn each_identifier_with_letters_accepts_a_valid_example_and_not_a_changed_check() {
-        let cases: [(fn(&[u8]) -> bool, &str, &str); 7] = [
+        let cases: [(Check, &str, &str); 7] = [
             (nino, "AB 12 34 56 C", "QQ 12 34 56 C"),
             (dni, "12345678Z", "12345678A"),
             (nie, "X1234567L", "X1234567M"),
