@@ -456,10 +456,12 @@ fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &Ph
                 && start.checked_sub(1).is_some_and(|i| before(text, i) == Some(b')')));
         let decimals = continues_with(text, full_end, b",");
         let plain = value.iter().all(|&b| b.is_ascii_digit() || b == b' ');
+        // The phone word is looked for only when the writing alone does not do.
         validate::phone(value)
             || (!glued_id
                 && !decimals
-                && phone::national_valid(groups, regions, phone::context_before(text, start), plain))
+                && (phone::national_valid(groups, regions, false, plain)
+                    || (phone::context_before(text, start) && phone::national_valid(groups, regions, true, plain))))
     };
     ok.then_some(Found { entity: Entity::Phone, start, end: full_end })
 }

@@ -339,22 +339,41 @@ const FILLERS: &[&[u8]] = &[
 pub(super) fn context_before(text: &[u8], start: usize) -> bool {
     let from = start.saturating_sub(64);
     let Some(window) = text.get(from..start) else { return false };
-    let line_start = window.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let window = window.get(line_start..).unwrap_or_default();
-    let is_letter = |b: &u8| b.is_ascii_alphabetic() || *b >= 0x80;
-    for (i, word) in window.rsplit(|b| !is_letter(b)).filter(|w| !w.is_empty()).enumerate() {
+    let is_letter = |b: u8| b.is_ascii_alphabetic() || b >= 0x80;
+    // Walk back word by word (no allocation): this runs for every bare run of seven digits or
+    // more and every national candidate, so most calls end at the first word.
+    let mut end = window.len();
+    for i in 0..5 {
+        // Back over punctuation and blanks, not past a line break.
+        while end > 0 && window.get(end - 1).is_some_and(|&b| !is_letter(b)) {
+            if window.get(end - 1) == Some(&b'\n') {
+                return false;
+            }
+            end -= 1;
+        }
+        let mut begin = end;
+        while begin > 0 && window.get(begin - 1).is_some_and(|&b| is_letter(b)) {
+            begin -= 1;
+        }
+        let Some(word) = window.get(begin..end) else { return false };
+        if word.is_empty() || word.len() > 24 || (begin == 0 && from > 0) {
+            return false;
+        }
         let mut lower = [0u8; 24];
         let Some(slot) = lower.get_mut(..word.len()) else { return false };
         for (d, s) in slot.iter_mut().zip(word) {
             *d = s.to_ascii_lowercase();
         }
         let word = lower.get(..word.len()).unwrap_or_default();
-        if CONTEXT_EXACT.contains(&word) || CONTEXT_PREFIXES.iter().any(|p| word.starts_with(p)) {
+        let first = word.first().copied();
+        let starts = |p: &&[u8]| p.first().copied() == first && word.starts_with(p);
+        if CONTEXT_EXACT.iter().any(|w| *w == word) || CONTEXT_PREFIXES.iter().any(|p| starts(&p)) {
             return true;
         }
-        if i >= 4 || !FILLERS.contains(&word) {
+        if i == 4 || !FILLERS.contains(&word) {
             return false;
         }
+        end = begin;
     }
     false
 }
