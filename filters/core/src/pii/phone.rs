@@ -180,14 +180,14 @@ pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: 
             // Seven or eight digits after a trunk (`040-0113`, `03 50 44 74`) are valid short
             // numbers in a few regions (Sweden) and far more often something else: only after
             // a word naming a phone.
-            let layout = digits.len() >= 9 && layout_fits(region, groups, trunk.len());
-            if nsn_valid(region, nsn) && (context || layout) {
+            let layout = || digits.len() >= 9 && layout_fits(region, groups, trunk.len());
+            if nsn_valid(region, nsn) && (context || layout()) {
                 return true;
             }
         }
         let nanp = region.country_code == 1;
-        let layout = (plain || nanp) && n >= 8 && layout_fits(region, groups, 0);
-        nsn_valid(region, digits) && (context || layout)
+        let layout = || (plain || nanp) && n >= 8 && layout_fits(region, groups, 0);
+        nsn_valid(region, digits) && (context || layout())
     }) || (context && (7..=8).contains(&n) && groups.len() <= 3)
 }
 
