@@ -417,6 +417,9 @@ fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &Ph
     let plus = value.first() == Some(&b'+');
     let left_ok = if plus {
         before(text, start).is_none_or(|b| !(is_word(b) || b == b'+'))
+    } else if pass == Pass::PhoneIntl {
+        // An exit-code writing glued to an id (`xoxc-002544862555-...`) is part of it.
+        clear_left_of_number(text, start, true) && !matches!(before(text, start), Some(b'+' | b'-' | b'/' | b'.'))
     } else {
         // A national number right after `+` is the tail of an international one.
         clear_left_of_number(text, start, true) && before(text, start) != Some(b'+')
@@ -456,17 +459,22 @@ fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &Ph
                 && start.checked_sub(1).is_some_and(|i| before(text, i) == Some(b')')));
         let decimals = continues_with(text, full_end, b",");
         let plain = value.iter().all(|&b| b.is_ascii_digit() || b == b' ');
+        // Without a phone word: no dots (`0.207.513.191`, an address), and dashes only on ten
+        // digits or more (`02073-1088` is a ZIP+4, `010-981-361` an id).
+        let digit_count = groups.iter().map(|g| g.len()).sum::<usize>();
+        let loose = value.contains(&b'.') || (value.contains(&b'-') && digit_count < 10);
         // The phone word is looked for only when the writing alone does not do.
         validate::phone(value)
             || (!glued_id
                 && !decimals
-                && (phone::national_valid(groups, regions, false, plain)
+                && ((!loose && phone::national_valid(groups, regions, false, plain))
                     || (phone::context_before(text, start) && phone::national_valid(groups, regions, true, plain))))
     };
     ok.then_some(Found { entity: Entity::Phone, start, end: full_end })
 }
 
-/// The groups' digits, after the `exit` prefix they must start with, as an international number.
+/// The groups' digits, after the `exit` prefix they must start with, as an international number
+/// (with an exit code, at least ten digits after it: `00 49 85 32 55` reads as a list of pairs).
 fn international(groups: &[&[u8]], exit: &[u8]) -> bool {
     let mut digits = [0u8; 24];
     let mut n = 0usize;
@@ -476,7 +484,9 @@ fn international(groups: &[&[u8]], exit: &[u8]) -> bool {
         n += 1;
     }
     let digits = digits.get(..n).unwrap_or_default();
-    digits.strip_prefix(exit).is_some_and(phone::international_valid)
+    digits
+        .strip_prefix(exit)
+        .is_some_and(|rest| (exit.is_empty() || rest.len() >= 10) && phone::international_valid(rest))
 }
 
 /// The candidate, or (when it fails) the candidate less its trailing groups, down to 12 digits:

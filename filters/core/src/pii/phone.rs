@@ -186,7 +186,10 @@ pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: 
             }
         }
         let nanp = region.country_code == 1;
-        let layout = || (plain || nanp) && n >= 8 && layout_fits(region, groups, 0);
+        // Without a trunk, a leading 1 is a count or an id far more often than a phone (no
+        // default region without a trunk starts its numbers with 1; NANP has its own rule).
+        let leading_one = !nanp && digits.first() == Some(&b'1');
+        let layout = || (plain || nanp) && n >= 8 && !leading_one && layout_fits(region, groups, 0);
         nsn_valid(region, digits) && (context || layout())
     }) || (context && (7..=8).contains(&n) && groups.len() <= 3)
 }
