@@ -370,7 +370,7 @@ pub(super) fn context_before(text: &[u8], start: usize) -> bool {
         let word = lower.get(..word.len()).unwrap_or_default();
         let first = word.first().copied();
         let starts = |p: &&[u8]| p.first().copied() == first && word.starts_with(p);
-        if CONTEXT_EXACT.iter().any(|w| *w == word) || CONTEXT_PREFIXES.iter().any(|p| starts(&p)) {
+        if CONTEXT_EXACT.contains(&word) || CONTEXT_PREFIXES.iter().any(starts) {
             return true;
         }
         if i == 4 || !FILLERS.contains(&word) {
