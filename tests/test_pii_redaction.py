@@ -35,6 +35,12 @@ CANARIES = {
     "email": "canary.7f3a@example.org",
     "openai_key": "sk-proj-Zq8x2Lw9Rt4Yv7Bn3Mk6Pd1Hs5Jf0Gc8Xa2We4Qr7Ty9Ui3Op6As1Df5Gh8Jk2Lz4",
     "ssn": "536-22-8714",
+    # Issue 13's entities: a national phone writing, a 19-digit Maestro, a keyword-gated national
+    # id, a printed CPF.
+    "phone": "044 668 18 07",
+    "maestro": "6759 1234 5678 9012 342",
+    "nhs": "NHS 943 476 5919",
+    "cpf": "529.982.247-25",
 }
 PII_FILTER = "llmobs_pii_redaction"
 
@@ -224,7 +230,7 @@ def test_a_compressed_request_is_refused_when_nothing_unscanned_may_reach_the_pr
 
 def send_canaries(envoy, mode: str) -> None:
     # And a long multi-line secret (issue 20): a 2048-bit RSA key, 1.7 KB over 28 lines.
-    text = " ".join(f"{k}: {v}" for k, v in CANARIES.items()) + f"\nkey:\n{read_test_key(RSA_2048)}\nend"
+    text = "; ".join(f"{k}: {v}" for k, v in CANARIES.items()) + f"\nkey:\n{read_test_key(RSA_2048)}\nend"
     headers = {"x-canary-card": CANARIES["card"], "x-canary-key": CANARIES["openai_key"],
                "cookie": f"session={CANARIES['email']}"}
     client = openai_client(envoy, **headers)
@@ -244,7 +250,8 @@ def test_canaries_never_reach_a_log_stat_config_dump_or_in_traffic_mode_the_prov
     receiver = OtlpReceiver()  # Envoy's GenAI spans (docs/tracing.md) are a sink too
     envoy = start_envoy({PII_FILTER: config}, mutate=exporting_to(receiver, pack == "bundle"))
     # llmock echoes nothing of the prompt by default; make the model say the canaries back.
-    fresh_upstream.scenario({"type": "reply", "text": " ".join(CANARIES.values()) + f"\n{read_test_key(RSA_2048)}\nok",
+    # `; ` between them: digits right before a number would make it part of a longer one.
+    fresh_upstream.scenario({"type": "reply", "text": "; ".join(CANARIES.values()) + f"\n{read_test_key(RSA_2048)}\nok",
                              "times": 2})
     send_canaries(envoy, mode)
     lines = envoy.wait_access_log(2)

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use llmobs_core::pii::validate::{self, CardIssuer};
+use llmobs_core::pii::PhoneRegions;
 use llmobs_core::pii::{Detector, Entity, Match};
 
 fn check(name: &str, f: fn(&[u8]) -> bool, cases: &[(&str, bool)]) {
@@ -57,7 +58,23 @@ fn card_issuers_follow_the_prefix_and_length_table() {
         ("30569309025904", Some(CardIssuer::Diners)),
         ("36227206271667", Some(CardIssuer::Diners)),
         ("6200000000000005", Some(CardIssuer::UnionPay)),
+        ("3095000000000000", Some(CardIssuer::Diners)),
+        ("180012345678901", Some(CardIssuer::Jcb)),
+        ("213112345678901", Some(CardIssuer::Jcb)),
+        ("1800123456789012", None),
+        ("501812345678", Some(CardIssuer::Maestro)),
+        ("6759123456789012345", Some(CardIssuer::Maestro)),
+        ("50181234567", None),
+        ("2200123456789012", Some(CardIssuer::Mir)),
+        ("2205123456789012", None),
+        ("6012345678901234", Some(CardIssuer::RuPay)),
+        ("5067001234567890", Some(CardIssuer::Elo)),
+        ("6062821234567890", Some(CardIssuer::Hipercard)),
+        ("9792123456789012", Some(CardIssuer::Troy)),
+        ("5061001234567890", Some(CardIssuer::Verve)),
+        ("5019123456789012", Some(CardIssuer::Dankort)),
         ("1732579200123", None),
+        ("173257920012345", None),
         ("9111111111111111", None),
         ("4111 1111 1111 1111", None),
     ];
@@ -83,9 +100,19 @@ fn card_numbers_need_issuer_luhn_and_a_known_layout() {
             ("4111 1111-1111 1111", false),
             ("4111  1111 1111 1111", false),
             ("41111 111 1111 1111", false),
-            ("4111 111111 111111", false),
-            ("4111.1111.1111.1111", false),
-            ("3782 8224 6310 005", false),
+            ("4111 111111 111111", true),
+            ("4111.1111.1111.1111", true),
+            ("3782 8224 6310 005", true),
+            ("4111 1111.1111 1111", false),
+            ("411 1111 1111 11111", false),
+            ("4111 11 1111 111111", false),
+            ("5018 1234 5673", true),
+            ("5018 1234 5674", false),
+            ("6759 1234 5678 9012 342", true),
+            ("6759-1234-5678-9012-342", true),
+            ("2200 1234 5678 9019", true),
+            ("3056 930902 5904", true),
+            ("3056.9309.0259.04", true),
             ("9111111111111111", false),
             ("411111111111", false),
         ],
@@ -212,6 +239,97 @@ fn phones_are_e164_or_a_known_national_format() {
             ("415--555-0132", false),
         ],
     );
+}
+
+#[test]
+fn phones_people_write_are_found_by_the_regions_metadata() {
+    fn phones(text: &str) -> Vec<&str> {
+        found(text).into_iter().filter(|(e, _)| *e == Entity::Phone).map(|(_, v)| v).collect()
+    }
+    // National writings of the default regions, in their own layouts.
+    assert_eq!(phones("Switzerland 044 668 18 00."), ["044 668 18 00"]);
+    assert_eq!(phones("Netherlands 06-12345678."), ["06-12345678"]);
+    assert_eq!(phones("South Africa 071 123 4567"), ["071 123 4567"]);
+    assert_eq!(phones("Spain 612 34 56 78"), ["612 34 56 78"]);
+    assert_eq!(phones("Berlin 030 12 34 56"), ["030 12 34 56"]);
+    assert_eq!(phones("UK (07700) 900123"), ["(07700) 900123"]);
+    // `(0)` trunk, exit codes, extensions glued or spelled out, RFC 3966.
+    assert_eq!(phones("+41 (0)44 668 18 00"), ["+41 (0)44 668 18 00"]);
+    assert_eq!(phones("0041 44 668 18 00"), ["0041 44 668 18 00"]);
+    assert_eq!(phones("001-41-44-668-18-00"), ["001-41-44-668-18-00"]);
+    assert_eq!(phones("011 44 20 7946 0958"), ["011 44 20 7946 0958"]);
+    assert_eq!(phones("555.555.5555x123 is mine"), ["555.555.5555x123"]);
+    assert_eq!(phones("call 415-555-0132 ext. 12 today"), ["415-555-0132 ext. 12"]);
+    assert_eq!(phones("tel:+41-44-668-18-00;ext=5"), ["+41-44-668-18-00;ext=5"]);
+    // After a word naming a phone: a bare run, a short local number, a loose writing.
+    assert_eq!(phones("Tel: 0446681800"), ["0446681800"]);
+    assert_eq!(phones("call me on 5551234"), ["5551234"]);
+    assert_eq!(phones("Meine Handynummer ist 0151 234 567 89"), ["0151 234 567 89"]);
+    // Not phones: ids, amounts, zip codes, coordinates, dates, short trunk numbers alone.
+    for text in [
+        "INV-1990-004717",
+        "Rechnung 1990/12651",
+        "359 220 167,00 €",
+        "zip 88472-6564",
+        "at -84.867495, 87.300628",
+        "on 05.03.2024",
+        "ext 040-0113",
+        "order 0446681800",
+        "phone-like id 83761224",
+        "0800 12 34",
+    ] {
+        assert_eq!(phones(text), Vec::<&str>::new(), "{text}");
+    }
+}
+
+#[test]
+fn national_phone_writings_follow_the_configured_regions() {
+    let swiss = "Zürich 044 668 18 00";
+    let none = Detector::default().with_phone_regions(PhoneRegions::none());
+    assert!(none.scan(swiss).is_empty());
+    assert!(!none.scan("+41 44 668 18 00").is_empty(), "international writings are always searched");
+    let ch = Detector::default().with_phone_regions(PhoneRegions::from_codes(["ch"]).expect("a known region"));
+    assert_eq!(ch.scan(swiss).len(), 1);
+    assert_eq!(PhoneRegions::from_codes(["CH", "XX"]), Err("XX".to_string()));
+    assert_eq!(PhoneRegions::from_codes(["*"]), Ok(PhoneRegions::all()));
+}
+
+#[test]
+fn national_ids_need_their_check_digits_and_a_keyword_or_their_printed_form() {
+    // Printed forms that stand alone.
+    assert_eq!(found("CPF 529.982.247-25 ok"), [(Entity::BrCpf, "529.982.247-25")]);
+    assert_eq!(found("empresa 11.222.333/0001-81"), [(Entity::BrCnpj, "11.222.333/0001-81")]);
+    assert_eq!(found("n° 2 55 08 14 168 025 38"), [(Entity::FrNir, "2 55 08 14 168 025 38")]);
+    // After their keyword.
+    assert_eq!(found("My NHS number is 943 476 5919."), [(Entity::UkNhs, "943 476 5919")]);
+    assert_eq!(found("BSN: 111222333"), [(Entity::NlBsn, "111222333")]);
+    assert_eq!(found("PESEL 44051401359"), [(Entity::PlPesel, "44051401359")]);
+    assert_eq!(found("Aadhaar 2341 2341 2346"), [(Entity::InAadhaar, "2341 2341 2346")]);
+    assert_eq!(found("SIN: 130-692-544"), [(Entity::CaSin, "130-692-544")]);
+    assert_eq!(found("tax file number 123 456 782"), [(Entity::AuTfn, "123 456 782")]);
+    assert_eq!(found("Medicare card 2123 45670 1"), [(Entity::AuMedicare, "2123 45670 1")]);
+    assert_eq!(found("Steuer-ID: 86095742719"), [(Entity::DeTaxId, "86095742719")]);
+    assert_eq!(found("personnummer 811218-9876"), [(Entity::SePersonnummer, "811218-9876")]);
+    // The same digits without a keyword, or a check digit off: nothing.
+    for text in ["ref 111222333", "order no. 811218-9876", "BSN: 111222334", "Aadhaar 2341 2341 2345", "id 44051401359"]
+    {
+        assert_eq!(found(text), [], "{text}");
+    }
+}
+
+#[test]
+fn national_ids_with_letters_need_their_check_character() {
+    assert_eq!(found("NI number AB 12 34 56 C."), [(Entity::UkNino, "AB 12 34 56 C")]);
+    assert_eq!(found("DNI 12345678Z"), [(Entity::EsDni, "12345678Z")]);
+    assert_eq!(found("NIE: X1234567L"), [(Entity::EsNie, "X1234567L")]);
+    assert_eq!(found("CF RSSMRA85T10A562S"), [(Entity::ItFiscalCode, "RSSMRA85T10A562S")]);
+    assert_eq!(found("NRIC S1234567D"), [(Entity::SgNric, "S1234567D")]);
+    assert_eq!(found("hetu 131052-308T"), [(Entity::FiHetu, "131052-308T")]);
+    assert_eq!(found("PAN card ABCPE1234F"), [(Entity::InPan, "ABCPE1234F")]);
+    // A wrong check character, a PAN without its keyword, glued to a word: nothing.
+    for text in ["DNI 12345678A", "CF RSSMRA85T10A562T", "S1234567E", "code ABCPE1234F", "xAB123456C", "12345678Zed"] {
+        assert_eq!(found(text), [], "{text}");
+    }
 }
 
 #[test]
@@ -427,7 +545,7 @@ fn bearer_tokens_and_private_key_blocks_are_told_from_placeholders() {
 
 #[test]
 fn labels_are_snake_case_and_round_trip() {
-    assert_eq!(Entity::ALL.len(), 16);
+    assert_eq!(Entity::ALL.len(), 35);
     for e in Entity::ALL {
         assert!(e.label().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
         assert_eq!(Entity::from_label(e.label()), Some(e));
@@ -454,6 +572,36 @@ fn a_card_number_inside_a_longer_digit_run_is_not_a_card() {
     assert_eq!(found("4111 1111 1111 1111 1111"), []);
     assert_eq!(found("ref 12 4111 1111 1111 1111"), []);
     assert_eq!(found("card 4111 1111 1111 1111 12/27"), [(Entity::PaymentCard, "4111 1111 1111 1111")]);
+}
+
+#[test]
+fn cards_of_every_network_are_found_in_any_grouping() {
+    // Maestro at 12 and 19 digits, Mir, JCB's legacy 15 digits, Diners 4-6-4, 19 digits 4-4-4-4-3.
+    assert_eq!(found("card 5018 1234 5673 please"), [(Entity::PaymentCard, "5018 1234 5673")]);
+    assert_eq!(found("card 6759-1234-5678-9012-342."), [(Entity::PaymentCard, "6759-1234-5678-9012-342")]);
+    assert_eq!(found("Mir 2200.1234.5678.9019"), [(Entity::PaymentCard, "2200.1234.5678.9019")]);
+    assert_eq!(found("JCB 180012345678905"), [(Entity::PaymentCard, "180012345678905")]);
+    assert_eq!(found("JCB 180012345678901"), []);
+    assert_eq!(found("Diners 3056 930902 5904"), [(Entity::PaymentCard, "3056 930902 5904")]);
+    // With its security code after it, the card is still found; a longer number is not a card.
+    assert_eq!(found("4111 1111 1111 1111 123"), [(Entity::PaymentCard, "4111 1111 1111 1111")]);
+    assert_eq!(found("4111 1111 1111 1111 2024"), []);
+    assert_eq!(found("5018 1234 5674"), []);
+}
+
+#[test]
+fn escape_sequences_are_boundaries_for_every_digit_entity() {
+    // Text decoded once from JSON keeps `\n` as a backslash and an `n`.
+    assert_eq!(found(r"line\n+44 7700 900123"), [(Entity::Phone, "+44 7700 900123")]);
+    assert_eq!(found(r"a\t4111 1111 1111 1111\r\n"), [(Entity::PaymentCard, "4111 1111 1111 1111")]);
+    assert_eq!(found(r"note\u00a04111111111111111\u00a0end"), [(Entity::PaymentCard, "4111111111111111")]);
+    assert_eq!(found(r"ip\n10.0.0.1"), [(Entity::Ipv4, "10.0.0.1")]);
+    assert_eq!(found(r"\nDE89 3704 0044 0532 0130 00"), [(Entity::Iban, "DE89 3704 0044 0532 0130 00")]);
+    assert_eq!(found(r"addr\u00a0fe80::1"), [(Entity::Ipv6, "fe80::1")]);
+    assert_eq!(found(r"ssn\n536-22-8714"), [(Entity::UsSsn, "536-22-8714")]);
+    // A letter that is not an escape still glues.
+    assert_eq!(found("line+44 7700 900123"), []);
+    assert_eq!(found("an4111111111111111"), []);
 }
 
 #[test]
@@ -730,7 +878,7 @@ fn every_entity_meets_recall_and_precision_on_the_committed_corpus() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pii/corpus.jsonl");
     let corpus = std::fs::read_to_string(path).expect("the committed corpus (tests/fixtures/pii/generate_corpus.py)");
     let detector = Detector::default();
-    let mut counts = [Counts::default(); 16];
+    let mut counts = [Counts::default(); Entity::ALL.len()];
     let mut examples = Vec::new();
     for (n, line) in corpus.lines().enumerate() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));
@@ -772,7 +920,9 @@ fn every_entity_meets_recall_and_precision_on_the_committed_corpus() {
     println!("| entity | positive lines | negative lines | TP | FP | FN | precision | recall |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut failures = Vec::new();
-    for e in Entity::ALL {
+    // The sixteen entities this corpus was written for (the national ids are measured on the
+    // independent corpus, tests/pii_independent.rs); a detection of any other is still a FP above.
+    for e in Entity::ALL.into_iter().take(16) {
         let c = counts[e as usize];
         let precision = if c.tp + c.fp == 0 { 0.0 } else { c.tp as f64 / (c.tp + c.fp) as f64 };
         let recall = if c.tp + c.fn_ == 0 { 0.0 } else { c.tp as f64 / (c.tp + c.fn_) as f64 };

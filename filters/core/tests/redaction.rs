@@ -66,6 +66,17 @@ fn traffic_mode_redacts_request_text_and_keeps_every_other_field() {
 }
 
 #[test]
+fn phone_regions_choose_which_national_writings_are_redacted() {
+    let body = chat("Ruf an: 044 668 18 00 oder +41 44 668 18 01");
+    let (verdict, _) = request(json!({"mode": "traffic"}), "/v1/chat/completions", &body);
+    let out = replaced(verdict);
+    assert_eq!(out["messages"][1]["content"], "Ruf an: [PHONE] oder [PHONE]");
+    let (verdict, _) = request(json!({"mode": "traffic", "phone_regions": ["US"]}), "/v1/chat/completions", &body);
+    let out = replaced(verdict);
+    assert_eq!(out["messages"][1]["content"], "Ruf an: 044 668 18 00 oder [PHONE]");
+}
+
+#[test]
 fn pseudonyms_are_keyed_stable_and_carry_the_key_id() {
     let config = json!({"mode": "traffic", "default_action": "pseudonymize", "pseudonym_key": {"env": "LLMOBS_PII_KEY", "id": "k1"}});
     let (a, _) = request(config.clone(), "/v1/chat/completions", &chat(&format!("mail {EMAIL}")));
@@ -390,6 +401,7 @@ fn configuration_errors_name_the_field_and_never_quote_the_secret_or_pattern() {
     let mut host = host("/");
     let cases = [
         (json!({"entities": {"emial": "redact"}}), "entities.emial"),
+        (json!({"phone_regions": ["CH", "XX"]}), "phone_regions"),
         (json!({"default_action": "pseudonymize"}), "pseudonym_key"),
         (json!({"fingerprint": {"enabled": true}}), "pseudonym_key"),
         (

@@ -273,6 +273,29 @@ fn one_char_per_event_card_and_email_never_reach_the_client() {
 }
 
 #[test]
+fn the_new_card_and_phone_writings_are_caught_one_character_per_event_and_for_every_chunking() {
+    // Issue 13's writings: a 19-digit Maestro 4-4-4-4-3, Mir with dots, a Swiss national number,
+    // a glued extension, a `(0)` trunk, and a number after an escaped line break.
+    let text = "Ruf an: 044 668 18 00 or 555.555.5555x123, +41 (0)44 668 18 01. \\n+44 7700 900123; \
+                card 6759 1234 5678 9012 342, Mir 2200.1234.5678.9019 ok";
+    let redacted = "Ruf an: [PHONE] or [PHONE], [PHONE]. \\n[PHONE]; card [PAYMENT_CARD], Mir [PAYMENT_CARD] ok";
+    let detector = Detector::new(&Entity::ALL);
+    for wire in SSE_WIRES {
+        let input = one_char_stream(wire, text);
+        let whole = run(wire, limits(), &[&input], &mut detector_editor(&detector));
+        assert_eq!(streamed_text(wire, &whole.bytes), redacted, "{wire:?}");
+        let raw = String::from_utf8(whole.bytes.clone()).unwrap();
+        for value in ["044 668 18 00", "5555x123", "668 18 01", "900123", "9012 342", "5678.9019"] {
+            assert!(!raw.contains(value), "{wire:?}: {value} leaked");
+        }
+        for chunks in chunkings(&input) {
+            let out = run(wire, limits(), &chunks, &mut detector_editor(&detector));
+            assert_eq!(out.bytes, whole.bytes, "{wire:?}");
+        }
+    }
+}
+
+#[test]
 fn responses_complete_copies_are_redacted() {
     let out = redact(Wire::OpenAiResponses, &one_char_stream(Wire::OpenAiResponses, TEXT));
     let evs = events(&out.bytes);

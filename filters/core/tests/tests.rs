@@ -15,6 +15,7 @@ mod feedback;
 mod framing;
 mod minting;
 mod pii;
+mod pii_independent;
 mod pricing;
 mod redaction;
 mod redaction_secrets;

@@ -59,6 +59,25 @@ fn next_digit(text: &[u8], from: usize) -> Option<usize> {
     next_byte(text, from, has_digit, u8::is_ascii_digit)
 }
 
+/// Whether `text[..i]` ends with an escape sequence as JSON and C strings write it: `\n`, `\t`,
+/// `\r`, `\b`, `\f` or `\uXXXX`. Text that went through one JSON decode (tool results, logs,
+/// code pasted as an escaped string) still holds them as two or six characters; the escape is a
+/// line break or a space, so a value right after it stands alone (`\n+44 7700 900123`).
+pub(super) fn escape_ends_at(text: &[u8], i: usize) -> bool {
+    match text.get(..i).unwrap_or_default() {
+        [.., b'\\', b'n' | b't' | b'r' | b'b' | b'f'] => true,
+        [.., b'\\', b'u', a, b, c, d] => [a, b, c, d].iter().all(|x| x.is_ascii_hexdigit()),
+        _ => false,
+    }
+}
+
+/// Where the `\uXXXX` escape whose hex digits start at `i` ends, if one does.
+fn unicode_escape_end(text: &[u8], i: usize) -> Option<usize> {
+    let head = i.checked_sub(2).and_then(|h| text.get(h..i))?;
+    let hex = text.get(i..i + 4)?;
+    (head == b"\\u" && hex.iter().all(u8::is_ascii_hexdigit)).then_some(i + 4)
+}
+
 fn is_hex_or_colon(b: Option<&u8>) -> bool {
     b.is_some_and(|&b| b.is_ascii_hexdigit() || b == b':')
 }
@@ -78,7 +97,10 @@ pub(super) fn ipv6_run_is_clear(text: &[u8], colon: usize) -> bool {
     let colons = run.iter().filter(|&&b| b == b':').count();
     // A run starting with `:` may hold `ip:fe80::1`'s address; one ending in `:` or `.` may be
     // followed by punctuation-like text (`fe80::1: x`).
-    let glued_left = run.first() != Some(&b':') && glued(start.checked_sub(1).and_then(|i| text.get(i)));
+    let glued_left = run.first() != Some(&b':')
+        && glued(start.checked_sub(1).and_then(|i| text.get(i)))
+        && !escape_ends_at(text, start)
+        && unicode_escape_end(text, start).is_none();
     let glued_right = !matches!(run.last(), Some(b':' | b'.')) && glued(text.get(end));
     colons >= 2 && !glued_left && !glued_right
 }
@@ -91,6 +113,23 @@ pub(super) fn for_each_ipv6_colon(text: &[u8], mut f: impl FnMut(usize) -> usize
     while let Some(i) = next_byte(text, pos, has_colon, |&b| b == b':') {
         let around = i.checked_sub(1).and_then(|j| text.get(j));
         pos = if is_hex_or_colon(around) && is_hex_or_colon(text.get(i + 1)) { f(i).max(i + 1) } else { i + 1 };
+    }
+}
+
+/// Calls `f` with every run of digits that has a capital letter right before or after it, or
+/// a capital and a space before it (`AB 12 34 56 C`): every identifier with letters holds one.
+pub(super) fn for_each_letter_digit_run(text: &[u8], mut f: impl FnMut(usize, usize)) {
+    let mut pos = 0usize;
+    while let Some(start) = next_digit(text, pos) {
+        let len = text.get(start..).unwrap_or_default().iter().take_while(|b| b.is_ascii_digit()).count();
+        let end = start + len;
+        let capital = |i: Option<usize>| i.and_then(|i| text.get(i)).is_some_and(u8::is_ascii_uppercase);
+        let before = start.checked_sub(1);
+        let spaced = before.and_then(|i| text.get(i)) == Some(&b' ') && capital(start.checked_sub(2));
+        if capital(before) || capital(Some(end)) || spaced {
+            f(start, end);
+        }
+        pos = end.max(start + 1);
     }
 }
 
@@ -119,7 +158,13 @@ pub(super) fn for_each(text: &[u8], mut f: impl FnMut(Cluster)) {
         // edge, so nothing starts before the end of the word, unless two capitals stand before
         // the digits (an IBAN's country code).
         let glued =
-            first.checked_sub(1).and_then(|i| text.get(i)).is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_');
+            first.checked_sub(1).and_then(|i| text.get(i)).is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_')
+                && !escape_ends_at(text, first);
+        // The hex digits of a `\u00a0` escape head no number; what follows them may.
+        if let Some(escape_end) = unicode_escape_end(text, first) {
+            pos = escape_end;
+            continue;
+        }
         let capitals = first
             .checked_sub(2)
             .and_then(|i| text.get(i..first))

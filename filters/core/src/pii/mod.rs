@@ -22,8 +22,13 @@
 
 mod anchors;
 mod clusters;
+mod national_id;
 mod patterns;
+mod phone;
+mod phone_metadata;
 pub mod validate;
+
+pub use phone::{PhoneRegions, DEFAULT_PHONE_REGIONS};
 
 use std::cmp::Reverse;
 
@@ -50,11 +55,30 @@ pub enum Entity {
     GoogleApiKey,
     PrivateKey,
     BearerToken,
+    UkNhs,
+    NlBsn,
+    PlPesel,
+    BrCpf,
+    BrCnpj,
+    InAadhaar,
+    CaSin,
+    AuTfn,
+    AuMedicare,
+    DeTaxId,
+    FrNir,
+    SePersonnummer,
+    UkNino,
+    EsDni,
+    EsNie,
+    ItFiscalCode,
+    InPan,
+    SgNric,
+    FiHetu,
 }
 
 impl Entity {
     /// Every built-in entity.
-    pub const ALL: [Entity; 16] = [
+    pub const ALL: [Entity; 35] = [
         Entity::Email,
         Entity::Phone,
         Entity::PaymentCard,
@@ -71,6 +95,25 @@ impl Entity {
         Entity::GoogleApiKey,
         Entity::PrivateKey,
         Entity::BearerToken,
+        Entity::UkNhs,
+        Entity::NlBsn,
+        Entity::PlPesel,
+        Entity::BrCpf,
+        Entity::BrCnpj,
+        Entity::InAadhaar,
+        Entity::CaSin,
+        Entity::AuTfn,
+        Entity::AuMedicare,
+        Entity::DeTaxId,
+        Entity::FrNir,
+        Entity::SePersonnummer,
+        Entity::UkNino,
+        Entity::EsDni,
+        Entity::EsNie,
+        Entity::ItFiscalCode,
+        Entity::InPan,
+        Entity::SgNric,
+        Entity::FiHetu,
     ];
 
     /// The snake_case name used in configuration, metrics and placeholders.
@@ -92,6 +135,25 @@ impl Entity {
             Entity::GoogleApiKey => "google_api_key",
             Entity::PrivateKey => "private_key",
             Entity::BearerToken => "bearer_token",
+            Entity::UkNhs => "uk_nhs",
+            Entity::NlBsn => "nl_bsn",
+            Entity::PlPesel => "pl_pesel",
+            Entity::BrCpf => "br_cpf",
+            Entity::BrCnpj => "br_cnpj",
+            Entity::InAadhaar => "in_aadhaar",
+            Entity::CaSin => "ca_sin",
+            Entity::AuTfn => "au_tfn",
+            Entity::AuMedicare => "au_medicare",
+            Entity::DeTaxId => "de_tax_id",
+            Entity::FrNir => "fr_nir",
+            Entity::SePersonnummer => "se_personnummer",
+            Entity::UkNino => "uk_nino",
+            Entity::EsDni => "es_dni",
+            Entity::EsNie => "es_nie",
+            Entity::ItFiscalCode => "it_fiscal_code",
+            Entity::InPan => "in_pan",
+            Entity::SgNric => "sg_nric",
+            Entity::FiHetu => "fi_hetu",
         }
     }
 
@@ -119,6 +181,27 @@ impl Entity {
             Entity::Ipv4 => 13,
             Entity::Phone => 14,
             Entity::BearerToken => 15,
+            // A national id found by its checksum and keyword or printed form is more specific
+            // than a card or phone of the same span.
+            Entity::UkNhs
+            | Entity::NlBsn
+            | Entity::PlPesel
+            | Entity::BrCpf
+            | Entity::BrCnpj
+            | Entity::InAadhaar
+            | Entity::CaSin
+            | Entity::AuTfn
+            | Entity::AuMedicare
+            | Entity::DeTaxId
+            | Entity::FrNir
+            | Entity::SePersonnummer
+            | Entity::UkNino
+            | Entity::EsDni
+            | Entity::EsNie
+            | Entity::ItFiscalCode
+            | Entity::InPan
+            | Entity::SgNric
+            | Entity::FiHetu => 8,
         }
     }
 }
@@ -137,10 +220,12 @@ pub struct Match {
 #[derive(Debug, Clone)]
 pub struct Detector {
     passes: Vec<(Pass, Regex)>,
-    enabled: [bool; 16],
+    enabled: [bool; Entity::ALL.len()],
     /// Run the secret and bearer passes only at their literal prefixes ([`anchors`]): on wasm32,
     /// where the regex crate has no SIMD prefilter; natively its prefilter is faster.
     anchor_gate: bool,
+    /// The regions whose national phone writings are searched.
+    phone_regions: PhoneRegions,
 }
 
 impl Default for Detector {
@@ -159,7 +244,7 @@ impl Detector {
     /// A detector for these entities (duplicates ignored). Never fails: the built-in patterns
     /// are fixed and tested to compile.
     pub fn new(entities: &[Entity]) -> Detector {
-        let mut enabled = [false; 16];
+        let mut enabled = [false; Entity::ALL.len()];
         for &e in entities {
             if let Some(slot) = enabled.get_mut(index(e)) {
                 *slot = true;
@@ -170,7 +255,14 @@ impl Detector {
             .filter(|pass| pass.entities().iter().any(|&e| enabled.get(index(e)).copied().unwrap_or(false)))
             .filter_map(|pass| RegexBuilder::new(pass.pattern()).unicode(false).build().ok().map(|re| (pass, re)))
             .collect();
-        Detector { passes, enabled, anchor_gate: cfg!(target_arch = "wasm32") }
+        Detector { passes, enabled, anchor_gate: cfg!(target_arch = "wasm32"), phone_regions: PhoneRegions::default() }
+    }
+
+    /// The same detector searching national phone writings of these regions (international
+    /// writings are searched for every region whatever this says).
+    pub fn with_phone_regions(mut self, regions: PhoneRegions) -> Detector {
+        self.phone_regions = regions;
+        self
     }
 
     /// The same detector with the anchor gate forced on or off, so native tests and fuzzing
@@ -202,7 +294,10 @@ impl Detector {
         let bytes = text.as_bytes();
         let mut found = Vec::new();
         let anchored = |pass: &Pass| self.anchor_gate && pass.anchored();
-        for (pass, re) in self.passes.iter().filter(|(pass, _)| !pass.gated() && !pass.colon_gated() && !anchored(pass))
+        for (pass, re) in self
+            .passes
+            .iter()
+            .filter(|(pass, _)| !pass.gated() && !pass.colon_gated() && !pass.letter_gated() && !anchored(pass))
         {
             self.run(*pass, re, bytes, Window { from: 0, to: bytes.len(), last_start: None }, &mut found);
         }
@@ -239,6 +334,22 @@ impl Detector {
                 covered =
                     self.run(*pass, re, bytes, Window { from, to, last_start: Some(colon) }, &mut found).max(colon + 1);
                 covered
+            });
+        }
+        if let Some((pass, re)) = self.passes.iter().find(|(pass, _)| pass.letter_gated()) {
+            // Identifiers with letters hold a digit run next to a capital (`AB123456C`,
+            // `12345678Z`, `RSSMRA85T10A562S`); a candidate starts at most 16 bytes before it
+            // and ends at most 24 after it. Candidates up to the run's end are tried (not before
+            // what earlier runs covered), as a whole-text pass would.
+            let mut covered = 0usize;
+            clusters::for_each_letter_digit_run(bytes, |run_start, run_end| {
+                if run_end < covered {
+                    return;
+                }
+                let from = run_start.saturating_sub(16).max(covered);
+                let to = (run_end + 24).min(bytes.len());
+                let window = Window { from, to, last_start: Some(run_end) };
+                covered = self.run_to(*pass, re, bytes, window, &mut found).1.max(covered);
             });
         }
         let gated: Vec<&(Pass, Regex)> = self.passes.iter().filter(|(pass, _)| pass.gated()).collect();
@@ -285,7 +396,7 @@ impl Detector {
                 break;
             }
             last_end = m.end();
-            match patterns::confirm(pass, text, m.start(), m.end()) {
+            match patterns::confirm(pass, text, m.start(), m.end(), &self.phone_regions, |e| self.is_enabled(e)) {
                 Some(f) => {
                     if self.is_enabled(f.entity) {
                         found.push(Match { entity: f.entity, start: f.start, end: f.end });

@@ -5,6 +5,8 @@
 //! Every pattern is linear-time (`regex`, Unicode off, ASCII classes) and starts with a byte that
 //! cannot occur inside a multi-byte UTF-8 character, so every span is on character boundaries.
 
+use super::national_id;
+use super::phone::{self, PhoneRegions};
 use super::validate;
 use super::Entity;
 
@@ -26,10 +28,15 @@ pub(super) enum Pass {
     Iban,
     Ipv4,
     Ipv6,
+    /// Digit-only national identifiers (NHS, BSN, PESEL, CPF, CNPJ, Aadhaar, SIN, TFN, Medicare,
+    /// Steuer-ID, NIR, personnummer).
+    NationalId,
+    /// National identifiers with letters (NINO, DNI, NIE, codice fiscale, PAN, NRIC, HETU).
+    LetterIds,
 }
 
 impl Pass {
-    pub(super) const ALL: [Pass; 11] = [
+    pub(super) const ALL: [Pass; 13] = [
         Pass::Tokens,
         Pass::Bearer,
         Pass::Email,
@@ -41,6 +48,8 @@ impl Pass {
         Pass::Iban,
         Pass::Ipv4,
         Pass::Ipv6,
+        Pass::NationalId,
+        Pass::LetterIds,
     ];
 
     /// The entities this pass can report.
@@ -64,6 +73,29 @@ impl Pass {
             Pass::Iban => &[Entity::Iban],
             Pass::Ipv4 => &[Entity::Ipv4],
             Pass::Ipv6 => &[Entity::Ipv6],
+            Pass::NationalId => &[
+                Entity::UkNhs,
+                Entity::NlBsn,
+                Entity::PlPesel,
+                Entity::BrCpf,
+                Entity::BrCnpj,
+                Entity::InAadhaar,
+                Entity::CaSin,
+                Entity::AuTfn,
+                Entity::AuMedicare,
+                Entity::DeTaxId,
+                Entity::FrNir,
+                Entity::SePersonnummer,
+            ],
+            Pass::LetterIds => &[
+                Entity::UkNino,
+                Entity::EsDni,
+                Entity::EsNie,
+                Entity::ItFiscalCode,
+                Entity::InPan,
+                Entity::SgNric,
+                Entity::FiHetu,
+            ],
         }
     }
 
@@ -88,18 +120,27 @@ impl Pass {
                 r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@",
                 r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,63}",
             ),
+            // Bare, or groups joined by one kind of separator; the validator checks the layout.
             Pass::Card => concat!(
-                r"[0-9](?:[0-9]{3} [0-9]{4} [0-9]{4} [0-9]{4}|[0-9]{3}-[0-9]{4}-[0-9]{4}-[0-9]{4}",
-                r"|[0-9]{3} [0-9]{6} [0-9]{5}|[0-9]{3}-[0-9]{6}-[0-9]{5}|[0-9]{12,18})",
+                r"[0-9]{12,19}|[0-9]{4,6}(?: [0-9]{1,13}){1,5}|[0-9]{4,6}(?:-[0-9]{1,13}){1,5}",
+                r"|[0-9]{4,6}(?:\.[0-9]{1,13}){1,5}",
             ),
             Pass::Ssn => r"[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9}",
-            Pass::PhoneIntl => r"\+[0-9]{1,3}(?:[ .-]?(?:\([0-9]{1,5}\)|[0-9]{1,8})){0,8}",
+            // `+` or an exit code (`00`, `011`, `001`) and the country code.
+            Pass::PhoneIntl => concat!(
+                r"\+[0-9]{1,3}(?:[ .-]?(?:\([0-9]{1,5}\)|[0-9]{1,8})){0,8}",
+                r"|0(?:0|11)[ .-]?[1-9][0-9]{0,3}(?:[ .-]?(?:\([0-9]{1,5}\)|[0-9]{1,8})){1,8}",
+            ),
             Pass::PhoneParen => r"(?:1[ .-])?\([0-9]{2,5}\) ?(?:[0-9]{2,8}[ ./-]){0,4}[0-9]{2,8}",
-            Pass::PhoneNational => r"[0-9]{1,5}[ ./-](?:[0-9]{2,8}[ ./-]){0,4}[0-9]{2,8}",
+            // A bare run counts only after a word naming a phone (checked in `confirm`).
+            Pass::PhoneNational => r"[0-9]{1,6}[ ./-](?:[0-9]{2,10}[ ./-]){0,4}[0-9]{2,10}|[0-9]{7,15}",
             // Check digits first; the country code is the two letters before.
             Pass::Iban => r"[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?",
             Pass::Ipv4 => r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}",
             Pass::Ipv6 => r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,8}(?:\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})?",
+            // Digit groups; the layout and the check digits are [`national_id`]'s to decide.
+            Pass::NationalId => r"[0-9]{1,15}(?:[ ./+-][0-9]{1,12}){0,6}",
+            Pass::LetterIds => national_id::LETTER_ID_PATTERN,
         }
     }
 
@@ -108,13 +149,25 @@ impl Pass {
     pub(super) fn gated(self) -> bool {
         matches!(
             self,
-            Pass::Card | Pass::Ssn | Pass::PhoneIntl | Pass::PhoneParen | Pass::PhoneNational | Pass::Iban | Pass::Ipv4
+            Pass::Card
+                | Pass::Ssn
+                | Pass::PhoneIntl
+                | Pass::PhoneParen
+                | Pass::PhoneNational
+                | Pass::Iban
+                | Pass::Ipv4
+                | Pass::NationalId
         )
     }
 
     /// Whether this pass runs only at the literal prefixes found by [`super::anchors`].
     pub(super) fn anchored(self) -> bool {
         matches!(self, Pass::Tokens | Pass::Bearer)
+    }
+
+    /// Whether this pass runs only around digit runs next to a capital letter.
+    pub(super) fn letter_gated(self) -> bool {
+        self == Pass::LetterIds
     }
 
     /// Whether this pass runs only around colons that may belong to an IPv6 address.
@@ -153,9 +206,9 @@ impl Pass {
             Pass::Ipv4 => c.dots >= 3 && c.digits >= 4,
             Pass::Card => {
                 if joined {
-                    digits >= 13
+                    digits >= 12
                 } else {
-                    (13..=19).contains(&digits) && !glued_right
+                    (12..=19).contains(&digits) && !glued_right
                 }
             }
             Pass::Ssn => {
@@ -165,11 +218,19 @@ impl Pass {
                     digits == 9 && !glued_right
                 }
             }
-            _ if glued_right => false,
-            Pass::PhoneIntl => digits >= 7 && body.contains(&b'+'),
+            // An extension glued on the right (`555.555.5555x123`) belongs to the number.
+            Pass::NationalId if glued_right => false,
+            _ if glued_right && phone::extension_end(text, c.end).is_none() => false,
+            Pass::PhoneIntl => {
+                digits >= 7
+                    && (body.contains(&b'+')
+                        || body.windows(2).any(|w| w == b"00")
+                        || body.windows(3).any(|w| w == b"011"))
+            }
             Pass::PhoneParen => digits >= 7 && body.contains(&b'('),
-            Pass::PhoneNational => digits >= 7 && joined,
-            Pass::Tokens | Pass::Bearer | Pass::Email | Pass::Ipv6 => false,
+            Pass::NationalId => digits >= 9,
+            Pass::PhoneNational => digits >= 7 && (joined || (digits <= 15 && phone::context_before(text, c.start))),
+            Pass::Tokens | Pass::Bearer | Pass::Email | Pass::Ipv6 | Pass::LetterIds => false,
         }
     }
 
@@ -189,12 +250,17 @@ impl Pass {
     /// look again right after them.
     pub(super) fn resume_after_reject(self, text: &[u8], start: usize, end: usize) -> usize {
         match self {
-            Pass::Ipv6 | Pass::Iban => start + 1,
+            Pass::Ipv6 | Pass::Iban | Pass::LetterIds => start + 1,
             Pass::Card | Pass::Ssn | Pass::PhoneParen | Pass::PhoneNational
                 if before(text, start).is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
                     && digit_run(text, start) > 0 =>
             {
                 start + digit_run(text, start)
+            }
+            // A card's groups may follow another number (`ref 12 4111 1111 1111 1111`): look
+            // again at the next group.
+            Pass::Card if matches!(at(text, start + digit_run(text, start)), Some(b' ' | b'-' | b'.')) => {
+                (start + digit_run(text, start) + 1).min(end.max(start + 1))
             }
             _ => end.max(start + 1),
         }
@@ -213,7 +279,12 @@ fn at(text: &[u8], i: usize) -> Option<u8> {
     text.get(i).copied()
 }
 
+/// The byte before `i`, or a space where an escape sequence (`\n`, `\t`, `\u00a0`, ...) ends
+/// there: the escape is a boundary, not a letter glued to the value.
 fn before(text: &[u8], i: usize) -> Option<u8> {
+    if super::clusters::escape_ends_at(text, i) {
+        return Some(b' ');
+    }
     i.checked_sub(1).and_then(|j| text.get(j).copied())
 }
 
@@ -281,34 +352,23 @@ fn continues_with(text: &[u8], end: usize, seps: &[u8]) -> bool {
 }
 
 /// Confirms the regex candidate `start..end` of `pass`, possibly narrowing or widening it.
-pub(super) fn confirm(pass: Pass, text: &[u8], start: usize, end: usize) -> Option<Found> {
+pub(super) fn confirm(
+    pass: Pass,
+    text: &[u8],
+    start: usize,
+    end: usize,
+    regions: &PhoneRegions,
+    enabled: impl Fn(Entity) -> bool,
+) -> Option<Found> {
     let value = text.get(start..end)?;
     let found = |entity| Some(Found { entity, start, end });
     match pass {
         Pass::Tokens => confirm_token(text, start, end, value),
         Pass::Bearer => confirm_bearer(text, start, value),
         Pass::Email => confirm_email(text, start, end, value),
-        Pass::Card => {
-            let sep = value.iter().copied().find(|b| !b.is_ascii_digit());
-            let right_ok = clear_right_of_word(text, end)
-                && !continues_with(text, end, b".-")
-                && !sep.is_some_and(|s| at(text, end) == Some(s) && digit_run(text, end + 1) >= 4);
-            (clear_left_of_number(text, start, sep == Some(b' ')) && right_ok && validate::payment_card(value))
-                .then_some(())?;
-            found(Entity::PaymentCard)
-        }
+        Pass::Card => confirm_card(text, start, end),
         Pass::Ssn => confirm_ssn(text, start, end, value),
-        Pass::PhoneIntl | Pass::PhoneParen | Pass::PhoneNational => {
-            let left_ok = if pass == Pass::PhoneIntl {
-                before(text, start).is_none_or(|b| !(is_word(b) || b == b'+'))
-            } else {
-                // A national number right after `+` is the tail of an international one.
-                clear_left_of_number(text, start, true) && before(text, start) != Some(b'+')
-            };
-            let right_ok = clear_right_of_word(text, end) && !continues_with(text, end, b" .-/");
-            (left_ok && right_ok && validate::phone(value)).then_some(())?;
-            found(Entity::Phone)
-        }
+        Pass::PhoneIntl | Pass::PhoneParen | Pass::PhoneNational => confirm_phone(pass, text, start, end, regions),
         Pass::Iban => confirm_iban(text, start, value),
         Pass::Ipv4 => {
             let left_ok = match before(text, start) {
@@ -325,6 +385,127 @@ pub(super) fn confirm(pass: Pass, text: &[u8], start: usize, end: usize) -> Opti
             found(Entity::Ipv4)
         }
         Pass::Ipv6 => confirm_ipv6(text, start, end, value),
+        Pass::LetterIds => {
+            if before(text, start).is_some_and(is_word) || !clear_right_of_word(text, end) {
+                return None;
+            }
+            national_id::classify_letters(text, start, value, enabled).map(|entity| Found { entity, start, end })
+        }
+        Pass::NationalId => {
+            let right_ok = clear_right_of_word(text, end) && !continues_with(text, end, b" .-/+");
+            if !(right_ok && clear_left_of_number(text, start, true) && before(text, start) != Some(b'+')) {
+                return None;
+            }
+            national_id::classify(text, start, value, enabled).map(|entity| Found { entity, start, end })
+        }
+    }
+}
+
+/// A phone: `+` and the country code (any 7-15 digits, or valid by the metadata), an exit code
+/// (`00`, `011`, `001`) and a valid international number, or a national writing (the fixed
+/// formats of [`validate::phone`], or a valid number of a `phone_regions` region,
+/// [`phone::national_valid`]). An extension after it (`x123`, ` ext. 12`) belongs to it.
+fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &PhoneRegions) -> Option<Found> {
+    let value = text.get(start..end)?;
+    let plus = value.first() == Some(&b'+');
+    let left_ok = if plus {
+        before(text, start).is_none_or(|b| !(is_word(b) || b == b'+'))
+    } else if pass == Pass::PhoneIntl {
+        // An exit-code writing glued to an id (`xoxc-002544862555-...`) is part of it.
+        clear_left_of_number(text, start, true) && !matches!(before(text, start), Some(b'+' | b'-' | b'/' | b'.'))
+    } else {
+        // A national number right after `+` is the tail of an international one.
+        clear_left_of_number(text, start, true) && before(text, start) != Some(b'+')
+    };
+    let full_end = phone::extension_end(text, end).unwrap_or(end);
+    let right_ok = clear_right_of_word(text, full_end) && !continues_with(text, full_end, b" .-/");
+    if !(left_ok && right_ok) {
+        return None;
+    }
+    // The digit groups, a `(0)` trunk dropped (`+41 (0)44 668 18 00`).
+    let mut groups: [&[u8]; 8] = [&[]; 8];
+    let mut n = 0usize;
+    let mut rest = value;
+    while !rest.is_empty() {
+        let skip = rest.iter().take_while(|b| !b.is_ascii_digit()).count();
+        let paren = skip > 0 && rest.get(skip - 1) == Some(&b'(');
+        rest = rest.get(skip..).unwrap_or_default();
+        let len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let (group, tail) = rest.split_at(len.min(rest.len()));
+        rest = tail;
+        if group.is_empty() || (paren && group == b"0" && n > 0) {
+            continue;
+        }
+        *groups.get_mut(n)? = group;
+        n += 1;
+    }
+    let groups = groups.get(..n)?;
+    let ok = if plus {
+        validate::phone(value) || international(groups, b"")
+    } else if pass == Pass::PhoneIntl {
+        [&b"011"[..], b"001", b"00"].iter().any(|exit| international(groups, exit))
+    } else {
+        // A new national writing glued to an id (`INV-1990-004717`, `-102.543860`) or followed by
+        // decimals (`359 220 167,00 €`) is not a phone.
+        let glued_id = matches!(before(text, start), Some(b'-' | b'/' | b'.'))
+            || (before(text, start) == Some(b' ')
+                && start.checked_sub(1).is_some_and(|i| before(text, i) == Some(b')')));
+        let decimals = continues_with(text, full_end, b",");
+        let plain = value.iter().all(|&b| b.is_ascii_digit() || b == b' ');
+        // Without a phone word: no dots (`0.207.513.191`, an address), and dashes only on ten
+        // digits or more (`02073-1088` is a ZIP+4, `010-981-361` an id).
+        let digit_count = groups.iter().map(|g| g.len()).sum::<usize>();
+        let loose = value.contains(&b'.') || (value.contains(&b'-') && digit_count < 10);
+        // The phone word is looked for only when the writing alone does not do.
+        validate::phone(value)
+            || (!glued_id
+                && !decimals
+                && ((!loose && phone::national_valid(groups, regions, false, plain))
+                    || (phone::context_before(text, start) && phone::national_valid(groups, regions, true, plain))))
+    };
+    ok.then_some(Found { entity: Entity::Phone, start, end: full_end })
+}
+
+/// The groups' digits, after the `exit` prefix they must start with, as an international number
+/// (with an exit code, at least ten digits after it: `00 49 85 32 55` reads as a list of pairs).
+fn international(groups: &[&[u8]], exit: &[u8]) -> bool {
+    let mut digits = [0u8; 24];
+    let mut n = 0usize;
+    for &b in groups.iter().flat_map(|g| g.iter()) {
+        let Some(slot) = digits.get_mut(n) else { return false };
+        *slot = b;
+        n += 1;
+    }
+    let digits = digits.get(..n).unwrap_or_default();
+    digits
+        .strip_prefix(exit)
+        .is_some_and(|rest| (exit.is_empty() || rest.len() >= 10) && phone::international_valid(rest))
+}
+
+/// The candidate, or (when it fails) the candidate less its trailing groups, down to 12 digits:
+/// the regex takes every group it can, and a card may be followed by more numbers (`4111 1111
+/// 1111 1111 123` with its security code).
+fn confirm_card(text: &[u8], start: usize, end: usize) -> Option<Found> {
+    let value = text.get(start..end)?;
+    let sep = value.iter().copied().find(|b| !b.is_ascii_digit());
+    if !clear_left_of_number(text, start, sep == Some(b' ')) {
+        return None;
+    }
+    let mut end = end;
+    loop {
+        let value = text.get(start..end)?;
+        let right_ok = clear_right_of_word(text, end)
+            && !continues_with(text, end, b".-")
+            && !sep.is_some_and(|s| at(text, end) == Some(s) && digit_run(text, end + 1) >= 4);
+        if right_ok && validate::payment_card(value) {
+            return Some(Found { entity: Entity::PaymentCard, start, end });
+        }
+        let sep = sep?;
+        let last = value.iter().rposition(|&b| b == sep)?;
+        if value.get(..last)?.iter().filter(|b| b.is_ascii_digit()).count() < 12 {
+            return None;
+        }
+        end = start + last;
     }
 }
 
@@ -552,5 +733,24 @@ fn confirm_ipv6(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<F
         Some(b'.') => !at(text, end + 1).is_some_and(|b| b.is_ascii_digit()),
         Some(_) => true,
     };
-    (right_ok && validate::ipv6(value)).then_some(Found { entity: Entity::Ipv6, start, end })
+    if !(right_ok && validate::ipv6(value)) {
+        return None;
+    }
+    // A zone id belongs to the address: `fe80::1%eth0`.
+    let zone = if at(text, end) == Some(b'%') {
+        let name = text.get(end + 1..).unwrap_or_default();
+        let len =
+            name.iter().take(16).take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')).count();
+        // A sentence may end right after it.
+        let len = name.get(..len).unwrap_or_default().iter().rposition(u8::is_ascii_alphanumeric).map_or(0, |i| i + 1);
+        let glued = name.get(len).is_some_and(|&b| is_word(b));
+        if len > 0 && !glued {
+            len + 1
+        } else {
+            0
+        }
+    } else {
+        0
+    };
+    Some(Found { entity: Entity::Ipv6, start, end: end + zone })
 }

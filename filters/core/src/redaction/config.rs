@@ -185,6 +185,9 @@ pub struct PiiRedactionConfig {
     pub default_action: Action,
     /// Per built-in entity label (`email`, `payment_card`, ...).
     pub entities: BTreeMap<String, Action>,
+    /// The regions (ISO 3166 codes, or `"*"` for all 245) whose national phone writings are
+    /// searched (`044 668 18 00`); international writings are searched for every region.
+    pub phone_regions: Vec<String>,
     pub custom_rules: Vec<CustomRule>,
     pub blocked_fields: Vec<BlockedField>,
     pub pseudonym_key: Option<KeySource>,
@@ -215,6 +218,7 @@ impl Default for PiiRedactionConfig {
             direction: Direction::default(),
             default_action: Action::Redact,
             entities: BTreeMap::new(),
+            phone_regions: crate::pii::DEFAULT_PHONE_REGIONS.iter().map(|r| r.to_string()).collect(),
             custom_rules: Vec::new(),
             blocked_fields: Vec::new(),
             pseudonym_key: None,
@@ -260,6 +264,12 @@ impl PiiRedactionConfig {
                 };
                 errors.push(ConfigError::new(field, reason));
             }
+        }
+        if let Err(unknown) = self.phone_regions() {
+            errors.push(ConfigError::new(
+                "phone_regions",
+                format!("{unknown:?} is not a region libphonenumber knows (ISO 3166 alpha-2, or \"*\")"),
+            ));
         }
         if self.custom_rules.len() > MAX_CUSTOM_RULES {
             errors.push(ConfigError::new("custom_rules", format!("at most {MAX_CUSTOM_RULES} rules")));
@@ -309,6 +319,11 @@ impl PiiRedactionConfig {
         std::iter::once(self.default_action)
             .chain(self.entities.values().copied())
             .chain(self.custom_rules.iter().map(|r| r.action))
+    }
+
+    /// The parsed `phone_regions` (an unknown code is refused at load).
+    pub fn phone_regions(&self) -> Result<crate::pii::PhoneRegions, String> {
+        crate::pii::PhoneRegions::from_codes(self.phone_regions.iter().map(String::as_str))
     }
 
     pub fn action_for(&self, entity: Entity) -> Action {

@@ -349,7 +349,7 @@ impl PiiRedaction {
         let hash = rule_set_hash(config_json);
         let rule_set = format!("{}@{}", config.rule_set_version, hash);
         let filter = Self {
-            detector: Detector::new(&enabled),
+            detector: Detector::new(&enabled).with_phone_regions(config.phone_regions().unwrap_or_default()),
             custom,
             masks,
             fields,
