@@ -151,7 +151,8 @@ fn cost_carries_the_token_labels_and_the_currency() {
         names,
         vec![
             "llmobs.token_accounting.cost_micros.gen_ai.operation.name=chat;.gen_ai.provider.name=anthropic;\
-             .gen_ai.request.model=claude-3-7-sonnet-20250219;.synthetic=false;.tenant=unknown;.currency=USD;"
+             .gen_ai.request.model=claude-3-7-sonnet-20250219;.synthetic=false;.tenant=unknown;.prompt_version=unknown;\
+             .currency=USD;"
         ]
     );
     // 472 uncached input at 3, 2048 cache reads at 0.30, 31 output at 15 (USD per million):
