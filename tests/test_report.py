@@ -452,5 +452,14 @@ def test_the_spend_dashboards_history_questions_answer_from_the_backfilled_month
     assert list(tokens_doubled) == ['{"tenant": "acme"}']
     before = answered[("Spend by team: this period and the period before", "B")]
     assert before['{"tenant": "acme"}'] > 0
+    # The week before 16 November by prompt version: support-v2 fails 20 calls in 520 a day, beta
+    # 1 in 3, support-v3 has not started (its series, all zero, give no share rather than 0/0).
+    failed = "Share of calls that failed, by prompt version: this period and the period before"
+    assert answered[(failed, "A")].keys() == {'{"prompt_version": "support-v1"}', '{"prompt_version": "support-v2"}',
+                                              '{"prompt_version": "beta"}'}
+    assert math.isclose(answered[(failed, "A")]['{"prompt_version": "support-v2"}'], 20 / 520, rel_tol=1e-9)
+    assert math.isclose(answered[(failed, "A")]['{"prompt_version": "beta"}'], 1 / 3, rel_tol=1e-9)
+    tool_errors = "Share of agent sessions with a tool error, by prompt version: this period and the period before"
+    assert math.isclose(answered[(tool_errors, "A")]['{"prompt_version": "support-v1"}'], 0.1, rel_tol=1e-9)
     new_kinds = answered[("Kinds of error new this week", "A")]
     assert new_kinds == {}, "quota_exhausted starts on 20 November"
