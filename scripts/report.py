@@ -42,6 +42,19 @@ DOUBLED = {
     ("tokens", "week"): (TOKENS, "1w", 700_000),
     ("spend", "week"): (COST, "1w", 7_000_000),
 }
+# Prompt versions: each share's failing events and what they are a share of, and the least of
+# the latter a version needs in each month to be compared (fewer makes a share noise). Errors by
+# version are request durations with a non-empty error_type (empty on success): llmobs_errors
+# carries no prompt_version.
+PROMPT_VERSION_SHARES = {
+    "errors": (f'gen_ai_client_operation_duration_ms_count{{{ORGANIC}, error_type!=""}}',
+               f"gen_ai_client_operation_duration_ms_count{{{ORGANIC}}}", "calls", "failed calls"),
+    "refusals": (f'llmobs_token_accounting_finish_reasons{{{ORGANIC}, finish_reason="content_filter"}}', FINISHED,
+                 "answers", "refused answers"),
+    "tool_errors": (f"llmobs_agent_sessions_first_tool_error{{{ORGANIC}}}", f"llmobs_agent_sessions_started{{{ORGANIC}}}",
+                    "sessions", "sessions with a tool error"),
+}
+PROMPT_VERSION_FLOOR = 100
 # Chart colours, in order; the first is also what the end-to-end test looks for in the PDF.
 PALETTE = ["#1f6fb4", "#e8710a", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 # One marker colour per section, so a page image shows which sections it holds.
@@ -190,6 +203,28 @@ def build(prom: Prometheus, month: str) -> dict:
         f' / sum by (gen_ai_provider_name) (increase(llmobs_token_accounting_requests{{synthetic="true"}}[{window}]))', end),
         "gen_ai_provider_name")
 
+    # Prompt versions whose error, refusal or tool-error share rose against the previous month:
+    # each version with at least PROMPT_VERSION_FLOOR calls (answers, sessions) in both months,
+    # the largest rise first; versions above the floor this month only are new (no comparison).
+    prompt_versions = {}
+    for measure, (failing, of, _, _) in PROMPT_VERSION_SHARES.items():
+        num_now, num_before = this_and_prev(lambda w, f=failing: f"sum by (prompt_version) (increase({f}[{w}]))", "prompt_version")
+        den_now, den_before = this_and_prev(lambda w, o=of: f"sum by (prompt_version) (increase({o}[{w}]))", "prompt_version")
+        rose, new = [], []
+        for version in sorted(den_now):
+            if den_now[version] < PROMPT_VERSION_FLOOR:
+                continue
+            share = num_now.get(version, 0.0) / den_now[version]
+            if den_before.get(version, 0.0) < PROMPT_VERSION_FLOOR:
+                new.append({"prompt_version": version, "this": share, "count": micros(den_now[version])})
+                continue
+            before = num_before.get(version, 0.0) / den_before[version]
+            if share > before:
+                rose.append({"prompt_version": version, "this": share, "prev": before,
+                             "count": micros(den_now[version]), "prev_count": micros(den_before[version])})
+        rose.sort(key=lambda v: (-(v["this"] - v["prev"]), v["prompt_version"]))
+        prompt_versions[measure] = {"rose": rose, "new": new}
+
     # The price tables in force: token accounting publishes each one's effective date (YYYYMMDD).
     tables = prom.query_range("max by (currency) (llmobs_token_accounting_price_table_date)", start, end, "1d")
     price_tables = sorted({f"{int(v) // 10000:04d}-{int(v) // 100 % 100:02d}-{int(v) % 100:02d}"
@@ -212,6 +247,7 @@ def build(prom: Prometheus, month: str) -> dict:
         "refusal_shares": dict(sorted(refusals.items())),
         "ttft_p95_ms": {k: v for k, v in sorted(ttft.items()) if v == v},
         "probe_failure_shares": dict(sorted(probes.items())),
+        "prompt_versions": prompt_versions,
     }
 
 
@@ -298,8 +334,21 @@ def answers(r: dict) -> list[tuple[str, str]]:
     else:
         text = "No health checks ran."
     out.append(("Are the health checks passing?", text))
-    out.append(("Did a prompt version raise errors, refusals or tool errors?",
-                "Not answered yet: prompt versions are not recorded by this release."))
+    parts, new_versions = [], set()
+    for measure, (_, _, noun, failing) in PROMPT_VERSION_SHARES.items():
+        found = r["prompt_versions"][measure]
+        new_versions |= {v["prompt_version"] for v in found["new"]}
+        if found["rose"]:
+            top = found["rose"][0]
+            parts.append(f"the share of {failing} rose for {len(found['rose'])} version(s), most for {top['prompt_version']}"
+                         f" ({percent(top['this'])} of {top['count']:,} {noun} against {percent(top['prev'])} in {prev})")
+        else:
+            parts.append(f"no version's share of {failing} rose")
+    text = (f"By prompt version (with at least {PROMPT_VERSION_FLOOR} calls, answers or sessions in both months): "
+            + "; ".join(parts) + ".")
+    if new_versions:
+        text += f" New this month, with nothing to compare: {', '.join(sorted(new_versions))}."
+    out.append(("Did a prompt version raise errors, refusals or tool errors?", text))
     return out
 
 

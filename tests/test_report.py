@@ -93,11 +93,39 @@ def traffic() -> dict[str, list[int]]:
             lambda i, c=calls: c + 10 * (i % 4))
         add("llmobs_token_accounting_requests", {"synthetic": "true", "gen_ai_provider_name": provider,
             "gen_ai_operation_name": "chat", "usage_source": "provider", "stream_outcome": "completed"}, lambda i: 288)
-        refused = {"openai": 9, "anthropic": 60, "gcp.gemini": 24}[provider]
+        # Anthropic's traffic is prompt version support-v2, whose refusals double in November.
+        version = "support-v2" if provider == "anthropic" else "support-v1"
+        refused = {"openai": lambda i: 9, "anthropic": lambda i: 120 if in_november(i) else 60,
+                   "gcp.gemini": lambda i: 24}[provider]
         add("llmobs_token_accounting_finish_reasons", {"synthetic": "false", "gen_ai_provider_name": provider,
-            "gen_ai_request_model": "m", "finish_reason": "content_filter"}, lambda i, r=refused: r)
+            "gen_ai_request_model": "m", "finish_reason": "content_filter", "prompt_version": version}, refused)
         add("llmobs_token_accounting_finish_reasons", {"synthetic": "false", "gen_ai_provider_name": provider,
-            "gen_ai_request_model": "m", "finish_reason": "stop"}, lambda i, c=calls, r=refused: c - r - 100)
+            "gen_ai_request_model": "m", "finish_reason": "stop", "prompt_version": version},
+            lambda i, c=calls, r=refused: c - r(i) - 100)
+    # Requests by prompt version (the duration histogram's count: successes carry no error_type,
+    # as Envoy exports the empty tag): support-v1's errors halve in November, support-v2's
+    # quadruple, support-v3 starts on 20 November (new: nothing to compare), beta is too small to
+    # compare (2 calls a day), and probes of support-v2 failing never count.
+    duration = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o-mini",
+                "tenant": "acme"}
+    by_version = [("support-v1", "false", lambda i: 1_000, "rate_limit", lambda i: 5 if in_november(i) else 10),
+                  ("support-v2", "false", lambda i: 500, "context_length_exceeded", lambda i: 20 if in_november(i) else 5),
+                  ("support-v3", "false", lambda i: 300 if day_date(i) >= dt.date(2026, 11, 20) else 0, "400",
+                   lambda i: 18 if day_date(i) >= dt.date(2026, 11, 20) else 0),
+                  ("beta", "false", lambda i: 2, "500", lambda i: 1 if in_november(i) else 0),
+                  ("support-v2", "true", lambda i: 10, "overloaded", lambda i: 100 if in_november(i) else 0)]
+    for version, synthetic, ok, error_type, failed in by_version:
+        labels = {**duration, "synthetic": synthetic, "prompt_version": version}
+        add("gen_ai_client_operation_duration_ms_count", labels, ok)
+        add("gen_ai_client_operation_duration_ms_count", {**labels, "error_type": error_type}, failed)
+    # Agent sessions by prompt version: support-v1's share with a tool error doubles in
+    # November (5% to 10%), support-v2's falls (8% to 7%).
+    for version, started, first_error in (("support-v1", 200, lambda i: 20 if in_november(i) else 10),
+                                          ("support-v2", 100, lambda i: 7 if in_november(i) else 8)):
+        session = {"synthetic": "false", "gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o-mini",
+                   "tenant": "acme", "prompt_version": version}
+        add("llmobs_agent_sessions_started", session, lambda i, s=started: s)
+        add("llmobs_agent_sessions_first_tool_error", session, first_error)
     errors = [("openai", "rate_limit", lambda i: 50 + i % 6),
               ("anthropic", "overloaded", lambda i: 20),
               ("openai", "quota_exhausted", lambda i: 30 if day_date(i) >= dt.date(2026, 11, 20) else 0)]
@@ -210,6 +238,39 @@ def expected_report(series: dict[str, list[int]]) -> dict:
                                     lambda l: l.get("synthetic") == "true" and l["gen_ai_provider_name"] == p)
     exp["probe_failure_shares"] = {p: probe("llmobs_errors", p) / probe("llmobs_token_accounting_requests", p)
                                    for p in providers}
+    # Prompt versions: per measure, the share in each month of the versions with at least 100
+    # of what the share is of in both months; those that rose (largest rise first) and the new.
+    def by_version(metric, days, keep=lambda l: True):
+        out = {}
+        for name, inc in series.items():
+            l = labels_of(name)
+            if metric_of(name) == metric and organic(l) and keep(l):
+                out[l["prompt_version"]] = out.get(l["prompt_version"], 0) + sum(inc[i] for i in days)
+        return out
+    measures = {
+        "errors": ("gen_ai_client_operation_duration_ms_count", lambda l: "error_type" in l, lambda l: True),
+        "refusals": ("llmobs_token_accounting_finish_reasons", lambda l: l["finish_reason"] == "content_filter",
+                     lambda l: True),
+    }
+    exp["prompt_versions"] = {}
+    for measure, (metric, failing, _) in measures.items():
+        exp["prompt_versions"][measure] = (by_version(metric, nov, failing), by_version(metric, nov),
+                                           by_version(metric, octo, failing), by_version(metric, octo))
+    exp["prompt_versions"]["tool_errors"] = (
+        by_version("llmobs_agent_sessions_first_tool_error", nov), by_version("llmobs_agent_sessions_started", nov),
+        by_version("llmobs_agent_sessions_first_tool_error", octo), by_version("llmobs_agent_sessions_started", octo))
+    for measure, (num_now, den_now, num_before, den_before) in exp["prompt_versions"].items():
+        rose, new = [], []
+        for version, den in den_now.items():
+            if den < 100:
+                continue
+            if den_before.get(version, 0) < 100:
+                new.append((version, num_now.get(version, 0) / den, den))
+            elif num_now.get(version, 0) / den > num_before.get(version, 0) / den_before[version]:
+                rose.append((version, num_now.get(version, 0) / den, num_before.get(version, 0) / den_before[version],
+                             den, den_before[version]))
+        rose.sort(key=lambda v: v[2] - v[1])
+        exp["prompt_versions"][measure] = {"rose": rose, "new": sorted(new)}
     # p95 from the buckets as Prometheus interpolates: linearly inside the bucket that holds it.
     exp["ttft_p95_ms"] = {}
     for model in ("gpt-4o-mini", "claude-sonnet-4"):
@@ -287,7 +348,21 @@ def test_the_reports_numbers_equal_the_ones_computed_from_the_backfilled_series(
         assert got[key].keys() == exp[key].keys(), key
         for k, v in exp[key].items():
             assert math.isclose(got[key][k], v, rel_tol=1e-9), (key, k, got[key][k], v)
+    for measure, exp_versions in exp["prompt_versions"].items():
+        got_versions = got["prompt_versions"][measure]
+        assert [(v["prompt_version"], v["count"], v["prev_count"]) for v in got_versions["rose"]] == \
+            [(v, n, p) for v, _, _, n, p in exp_versions["rose"]], measure
+        for g, (_, this, prev, _, _) in zip(got_versions["rose"], exp_versions["rose"]):
+            assert math.isclose(g["this"], this, rel_tol=1e-9) and math.isclose(g["prev"], prev, rel_tol=1e-9), (measure, g)
+        assert [(v["prompt_version"], v["count"]) for v in got_versions["new"]] == \
+            [(v, n) for v, _, n in exp_versions["new"]], measure
+        for g, (_, this, _) in zip(got_versions["new"], exp_versions["new"]):
+            assert math.isclose(g["this"], this, rel_tol=1e-9), (measure, g)
     # The story the data tells, so the checks above cannot pass on an empty month.
+    assert [v[0] for v in exp["prompt_versions"]["errors"]["rose"]] == ["support-v2"]  # v1 fell; beta too small
+    assert [v[0] for v in exp["prompt_versions"]["errors"]["new"]] == ["support-v3"]
+    assert exp["prompt_versions"]["refusals"]["rose"][0][0] == "support-v2"
+    assert [v[0] for v in exp["prompt_versions"]["tool_errors"]["rose"]] == ["support-v1"]
     assert ("acme", "tokens", "day", "2026-11-15") in exp["doubled"]
     assert exp["over_budget"]["initech"][0] == "2026-11-10" and "acme" not in exp["over_budget"]
     # Initech's new spend is the biggest change, as a team and as its model (the same money).
@@ -308,6 +383,15 @@ def test_the_html_answers_each_question_in_a_sentence_with_its_number(rendered):
     assert "initech on 21 day(s)" in sentences["Did a team go over its daily budget?"]
     assert "quota_exhausted (330 calls)" in sentences["Is any kind of error new?"]
     assert "acme (tokens, day over day, first on 2026-11-15" in sentences["Which teams' token use or spend doubled?"]
+    versions = sentences["Did a prompt version raise errors, refusals or tool errors?"]
+    _, this, prev, count, _ = exp["prompt_versions"]["errors"]["rose"][0]
+    assert (f"By prompt version (with at least 100 calls, answers or sessions in both months): the share of failed calls rose for 1 version(s), most for support-v2 ({report_module.percent(this)}"
+            f" of {count:,} calls against {report_module.percent(prev)} in October 2026)") in versions
+    _, this, prev, count, _ = exp["prompt_versions"]["tool_errors"]["rose"][0]
+    assert (f"most for support-v1 ({report_module.percent(this)} of {count:,} sessions against"
+            f" {report_module.percent(prev)} in October 2026)") in versions
+    assert "most for support-v2" in versions.split("refused answers", 1)[1].split(";", 1)[0]
+    assert versions.endswith("New this month, with nothing to compare: support-v3.")
     for sentence in sentences.values():
         assert sentence.replace("&#x27;", "'") in page.replace("&#x27;", "'")
     assert page.count("<svg") == 2
@@ -368,5 +452,14 @@ def test_the_spend_dashboards_history_questions_answer_from_the_backfilled_month
     assert list(tokens_doubled) == ['{"tenant": "acme"}']
     before = answered[("Spend by team: this period and the period before", "B")]
     assert before['{"tenant": "acme"}'] > 0
+    # The week before 16 November by prompt version: support-v2 fails 20 calls in 520 a day, beta
+    # 1 in 3, support-v3 has not started (its series, all zero, give no share rather than 0/0).
+    failed = "Share of calls that failed, by prompt version: this period and the period before"
+    assert answered[(failed, "A")].keys() == {'{"prompt_version": "support-v1"}', '{"prompt_version": "support-v2"}',
+                                              '{"prompt_version": "beta"}'}
+    assert math.isclose(answered[(failed, "A")]['{"prompt_version": "support-v2"}'], 20 / 520, rel_tol=1e-9)
+    assert math.isclose(answered[(failed, "A")]['{"prompt_version": "beta"}'], 1 / 3, rel_tol=1e-9)
+    tool_errors = "Share of agent sessions with a tool error, by prompt version: this period and the period before"
+    assert math.isclose(answered[(tool_errors, "A")]['{"prompt_version": "support-v1"}'], 0.1, rel_tol=1e-9)
     new_kinds = answered[("Kinds of error new this week", "A")]
     assert new_kinds == {}, "quota_exhausted starts on 20 November"
