@@ -66,7 +66,8 @@ def llmock_bodies(upstream) -> list[dict]:
 
 
 def counters(envoy) -> dict[str, float]:
-    """Every llmobs counter sample (histograms and gauges aside), keyed by series."""
+    """Every llmobs sample (the wasm memory gauge, the inspection-time histogram and build info
+    aside), keyed by series."""
     out = {}
     for line in envoy.prometheus().splitlines():
         # build_info is one series per module: the bundle is one module where the pack is four.
@@ -82,6 +83,10 @@ def test_the_bundle_leaves_what_the_four_separate_filters_leave(start_envoy, fre
     from_separate = exercise(separate, fresh_upstream)
     bodies_separate = llmock_bodies(fresh_upstream)
     lines_separate = separate.wait_access_log(5)
+    # The agent-iteration histogram (one observation per request that reached a provider: two
+    # OpenAI, one Anthropic) reaches /stats/prometheus only at a stats flush; reading before it
+    # compared an unflushed run with a flushed one (CI, Envoy 1.37).
+    assert separate.wait_metric("llmobs_agent_iteration_count", 3) == 3
     counters_separate = counters(separate)
     separate.stop()
 
@@ -103,6 +108,7 @@ def test_the_bundle_leaves_what_the_four_separate_filters_leave(start_envoy, fre
     assert [line["gen_ai.usage.output_tokens"] for line in lines_bundle[:3]] == \
            [str(from_bundle[0]["completion_tokens"]), lines_bundle[1]["gen_ai.usage.output_tokens"],
             str(from_bundle[2]["output_tokens"])]
+    assert bundle.wait_metric("llmobs_agent_iteration_count", 3) == 3
     assert counters(bundle) == counters_separate
     assert bundle.metric("llmobs_wasm_memory_bytes", plugin="llmobs_bundle") >= 65536
     assert bundle.metric("llmobs_build_info", module="llmobs_bundle") == 1
