@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from conftest import validate_log_line
-from harness import hcm_of, post_json, set_route_timeout
+from harness import as_bundle, hcm_of, post_json, set_route_timeout
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}
 
@@ -33,6 +33,22 @@ def test_a_429_with_retry_after_is_a_retryable_rate_limit_and_the_sdk_still_rais
     assert envoy.metric("llmobs_errors", error_type="rate_limit", gen_ai_provider_name="openai", origin="upstream",
                         retryable="true") == 1
     assert envoy.wait_metric("gen_ai_client_operation_duration_ms_count", 1, error_type="rate_limit") == 1
+
+
+@pytest.mark.parametrize("pack", ["separate_filters", "bundle"])
+def test_errors_are_counted_by_the_prompt_version_token_accounting_read(start_envoy, fresh_upstream, pack):
+    envoy = start_envoy(mutate=as_bundle if pack == "bundle" else None)
+    fresh_upstream.scenario({"type": "fail", "status": 429, "retry_after": 2, "times": 2})
+    oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
+    with pytest.raises(openai.RateLimitError):
+        oa.chat.completions.create(**CHAT, extra_headers={"x-llmobs-prompt-version": "support-v7"})
+    # From the request body's metadata this time, not a header.
+    with pytest.raises(openai.RateLimitError):
+        oa.chat.completions.create(**CHAT, metadata={"prompt_version": "support-v8"}, store=True)
+    envoy.wait_access_log(2)
+    for version in ("support-v7", "support-v8"):
+        assert envoy.metric("llmobs_errors", error_type="rate_limit", prompt_version=version) == 1, version
+    assert envoy.metric("llmobs_errors", prompt_version="unknown") == 0
 
 
 def test_anthropic_529_is_overloaded_not_a_rate_limit(start_envoy, fresh_upstream):

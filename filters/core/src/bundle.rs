@@ -457,6 +457,7 @@ impl Behaviour for TokenAccounting {
             if !read && ax.wants_request_body() {
                 TokenAccounting::on_request_body(self, ax, &bytes, end_of_stream);
             }
+            self.on_request_read(host, ax);
             return Ok(Some(bytes));
         }
         ex.request.extend_from_slice(&bytes);
@@ -468,6 +469,7 @@ impl Behaviour for TokenAccounting {
             return Ok(Some(std::mem::take(&mut ex.request)));
         }
         let edited = self.on_buffered_request(host, ax, &ex.request);
+        self.on_request_read(host, ax);
         let held = std::mem::take(&mut ex.request);
         Ok(Some(match edited {
             Some(body) => {
@@ -479,7 +481,7 @@ impl Behaviour for TokenAccounting {
     }
     fn on_request_trailers<H: Host>(
         &self,
-        _host: &mut H,
+        host: &mut H,
         ex: &mut AccountingExchange,
         held: Vec<u8>,
     ) -> Result<Vec<u8>, Reply> {
@@ -491,6 +493,7 @@ impl Behaviour for TokenAccounting {
             TokenAccounting::on_request_body(self, ax, &held, false);
         }
         self.on_request_end(ax);
+        self.on_request_read(host, ax);
         let mut out = std::mem::take(&mut ex.request);
         out.extend_from_slice(&held);
         Ok(out)

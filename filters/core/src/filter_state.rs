@@ -62,6 +62,10 @@ pub const TENANT: &str = "llmobs.tenant";
 /// The request's exact cost in the price table's currency, a decimal (`0.000135`); absent when
 /// the filter has no price table or the request could not be priced (docs/pricing.md).
 pub const COST: &str = "llmobs.cost";
+/// The exchange's bounded `prompt_version` metric label (an allow-listed or admitted id,
+/// `_OTHER` or `unknown`), written by token accounting once the request is read and read by
+/// error normalization for `llmobs.errors`. A label, not a log field.
+pub const PROMPT_VERSION_LABEL: &str = "llmobs.label.prompt_version";
 /// The error class from the error-normalization filter (one documented taxonomy).
 pub const ERROR_TYPE: &str = "llmobs.error_type";
 

@@ -398,3 +398,17 @@ fn the_bundle_reads_tool_calls_as_the_separate_filters_do_for_every_tool_respons
     }
     assert!(compared > 30, "only {compared} comparisons ran");
 }
+
+#[test]
+fn an_errors_prompt_version_label_is_the_one_accounting_decided_in_the_bundle_and_the_separate_filters() {
+    let mut fixture = chat_fixture("hello", "unused");
+    fixture.status = 429;
+    fixture.response_body =
+        br#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#.to_vec();
+    fixture.request_headers.push(("x-llmobs-prompt-version".into(), "support-v7".into()));
+    let body = fixture.response_body.clone();
+    let bundle = through_bundle(&fixture, &[&fixture.request_body], &[&body], true);
+    let errors: Vec<&(String, u64)> = bundle.counters.iter().filter(|(n, _)| n.starts_with("llmobs.errors.")).collect();
+    assert!(!errors.is_empty() && errors.iter().all(|(n, _)| n.contains(".prompt_version=support-v7;")), "{errors:?}");
+    assert_eq!(bundle, through_separate_filters(&fixture, &[&fixture.request_body], &[&body], true));
+}

@@ -76,11 +76,32 @@ fn every_error_is_counted_by_type_provider_origin_and_retryable() {
     assert_eq!(
         host.counter(
             "llmobs.errors.error.type=quota_exhausted;.gen_ai.provider.name=openai;.origin=upstream;\
-             .retryable=false;.synthetic=false;"
+             .retryable=false;.synthetic=false;.prompt_version=unknown;"
         ),
         Some(1)
     );
     assert_eq!(host.filter_state_str(fs::ERROR_PROVIDER_CODE).as_deref(), Some("insufficient_quota"));
+}
+
+#[test]
+fn errors_carry_the_prompt_version_label_token_accounting_decided_for_the_request() {
+    let case = cases().into_iter().find(|c| c["name"] == "openai-429-insufficient-quota-with-retry-after").unwrap();
+    let mut host = FakeHost::with_request_headers(&[(":path", case["path"].as_str().unwrap())]);
+    host.set_property(&["response", "code_details"], b"via_upstream");
+    host.set_property(&[fs::PROMPT_VERSION_LABEL], b"support-v7");
+    let filter = ErrorNormalization::new(b"", &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    host.add_response_header(":status", "429");
+    filter.on_response_headers(&mut host, &mut ex, false);
+    filter.on_response_body(&mut host, &mut ex, case["body"].as_str().unwrap().as_bytes(), true);
+    let counted = |host: &FakeHost, version: &str| {
+        host.counter(&format!(
+            "llmobs.errors.error.type=quota_exhausted;.gen_ai.provider.name=openai;.origin=upstream;\
+             .retryable=false;.synthetic=false;.prompt_version={version};"
+        ))
+    };
+    assert_eq!(counted(&host, "support-v7"), Some(1));
+    assert_eq!(counted(&host, "unknown"), None);
 }
 
 #[test]

@@ -241,9 +241,17 @@ impl Host for FakeHost {
         self.response_headers.push((name.to_string(), value.to_string()));
     }
 
+    // As in Envoy, a one-segment path that is no property of its own reads the filter state a
+    // filter wrote under that key (`set_property(["llmobs.x"])` is readable as `["llmobs.x"]`).
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         let key: Vec<String> = path.iter().map(|s| (*s).to_string()).collect();
-        self.properties.get(&key).cloned()
+        self.properties.get(&key).cloned().or_else(|| {
+            if let [one] = path {
+                self.filter_state.get(*one).cloned()
+            } else {
+                None
+            }
+        })
     }
 
     fn set_filter_state(&mut self, key: &str, value: &[u8]) {

@@ -270,6 +270,12 @@ impl ErrorNormalization {
             host.set_filter_state(fs::ERROR, b"true");
         }
         let synthetic = fs::synthetic(host);
+        // Token accounting's bounded label when it is in the chain (it decides the label when
+        // the request is read, before any response); `unknown` without it.
+        let prompt_version = host
+            .property(&[fs::PROMPT_VERSION_LABEL])
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| crate::label::UNKNOWN.to_string(), |v| metric::label_value(&String::from_utf8_lossy(&v)));
         let name = metric::name(
             "llmobs.errors",
             &[
@@ -278,6 +284,7 @@ impl ErrorNormalization {
                 ("origin", v.origin.label()),
                 ("retryable", metric::flag(v.retryable)),
                 ("synthetic", metric::flag(synthetic)),
+                ("prompt_version", &prompt_version),
             ],
         );
         self.handles.count(host, name, 1);

@@ -52,6 +52,9 @@ pub struct Exchange {
     injected: bool,
     stripper: Option<inject::UsageChunkStripper>,
     agent: crate::agent::AgentExchange,
+    /// The bounded `prompt_version` label, decided once when the request was read
+    /// ([`TokenAccounting::on_request_read`]), else at the finish.
+    prompt_version_label: Option<String>,
 }
 
 impl Exchange {
@@ -241,6 +244,7 @@ impl TokenAccounting {
             injected: false,
             stripper: None,
             agent: self.agent.on_request_headers(host),
+            prompt_version_label: None,
         };
         // A SigV4-signed request (Bedrock through a signing client) must never be edited: the
         // signature covers the body. Only OpenAI-style chat bodies are ever edited.
@@ -341,6 +345,19 @@ impl TokenAccounting {
         ex.request_body = Vec::new();
     }
 
+    /// After each request callback: once the request is read, decides the exchange's bounded
+    /// `prompt_version` label and writes it to filter state ([`fs::PROMPT_VERSION_LABEL`]), so
+    /// error normalization, which finishes before accounting (it is later in the chain, and
+    /// Envoy runs response filters in reverse), labels `llmobs.errors` with the same value.
+    pub fn on_request_read<H: Host>(&self, host: &mut H, ex: &mut Exchange) {
+        if !ex.request_done || ex.prompt_version_label.is_some() {
+            return;
+        }
+        let label = self.agent.prompt_version_label(host, &ex.agent);
+        host.set_filter_state(fs::PROMPT_VERSION_LABEL, label.as_bytes());
+        ex.prompt_version_label = Some(label);
+    }
+
     fn limits(&self) -> Limits {
         Limits {
             max_body_bytes: self.config.max_response_body_bytes,
@@ -437,7 +454,10 @@ impl TokenAccounting {
         let status = ex.response.status;
         let error_type = self.error_type(host, status, outcome);
         // Bounded like the model: ties a regression to a prompt deploy (agent-signals.md).
-        let prompt_version = self.agent.prompt_version_label(host, &ex.agent);
+        let prompt_version = match ex.prompt_version_label.take() {
+            Some(label) => label,
+            None => self.agent.prompt_version_label(host, &ex.agent),
+        };
         let requests = metric::name(
             "llmobs.token_accounting.requests",
             &[
