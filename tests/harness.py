@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 # 32 random bytes, base64: the test pseudonym key. Tests grep every sink for it.
 PII_KEY_B64 = "q0Yh3uJ7e1Vd0c2m9WZrT8sLbN4pF6aXgK5oQyIiR3E="
-# LLMOBS_ENVOY picks another Envoy (scripts/test runs a subset on 1.37: .venv-envoy137/bin/envoy);
+# LLMOBS_ENVOY picks another Envoy (scripts/test runs a subset on 1.37, 1.38 and 1.39: .venv-envoy13x/bin/envoy);
 # a relative path is the repository's, since Envoy runs in each test's own directory.
 ENVOY = str(ROOT / os.environ.get("LLMOBS_ENVOY", str(VENV_BIN / "envoy")))
 DIST = ROOT / "dist"
