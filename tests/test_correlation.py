@@ -316,3 +316,21 @@ def test_an_unknown_field_is_rejected_by_name(start_envoy):
     envoy = start_envoy({"llmobs_correlation": {"sample_rat": 1}}, wait_ready=False)
     assert envoy.wait_exit(30) != 0
     assert "field `sample_rat`: unknown field `sample_rat`" in envoy.log_text()
+
+
+def test_a_fresh_proxy_exports_a_correlation_series_only_once_it_is_counted(start_envoy, fresh_upstream):
+    envoy = start_envoy()
+
+    def correlation_series() -> list[str]:
+        return [line.rsplit(" ", 1)[0] for line in envoy.prometheus().splitlines()
+                if line.startswith("llmobs_correlation_")]
+
+    # Before any request: the request counter's two series (the synthetic-probe alert reads
+    # both), not one per id kind, rejection reason and baggage drop (there were 68).
+    assert sorted(correlation_series()) == ['llmobs_correlation_requests{synthetic="false"}',
+                                            'llmobs_correlation_requests{synthetic="true"}']
+    status, _, _ = post_json(envoy.url + "/v1/chat/completions", chat_body(), {"x-request-id": "bad id with spaces"})
+    assert status == 200
+    assert envoy.metric("llmobs_correlation_ids_rejected", id="request_id", reason="charset") == 1
+    assert 'llmobs_correlation_ids_rejected{id="conversation_id",reason="charset",synthetic="false"}' \
+        not in correlation_series()

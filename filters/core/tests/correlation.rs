@@ -9,11 +9,12 @@ fn filter(host: &mut FakeHost, config: &str) -> Correlation {
 }
 
 fn rejected(host: &FakeHost, id: &str, reason: &str) -> u64 {
-    host.counter(&format!("llmobs.correlation.ids_rejected.id={id};.reason={reason};.synthetic=false;")).unwrap()
+    // A series not counted yet is not defined yet: zero.
+    host.counter(&format!("llmobs.correlation.ids_rejected.id={id};.reason={reason};.synthetic=false;")).unwrap_or(0)
 }
 
 fn minted(host: &FakeHost, id: &str) -> u64 {
-    host.counter(&format!("llmobs.correlation.ids_minted.id={id};.synthetic=false;")).unwrap()
+    host.counter(&format!("llmobs.correlation.ids_minted.id={id};.synthetic=false;")).unwrap_or(0)
 }
 
 fn is_fresh_id(value: &str) -> bool {
@@ -296,17 +297,23 @@ fn ids_are_echoed_in_the_configured_response_headers() {
 }
 
 #[test]
-fn counters_are_defined_once_at_configure_time() {
+fn a_counter_is_defined_when_first_counted_and_never_again() {
     let mut host = FakeHost::default();
     let f = filter(&mut host, "");
-    let defined = host.metrics.len();
-    assert!(defined > 0);
-    for _ in 0..5 {
+    // Only the request counter's two series (organic, synthetic) exist before any request.
+    assert_eq!(host.metric_names("llmobs.correlation.").len(), 2);
+    host.next_request(&[("x-request-id", "bad id"), ("baggage", "a=1")]);
+    f.on_request_headers(&mut host);
+    let after_first = host.metrics.len();
+    assert!(after_first > 2);
+    for _ in 0..4 {
         host.next_request(&[("x-request-id", "bad id"), ("baggage", "a=1")]);
         f.on_request_headers(&mut host);
     }
-    assert_eq!(host.metrics.len(), defined);
+    assert_eq!(host.metrics.len(), after_first);
     assert_eq!(host.counter("llmobs.correlation.requests.synthetic=false;"), Some(5));
+    assert_eq!(rejected(&host, "request_id", "charset"), 5);
+    assert_eq!(rejected(&host, "conversation_id", "charset"), 0);
 }
 
 #[test]

@@ -17,7 +17,6 @@ use crate::sampling;
 use crate::signals::{Intake, Signals};
 use crate::trace_context;
 use config::{CorrelationConfig, IdSource, TraceContextMode};
-use std::collections::HashMap;
 
 /// The kinds of id the filter handles; a bounded metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,10 +65,6 @@ impl RejectReason {
             RejectReason::Format => "format",
         }
     }
-
-    fn all() -> impl Iterator<Item = RejectReason> {
-        Rejection::ALL.into_iter().map(RejectReason::Id).chain([RejectReason::Format])
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,47 +75,50 @@ enum Counter {
     BaggageStripped(baggage::Drop),
 }
 
-/// Counter handles, defined once at configure time for every label combination (the sets are
-/// small and fixed), so no request ever looks a metric up by name.
+/// Counter handles. The request counter, which every request moves (and the synthetic-probe
+/// alert reads, so both of its series must exist), is defined at configure time; the others
+/// when first counted, so a proxy exports only the id kinds, rejection reasons and baggage drops
+/// it has seen, instead of 66 series that stay zero (issue 17).
 #[derive(Debug)]
-struct Counters(HashMap<(Counter, bool), MetricId>);
+struct Counters {
+    /// Organic and synthetic requests.
+    requests: MetricId,
+    synthetic_requests: MetricId,
+    on_first_use: metric::Handles,
+}
 
 impl Counters {
     fn define<S: Stats>(stats: &mut S) -> Result<Self, HostError> {
-        let mut kinds = vec![Counter::Requests];
-        kinds.extend(IdKind::ALL.map(Counter::Minted));
-        for kind in IdKind::ALL {
-            kinds.extend(RejectReason::all().map(|r| Counter::Rejected(kind, r)));
-        }
-        kinds.extend(baggage::Drop::ALL.map(Counter::BaggageStripped));
-        let mut map = HashMap::new();
-        for counter in kinds {
-            for synthetic in [false, true] {
-                let s = ("synthetic", metric::flag(synthetic));
-                let name = match counter {
-                    Counter::Requests => metric::name("llmobs.correlation.requests", &[s]),
-                    Counter::Minted(kind) => metric::name("llmobs.correlation.ids_minted", &[("id", kind.label()), s]),
-                    Counter::Rejected(kind, reason) => metric::name(
-                        "llmobs.correlation.ids_rejected",
-                        &[("id", kind.label()), ("reason", reason.label()), s],
-                    ),
-                    Counter::BaggageStripped(reason) => {
-                        metric::name("llmobs.correlation.baggage_members_stripped", &[("reason", reason.label()), s])
-                    }
-                };
-                map.insert((counter, synthetic), stats.define_counter(&name)?);
-            }
-        }
-        Ok(Self(map))
+        let requests = |stats: &mut S, synthetic: bool| {
+            stats
+                .define_counter(&metric::name("llmobs.correlation.requests", &[("synthetic", metric::flag(synthetic))]))
+        };
+        Ok(Self {
+            requests: requests(stats, false)?,
+            synthetic_requests: requests(stats, true)?,
+            on_first_use: metric::Handles::default(),
+        })
     }
 
     fn add<H: Host>(&self, host: &mut H, counter: Counter, synthetic: bool, delta: u64) {
         if delta == 0 {
             return;
         }
-        if let Some(id) = self.0.get(&(counter, synthetic)) {
-            host.increment_counter(*id, delta);
-        }
+        let s = ("synthetic", metric::flag(synthetic));
+        let name = match counter {
+            Counter::Requests => {
+                let id = if synthetic { self.synthetic_requests } else { self.requests };
+                return host.increment_counter(id, delta);
+            }
+            Counter::Minted(kind) => metric::name("llmobs.correlation.ids_minted", &[("id", kind.label()), s]),
+            Counter::Rejected(kind, reason) => {
+                metric::name("llmobs.correlation.ids_rejected", &[("id", kind.label()), ("reason", reason.label()), s])
+            }
+            Counter::BaggageStripped(reason) => {
+                metric::name("llmobs.correlation.baggage_members_stripped", &[("reason", reason.label()), s])
+            }
+        };
+        self.on_first_use.count(host, name, delta);
     }
 }
 
