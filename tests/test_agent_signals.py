@@ -298,3 +298,32 @@ def test_every_agent_request_fixture_through_envoy_logs_and_counts_what_its_hist
         assert got == {k: want[k] for k in got}, name
     assert envoy.wait_metric("llmobs_agent_sessions_started", starts) == starts
     assert envoy.metric("llmobs_agent_sessions_first_tool_error") == first_errors > 5
+
+
+@pytest.mark.parametrize("pack", ["separate", "bundle"])
+def test_a_tool_name_holding_a_key_or_an_address_is_masked_in_the_metrics_and_the_log(start_envoy, upstream, pack):
+    # Tool names become the gen_ai_tool_name label and the llmobs.tool_calls and
+    # llmobs.tool_error_names fields: a key or an address in one must never reach either sink.
+    envoy = start_envoy(mutate=as_bundle if pack == "bundle" else None)
+    oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
+    key, email = "sk-proj-toolnameCANARY0123456789", "jane.toolname-canary@example.com"
+    tools = [{"type": "function", "function": {"name": n, "parameters": {"type": "object"}}} for n in (key, email)]
+    ask_for_tools(upstream, key, email)
+    messages = [{"role": "user", "content": "go"}]
+    msg = oa.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=tools).choices[0].message
+    assert sorted(c.function.name for c in msg.tool_calls) == sorted([key, email])
+    messages.append(msg.model_dump(exclude_none=True))
+    for call in msg.tool_calls:
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps({"error": "failed"})})
+    ask_for_tools(upstream)
+    oa.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=tools)
+
+    lines = envoy.wait_access_log(2)
+    for line in lines:
+        validate_log_line(line)
+    assert sorted(l.get("llmobs.tool_calls") or "" for l in lines) == ["", "_SECRET_=1,_EMAIL_=1"]
+    assert sorted(l.get("llmobs.tool_error_names") or "" for l in lines) == ["", "_SECRET_,_EMAIL_"]
+    assert envoy.wait_metric("llmobs_agent_tool_calls", 1, gen_ai_tool_name="_SECRET_") == 1
+    assert envoy.metric("llmobs_agent_tool_errors", gen_ai_tool_name="_EMAIL_") == 1
+    text = envoy.access_log_path.read_text() + envoy.prometheus() + envoy.log_text()
+    assert "toolname" not in text.lower(), "a tool name's key or address reached a sink"

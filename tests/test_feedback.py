@@ -105,6 +105,9 @@ def test_bad_feedback_gets_a_structured_refusal_is_counted_and_never_forwarded(s
         (b'{"request_id": "r1", "rating": "up", "rating": "down"}', 400, "duplicate_field"),
         (f"not json {CANARY}".encode(), 400, "json"),
         (json.dumps({"request_id": CANARY, "rating": "up"}).encode(), 400, "request_id"),
+        # An address in the ticket URL's path would be logged with it (only the query is cut).
+        (json.dumps({"request_id": "r1", "rating": "up", "ticket_url": f"https://support.example/t/{CANARY}"}).encode(),
+         400, "ticket_url"),
         (b'{"request_id": "r1", "rating": "up", "pad": "' + b"x" * 10000 + b'"}', 413, "too_large"),
     ]
     for body, status, reason in bad_bodies:
@@ -125,11 +128,11 @@ def test_bad_feedback_gets_a_structured_refusal_is_counted_and_never_forwarded(s
 
     assert fresh_upstream.seen() == [], "nothing reached the upstream"
     expected = {"rating": 1, "unknown_field": 1, "duplicate_field": 1, "json": 1, "request_id": 1,
-                "too_large": 2, "method": 1, "content_type": 1}
+                "ticket_url": 1, "too_large": 2, "method": 1, "content_type": 1}
     for reason, count in expected.items():
         assert envoy.metric("llmobs_feedback_rejected", reason=reason) == count, reason
     assert envoy.metric("llmobs_feedback_received") == 0
-    lines = envoy.wait_access_log(9)
+    lines = envoy.wait_access_log(10)
     for line in lines:
         validate_log_line(line)
     assert sorted(line["llmobs.feedback.rejected"] for line in lines) == sorted(

@@ -316,3 +316,45 @@ fn the_prompt_version_labels_the_request_token_duration_and_finish_reason_metric
         assert!(!names.is_empty() && names.iter().all(|n| n.contains(".prompt_version=v7;")), "{prefix}: {names:?}");
     }
 }
+
+#[test]
+fn a_tool_name_holding_a_key_or_an_address_is_masked_in_every_metric_label_and_log_field() {
+    // Tool names come from the client's history and the model's answer, and become metric
+    // labels and log fields: a key or an address in one must leave only its placeholder.
+    const KEY: &str = "sk-proj-canaryKEY0123456789abcdef";
+    const EMAIL: &str = "jane.canary@example.com";
+    let call =
+        |id: &str, name: &str| json!({"id": id, "type": "function", "function": {"name": name, "arguments": "{}"}});
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "go"},
+        {"role": "assistant", "tool_calls": [call("a", KEY), call("b", EMAIL), call("c", "lookup")]},
+        {"role": "tool", "tool_call_id": "a", "content": "{\"error\": 1}"},
+        {"role": "tool", "tool_call_id": "b", "content": "{\"error\": 2}"},
+        {"role": "tool", "tool_call_id": "c", "content": "{\"error\": 3}"}]});
+    let answer = json!({"id": "c1", "model": "m", "choices": [{"index": 0, "finish_reason": "tool_calls",
+        "message": {"role": "assistant", "content": null, "tool_calls": [call("d", KEY), call("e", EMAIL), call("f", EMAIL)]}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}});
+    let fixture = ProviderFixture {
+        name: "masked-tool-names".into(),
+        meta: Value::Null,
+        path: "/v1/chat/completions".into(),
+        request_headers: Vec::new(),
+        request_body: body.to_string().into_bytes(),
+        status: 200,
+        response_headers: vec![("content-type".into(), "application/json".into())],
+        response_body: answer.to_string().into_bytes(),
+    };
+    let host = run_response(&fixture, &[&fixture.response_body]);
+    let sinks = host.all_sinks();
+    for raw in ["canary", "KEY0123456789", "example.com"] {
+        assert!(!sinks.contains(raw), "{raw} reached a sink:\n{sinks}");
+    }
+    assert_eq!(host.filter_state_str(agent::TOOL_CALLS).as_deref(), Some("_SECRET_=1,_EMAIL_=2"));
+    assert_eq!(host.filter_state_str(agent::TOOL_ERROR_NAMES).as_deref(), Some("_SECRET_,_EMAIL_,lookup"));
+    let base = ".gen_ai.provider.name=openai;";
+    for (tool, calls) in [("_SECRET_", 1), ("_EMAIL_", 2)] {
+        let name = format!("llmobs.agent.tool_calls{base}.gen_ai.tool.name={tool};.tool_type=client;.prompt_version=unknown;.synthetic=false;");
+        assert_eq!(host.counter(&name), Some(calls), "{name}");
+        let name = format!("llmobs.agent.tool_errors{base}.gen_ai.tool.name={tool};.error_source=convention;.prompt_version=unknown;.synthetic=false;");
+        assert_eq!(host.counter(&name), Some(1), "{name}");
+    }
+}

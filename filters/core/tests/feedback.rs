@@ -154,6 +154,18 @@ fn every_bad_body_gets_a_structured_400_with_its_reason_counted_and_nothing_forw
         (r#"{"request_id": "r1", "rating": "up", "task_completed": "yes"}"#, "task_completed"),
         (r#"{"request_id": "r1", "rating": "up", "ticket_url": "javascript:alert(1)"}"#, "ticket_url"),
         (r#"{"request_id": "r1", "rating": "up", "ticket_url": "https://user:pw@host/x"}"#, "ticket_url"),
+        (
+            r#"{"request_id": "r1", "rating": "up", "ticket_url": "https://jane.canary@example.com@host/"}"#,
+            "ticket_url",
+        ),
+        (
+            r#"{"request_id": "r1", "rating": "up", "ticket_url": "https://host/t/jane.canary@example.com"}"#,
+            "ticket_url",
+        ),
+        (
+            r#"{"request_id": "r1", "rating": "up", "ticket_url": "https://host/t/jane.canary%40example.com"}"#,
+            "ticket_url",
+        ),
         (r#"{"request_id": "r1", "rating": "up", "ticket_url": "https:///x"}"#, "ticket_url"),
         (r#"{"request_id": "r1", "rating": "up", "ticket_url": "https://h/a b"}"#, "ticket_url"),
         (r#"{"request_id": "r1", "rating": "up", "locale": "english"}"#, "locale"),
@@ -347,4 +359,70 @@ fn a_synthetic_probes_feedback_is_counted_apart_from_users() {
     let mut host = request_host(&[("x-llmobs-synthetic", "1")]);
     send(&mut host, &[b"{}"], true);
     assert_eq!(host.counter("llmobs.feedback.rejected.reason=request_id;.synthetic=true;"), Some(1));
+}
+
+#[test]
+fn a_ticket_url_with_an_at_sign_anywhere_before_its_query_is_refused_but_one_in_the_query_is_cut() {
+    // An `@` in the user info or the path (or its percent-encoded `%40`) is how an address
+    // would reach the log: the URL is logged up to its query, so only the query may hold one.
+    let url =
+        |u: &str| feedback::parse(json!({"request_id": "r", "rating": "up", "ticket_url": u}).to_string().as_bytes());
+    for bad in [
+        "https://jane.doe@example.com@host/",
+        "https://host/path/jane@example.com",
+        "https://host/path/jane%40example.com",
+        "https://host/path/jane%40",
+        "http://host/@",
+    ] {
+        assert_eq!(url(bad), Err(Invalid::TicketUrl), "{bad}");
+    }
+    assert_eq!(
+        url("https://host/t/42?reporter=jane@example.com#by:jane@example.com").unwrap().ticket_url.as_deref(),
+        Some("https://host/t/42")
+    );
+    assert_eq!(url("https://host/t/%41%4f").unwrap().ticket_url.as_deref(), Some("https://host/t/%41%4f"));
+}
+
+#[test]
+fn a_field_twice_is_refused_however_its_key_is_spelled_and_whatever_its_second_value() {
+    for body in [
+        r#"{"request_id": "r1", "rating": "up", "rating": "down"}"#,
+        r#"{"request_id": "r1", "rating": "up", "r\u0061ting": "up"}"#,
+        r#"{"request_id": "r1", "rating": "up", "rating": 7}"#,
+        r#"{"request_id": "r1", "rating": "up", "rating": {"a": [1, 2]}"#,
+        r#"{"request_id": "r1", "request_id": "r1", "rating": "up"}"#,
+        r#"{"request_id": "r1", "rating": "up", "locale": "en", "locale": "en"}"#,
+        r#"{"rating": "up", "rating": "up"}"#,
+    ] {
+        assert_eq!(feedback::parse(body.as_bytes()), Err(Invalid::DuplicateField), "{body}");
+    }
+}
+
+#[test]
+fn a_body_is_refused_for_its_first_fault_in_reading_order_and_reported_once() {
+    // One pass, stopping at the first fault: what follows an unknown or repeated field is never
+    // read, so a huge or malformed tail after it costs nothing and cannot change the reason.
+    let cases: &[(&str, Invalid)] = &[
+        (r#"{"comment": "x", "request_id": 5"#, Invalid::UnknownField),
+        (r#"{"rating": "up", "rating": [[[["#, Invalid::DuplicateField),
+        (r#"{"request_id": 5, "comment": "x"}"#, Invalid::RequestId),
+        (r#"{"request_id": "bad id", "rating": "meh"}"#, Invalid::RequestId),
+        (r#"{"rating": "meh", "request_id": "bad id"}"#, Invalid::Rating),
+        (r#"{"kind": "bug", "rating": "meh"}"#, Invalid::Kind),
+        (r#"{"request_id": "r1", "rating": "up"} trailing"#, Invalid::Json),
+        (r#"{"request_id": "r1"}"#, Invalid::Rating),
+        (r#"{"rating": "up"}"#, Invalid::RequestId),
+    ];
+    for (body, reason) in cases {
+        assert_eq!(feedback::parse(body.as_bytes()), Err(*reason), "{body}");
+    }
+    let tail = format!(r#"{{"comment": 1, {}}}"#, vec![r#""x": 1"#; 20_000].join(", "));
+    assert_eq!(feedback::parse(tail.as_bytes()), Err(Invalid::UnknownField));
+    // A field with a bad value is one refusal: one count, one log field, one reply.
+    for bundle in [false, true] {
+        let mut host = request_host(&[]);
+        let out = send(&mut host, &[br#"{"request_id": 42, "rating": "up"}"#], bundle);
+        assert_eq!(out.reply_body.unwrap()["error"]["reason"], "request_id");
+        assert_eq!(host.counter_sum("llmobs.feedback.rejected"), 1, "bundle={bundle}");
+    }
 }

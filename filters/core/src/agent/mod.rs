@@ -51,6 +51,18 @@ const MAX_TOOL_NAME: usize = 64;
 /// The log lists at most this many distinct names.
 const MAX_LOGGED_NAMES: usize = 64;
 
+/// A tool name masked by [`mask_loose`](crate::redaction::secrets::mask_loose) and cut to
+/// [`MAX_TOOL_NAME`] characters. Masked before the cut, so a key or an address across the cut
+/// leaves no fragment; the masking reads at most four times the cut (its work stays bounded
+/// whatever the name's length).
+fn masked_tool_name(name: &str) -> String {
+    let cut = |s: &str, n: usize| s.char_indices().nth(n).and_then(|(i, _)| s.get(..i)).map_or(s.len(), str::len);
+    let head = name.get(..cut(name, 4 * MAX_TOOL_NAME)).unwrap_or(name);
+    let mut masked = crate::redaction::secrets::mask_loose(head);
+    masked.truncate(cut(&masked, MAX_TOOL_NAME));
+    masked
+}
+
 /// The configured signals; one per plugin configuration.
 #[derive(Debug)]
 pub struct AgentSignals {
@@ -172,9 +184,7 @@ impl AgentSignals {
         let mut errors = 0u64;
         let answered = (200..300).contains(&labels.status);
         for result in &results {
-            let name =
-                result.name.map(|n| n.char_indices().nth(MAX_TOOL_NAME).and_then(|(i, _)| n.get(..i)).unwrap_or(n));
-            let tool = self.bounded(host, &self.tool_names, "gen_ai.tool.name", name);
+            let tool = self.tool_label(host, result.name);
             if answered {
                 let name = metric::name(
                     "llmobs.agent.tool_results",
@@ -241,9 +251,13 @@ impl AgentSignals {
         }
     }
 
+    /// A tool name as its bounded label, which is also what the log lists. A key or an address
+    /// in the name (a client's mistake, or a probe) becomes its placeholder (`[SECRET]`, as a
+    /// label `_SECRET_`) before it is admitted: the label set, the metric and the log never see
+    /// it.
     fn tool_label<H: Host>(&self, host: &mut H, name: Option<&str>) -> String {
-        let name = name.map(|n| n.char_indices().nth(MAX_TOOL_NAME).and_then(|(i, _)| n.get(..i)).unwrap_or(n));
-        self.bounded(host, &self.tool_names, "gen_ai.tool.name", name)
+        let name = name.map(masked_tool_name);
+        self.bounded(host, &self.tool_names, "gen_ai.tool.name", name.as_deref())
     }
 
     /// The tools the response asked for, and its server tools that failed.

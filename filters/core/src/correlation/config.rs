@@ -206,13 +206,7 @@ impl CorrelationConfig {
                 ));
             }
         }
-        if let Err(e) = signals::validate(&self.feedback, &self.retrieval, &self.signal_labels) {
-            let field = match e.field.split_once('.') {
-                Some(("feedback" | "retrieval", _)) => e.field.clone(),
-                _ => format!("signal_labels.{}", e.field),
-            };
-            errors.push(ConfigError::new(field, e.reason));
-        }
+        errors.extend(signals::problems(&self.feedback, &self.retrieval, &self.signal_labels));
         ConfigError::collect(errors)
     }
 }
@@ -278,6 +272,30 @@ mod tests {
             assert_eq!(err.field, *field, "{json}: {err}");
             assert!(err.reason.contains(reason), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn every_signals_error_is_reported_not_only_the_first() {
+        let json = r#"{"feedback": {"path": "fb", "max_body_bytes": 0, "locale_label": {"max_distinct": 0}},
+            "retrieval": {"header": "X-R", "route_label": {"max_distinct": 0}},
+            "signal_labels": {"tenant_header": "a b", "prompt_version_header": "P", "tenant_label": {"max_distinct": 0},
+                              "prompt_version_label": {"max_distinct": 0}}}"#;
+        let err = CorrelationConfig::parse(json.as_bytes()).unwrap_err();
+        let fields: Vec<String> = err.into_all().into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "feedback.path",
+                "feedback.max_body_bytes",
+                "retrieval.header",
+                "signal_labels.tenant_header",
+                "signal_labels.prompt_version_header",
+                "feedback.locale_label.max_distinct",
+                "retrieval.route_label.max_distinct",
+                "signal_labels.tenant_label.max_distinct",
+                "signal_labels.prompt_version_label.max_distinct",
+            ]
+        );
     }
 
     #[test]

@@ -70,45 +70,44 @@ impl Default for SignalLabels {
     }
 }
 
-/// Checks the three sections; `field` names are as the configuration spells them.
-pub fn validate(
-    feedback: &FeedbackConfig,
-    retrieval: &RetrievalConfig,
-    labels: &SignalLabels,
-) -> Result<(), ConfigError> {
+/// Every error of the three sections, not only the first; `field` names are as the
+/// correlation filter's configuration spells them (`feedback.path`, `signal_labels.tenant_header`).
+pub fn problems(feedback: &FeedbackConfig, retrieval: &RetrievalConfig, labels: &SignalLabels) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
     if !feedback.path.is_empty() {
         let path = &feedback.path;
         let well_formed = path.starts_with('/')
             && path.len() <= 256
             && path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
         if !well_formed {
-            return Err(ConfigError::new(
+            errors.push(ConfigError::new(
                 "feedback.path",
                 "must start with `/` and use only letters, digits and `/-._~` (at most 256 bytes)",
             ));
         }
     }
     if feedback.max_body_bytes == 0 || feedback.max_body_bytes > MAX_FEEDBACK_BODY_BYTES {
-        return Err(ConfigError::new("feedback.max_body_bytes", "must be from 1 to 65536"));
+        errors.push(ConfigError::new("feedback.max_body_bytes", "must be from 1 to 65536"));
     }
-    if !retrieval.header.is_empty() {
-        check_header_name("retrieval.header", &retrieval.header)?;
-    }
-    if !labels.tenant_header.is_empty() {
-        check_header_name("tenant_header", &labels.tenant_header)?;
-    }
-    if !labels.prompt_version_header.is_empty() {
-        check_header_name("prompt_version_header", &labels.prompt_version_header)?;
+    for (field, header) in [
+        ("retrieval.header", &retrieval.header),
+        ("signal_labels.tenant_header", &labels.tenant_header),
+        ("signal_labels.prompt_version_header", &labels.prompt_version_header),
+    ] {
+        // Empty turns the signal (or the label's source) off.
+        if !header.is_empty() {
+            errors.extend(check_header_name(field, header).err());
+        }
     }
     for (field, policy) in [
         ("feedback.locale_label", &feedback.locale_label),
         ("retrieval.route_label", &retrieval.route_label),
-        ("tenant_label", &labels.tenant_label),
-        ("prompt_version_label", &labels.prompt_version_label),
+        ("signal_labels.tenant_label", &labels.tenant_label),
+        ("signal_labels.prompt_version_label", &labels.prompt_version_label),
     ] {
         if policy.allow.is_empty() && !(1..=10_000).contains(&policy.max_distinct) {
-            return Err(ConfigError::new(format!("{field}.max_distinct"), "must be from 1 to 10000"));
+            errors.push(ConfigError::new(format!("{field}.max_distinct"), "must be from 1 to 10000"));
         }
     }
-    Ok(())
+    errors
 }

@@ -6,12 +6,12 @@
 //! ```
 //!
 //! Validated strictly: one JSON object, known fields only, each at most once, each of its
-//! documented type and form. A body that fails any rule is refused whole with one [`Invalid`]
-//! reason; nothing in it is logged, counted by value or forwarded.
+//! documented type and form, read in one pass. A body that fails any rule is refused whole with
+//! one [`Invalid`] reason, its first fault; nothing in it is logged, counted by value or
+//! forwarded.
 
 use crate::id;
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::Value;
 use std::fmt;
 
@@ -127,7 +127,7 @@ impl Invalid {
             Invalid::Kind => "kind must be \"feedback\" or \"client_error\"",
             Invalid::TaskCompleted => "task_completed must be true or false",
             Invalid::TicketUrl => {
-                "ticket_url must be an http(s) URL of printable ASCII, at most 2048 bytes, without user info"
+                "ticket_url must be an http(s) URL of printable ASCII, at most 2048 bytes, without `@` before its query"
             }
             Invalid::Locale => {
                 "locale must be a BCP 47 tag of the form language[-Script][-REGION] (en, de-CH, zh-Hant-TW, es-419)"
@@ -136,85 +136,124 @@ impl Invalid {
     }
 }
 
-/// Every member of the object in order, duplicates kept (a map type would keep only the last).
-struct Members(Vec<(String, Value)>);
-
-impl<'de> Deserialize<'de> for Members {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct MembersVisitor;
-        impl<'de> Visitor<'de> for MembersVisitor {
-            type Value = Members;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
-                let mut out = Vec::new();
-                while let Some(entry) = map.next_entry::<String, Value>()? {
-                    out.push(entry);
-                }
-                Ok(Members(out))
-            }
-        }
-        deserializer.deserialize_map(MembersVisitor)
-    }
-}
-
 const FIELDS: [&str; 7] = ["request_id", "conversation_id", "rating", "kind", "task_completed", "ticket_url", "locale"];
 
-/// Parses and validates one body.
-pub fn parse(body: &[u8]) -> Result<Feedback, Invalid> {
-    let Members(members) = serde_json::from_slice(body).map_err(|_| Invalid::Json)?;
-    let mut seen = [false; FIELDS.len()];
-    for (key, _) in &members {
-        let slot = FIELDS.iter().position(|f| f == key).ok_or(Invalid::UnknownField)?;
-        match seen.get_mut(slot) {
-            Some(true) => return Err(Invalid::DuplicateField),
-            Some(flag) => *flag = true,
-            None => return Err(Invalid::UnknownField),
-        }
-    }
-    let field = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-    let kind = match field("kind") {
-        None => Kind::Feedback,
-        Some(Value::String(s)) if s == "feedback" => Kind::Feedback,
-        Some(Value::String(s)) if s == "client_error" => Kind::ClientError,
-        Some(_) => return Err(Invalid::Kind),
-    };
-    let request_id = match field("request_id") {
-        Some(Value::String(s)) => id::validate(s.as_bytes()).map_err(|_| Invalid::RequestId)?.to_string(),
-        _ => return Err(Invalid::RequestId),
-    };
-    let conversation_id = match field("conversation_id") {
-        None => None,
-        Some(Value::String(s)) => Some(id::validate(s.as_bytes()).map_err(|_| Invalid::ConversationId)?.to_string()),
-        Some(_) => return Err(Invalid::ConversationId),
-    };
-    let rating = match field("rating") {
-        None if kind == Kind::ClientError => None,
-        Some(Value::String(s)) if s == "up" => Some(Rating::Up),
-        Some(Value::String(s)) if s == "down" => Some(Rating::Down),
-        _ => return Err(Invalid::Rating),
-    };
-    let task_completed = match field("task_completed") {
-        None => None,
-        Some(Value::Bool(b)) => Some(*b),
-        Some(_) => return Err(Invalid::TaskCompleted),
-    };
-    let ticket_url = match field("ticket_url") {
-        None => None,
-        Some(Value::String(s)) => Some(ticket_url(s).ok_or(Invalid::TicketUrl)?),
-        Some(_) => return Err(Invalid::TicketUrl),
-    };
-    let locale = match field("locale") {
-        None => None,
-        Some(Value::String(s)) => Some(locale(s).ok_or(Invalid::Locale)?),
-        Some(_) => return Err(Invalid::Locale),
-    };
-    Ok(Feedback { request_id, conversation_id, rating, kind, task_completed, ticket_url, locale })
+/// The fields read so far: each one validated as it is read.
+#[derive(Default)]
+struct Fields {
+    request_id: Option<String>,
+    conversation_id: Option<String>,
+    rating: Option<Rating>,
+    kind: Option<Kind>,
+    task_completed: Option<bool>,
+    ticket_url: Option<String>,
+    locale: Option<String>,
 }
 
-/// An absolute `http`/`https` URL of printable ASCII with a host and no user info; returned
-/// without its query and fragment.
+/// Reads the object in one pass, member by member, and stops at the first fault: an unknown
+/// key or a repeated one is refused before its value is read, a value is checked as soon as it
+/// is read, and nothing after a fault is looked at. `fault` says which rule stopped it (none:
+/// the JSON itself was bad). A map type would keep only the last of two equal keys, so the
+/// members are never collected into one.
+struct Reader<'a> {
+    fault: &'a mut Option<Invalid>,
+}
+
+impl<'de> DeserializeSeed<'de> for Reader<'_> {
+    type Value = Fields;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Fields, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Reader<'_> {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+        let mut fields = Fields::default();
+        let mut seen = [false; FIELDS.len()];
+        let fault = self.fault;
+        let mut stop = |invalid: Invalid| {
+            *fault = Some(invalid);
+            A::Error::custom(invalid.label())
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            let Some(slot) = FIELDS.iter().position(|f| *f == key) else { return Err(stop(Invalid::UnknownField)) };
+            match seen.get_mut(slot) {
+                Some(flag) if !*flag => *flag = true,
+                _ => return Err(stop(Invalid::DuplicateField)),
+            }
+            let value: Value = map.next_value()?;
+            let text = match &value {
+                Value::String(s) => Some(s.as_str()),
+                _ => None,
+            };
+            let id = || text.and_then(|s| id::validate(s.as_bytes()).ok()).map(str::to_string);
+            match slot {
+                0 => fields.request_id = Some(id().ok_or_else(|| stop(Invalid::RequestId))?),
+                1 => fields.conversation_id = Some(id().ok_or_else(|| stop(Invalid::ConversationId))?),
+                2 => {
+                    let rating = match text {
+                        Some("up") => Rating::Up,
+                        Some("down") => Rating::Down,
+                        _ => return Err(stop(Invalid::Rating)),
+                    };
+                    fields.rating = Some(rating);
+                }
+                3 => {
+                    let kind = match text {
+                        Some("feedback") => Kind::Feedback,
+                        Some("client_error") => Kind::ClientError,
+                        _ => return Err(stop(Invalid::Kind)),
+                    };
+                    fields.kind = Some(kind);
+                }
+                4 => match value {
+                    Value::Bool(b) => fields.task_completed = Some(b),
+                    _ => return Err(stop(Invalid::TaskCompleted)),
+                },
+                5 => fields.ticket_url = Some(text.and_then(ticket_url).ok_or_else(|| stop(Invalid::TicketUrl))?),
+                _ => fields.locale = Some(text.and_then(locale).ok_or_else(|| stop(Invalid::Locale))?),
+            }
+        }
+        Ok(fields)
+    }
+}
+
+/// Parses and validates one body: one pass over it, refused at its first fault (a required
+/// field that is missing is known only once the whole object was read).
+pub fn parse(body: &[u8]) -> Result<Feedback, Invalid> {
+    let mut fault = None;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let read = Reader { fault: &mut fault }.deserialize(&mut de).and_then(|fields| de.end().map(|()| fields));
+    let fields = match read {
+        Ok(fields) => fields,
+        Err(_) => return Err(fault.unwrap_or(Invalid::Json)),
+    };
+    let kind = fields.kind.unwrap_or(Kind::Feedback);
+    let request_id = fields.request_id.ok_or(Invalid::RequestId)?;
+    if fields.rating.is_none() && kind == Kind::Feedback {
+        return Err(Invalid::Rating);
+    }
+    Ok(Feedback {
+        request_id,
+        conversation_id: fields.conversation_id,
+        rating: fields.rating,
+        kind,
+        task_completed: fields.task_completed,
+        ticket_url: fields.ticket_url,
+        locale: fields.locale,
+    })
+}
+
+/// An absolute `http`/`https` URL of printable ASCII with a host and no `@` (nor `%40`) before
+/// its query or fragment; returned without its query and fragment. An `@` there is user info
+/// (`https://jane.doe@example.com@host/`) or an address in the path (`https://host/t/jane@x.io`):
+/// either would write an address to the log, which keeps the URL up to its query.
 fn ticket_url(raw: &str) -> Option<String> {
     if raw.len() > MAX_TICKET_URL_BYTES || !raw.bytes().all(|b| (0x21..0x7f).contains(&b)) {
         return None;
@@ -230,7 +269,8 @@ fn ticket_url(raw: &str) -> Option<String> {
     let cut = rest.find(['?', '#']).unwrap_or(rest.len());
     let rest = rest.get(..cut)?;
     let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() || authority.contains('@') || authority.contains('\\') {
+    let encoded_at = rest.as_bytes().windows(3).any(|w| w.eq_ignore_ascii_case(b"%40"));
+    if authority.is_empty() || rest.contains('@') || encoded_at || authority.contains('\\') {
         return None;
     }
     let prefix = if lower.starts_with("https://") { "https://" } else { "http://" };
