@@ -144,6 +144,8 @@ fn usage_becomes_semconv_token_histograms_with_bounded_labels() {
         )
     };
     assert_eq!(host.histogram(&name("input")), vec![2520]);
+    // Without a tenant header the log says what the metrics' label says.
+    assert_eq!(host.filter_state_str(fs::TENANT).as_deref(), Some("unknown"));
     assert_eq!(host.histogram(&name("output")), vec![31]);
     assert_eq!(host.histogram(&name("cache_read")), vec![2048]);
     let exact = name("input").replacen("gen_ai.client.token.usage", "llmobs.token_accounting.tokens", 1);

@@ -603,9 +603,10 @@ impl TokenAccounting {
         // stands in here only when the request could not be read.
         let stream = if ex.stream_known { ex.stream_requested } else { ex.response.streaming };
         host.set_filter_state(fs::STREAM, fs::flag(stream));
-        if let Some(tenant) = &ex.tenant {
-            host.set_filter_state(fs::TENANT, tenant.as_bytes());
-        }
+        // `unknown` without a valid tenant, as the metrics' label says, so log and metrics group
+        // alike; a tenant the metrics fold into `_OTHER` keeps its name here.
+        let tenant = ex.tenant.as_deref().unwrap_or(crate::label::UNKNOWN);
+        host.set_filter_state(fs::TENANT, tenant.as_bytes());
     }
 
     fn wire_of(&self, ex: &Exchange) -> Wire {
