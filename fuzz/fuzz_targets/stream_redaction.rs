@@ -7,8 +7,12 @@
 //!
 //! Input: byte 0 picks the split point, byte 1 the wire (low 3 bits) and tight or default limits
 //! (bit 3; tight limits reach the forced releases and the oversized-event path quickly), and, for
-//! the planted key, the key, text or tool call and the event size (bits 4-7); the rest is the
-//! stream, and for the planted key the reply's text around it.
+//! the planted key, text or tool call and the event size (bits 4-6); the rest is the stream, and
+//! for the planted key the reply's text around it, whose first byte also picks the plant (one
+//! key, two keys with a little text between them, a key glued to a junk BEGIN line, half a key),
+//! the keys, and how the reply is cut into events (even events, small events up to a point in
+//! the key then the rest at once, one line per event, long events). No run of 10 characters of
+//! a planted key's body may reach the client or a sink (unless the fuzzed text holds it).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use llmobs_core::filter_state as fs;
@@ -26,9 +30,10 @@ const WIRES: [Wire; 5] =
     [Wire::OpenAiChat, Wire::OpenAiResponses, Wire::AnthropicMessages, Wire::Gemini, Wire::BedrockConverse];
 
 /// Test-only keys (tests/fixtures/keys/README.md).
-const KEYS: [&str; 2] = [
+const KEYS: [&str; 3] = [
     include_str!("../../tests/fixtures/keys/test-only-ec-p256.pem"),
     include_str!("../../tests/fixtures/keys/test-only-rsa2048-pkcs8.pem"),
+    include_str!("../../tests/fixtures/keys/test-only-ed25519-openssh.pem"),
 ];
 
 fn run(wire: Wire, limits: StreamLimits, chunks: &[&[u8]], editor: &mut Editor<'_>) -> (Vec<u8>, Vec<u16>) {
@@ -130,12 +135,38 @@ fn sse(events: &[Value]) -> Vec<u8> {
     out
 }
 
-/// The reply streamed the way `wire` streams it, `size` characters per event.
-fn stream(wire: usize, reply: &str, tool: bool, size: usize) -> (&'static str, Vec<u8>) {
+/// How a reply is cut into events.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// `size` characters per event.
+    Even(usize),
+    /// `size` characters per event up to character `at`, then the rest in one event (a BEGIN
+    /// line cut by the caps, then the rest of the key at once).
+    SmallThenRest(usize, usize),
+    /// One line per event (each event ends with a line break, so all of it is released at
+    /// once: an END line, text and the next BEGIN line together).
+    Lines,
+}
+
+fn cut(streamed: &str, layout: Layout) -> Vec<String> {
+    let chars: Vec<char> = streamed.chars().collect();
+    match layout {
+        Layout::Even(size) => chars.chunks(size.max(1)).map(|c| c.iter().collect()).collect(),
+        Layout::SmallThenRest(size, at) => {
+            let at = at.min(chars.len());
+            let mut parts: Vec<String> = chars[..at].chunks(size.max(1)).map(|c| c.iter().collect()).collect();
+            parts.push(chars[at..].iter().collect());
+            parts
+        }
+        Layout::Lines => streamed.split_inclusive(['\n']).map(str::to_string).collect(),
+    }
+}
+
+/// The reply streamed the way `wire` streams it, cut into events by `layout`.
+fn stream(wire: usize, reply: &str, tool: bool, layout: Layout) -> (&'static str, Vec<u8>) {
     let args = json!({"pem": reply}).to_string();
     let streamed = if tool { args.as_str() } else { reply };
-    let chars: Vec<char> = streamed.chars().collect();
-    let parts: Vec<String> = chars.chunks(size).map(|c| c.iter().collect()).collect();
+    let parts = cut(streamed, layout);
     let mut events = Vec::new();
     match wire {
         0 => {
@@ -195,7 +226,9 @@ fn stream(wire: usize, reply: &str, tool: bool, size: usize) -> (&'static str, V
 /// One AWS event-stream frame (tests/fixtures/providers/make_eventstream.py's layout).
 fn frame(event_type: &str, payload: &Value) -> Vec<u8> {
     let mut headers = Vec::new();
-    for (name, value) in [(":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")] {
+    for (name, value) in
+        [(":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")]
+    {
         headers.push(name.len() as u8);
         headers.extend_from_slice(name.as_bytes());
         headers.push(7);
@@ -248,29 +281,56 @@ fn client_strings(bedrock: bool, bytes: &[u8]) -> String {
 }
 
 fn planted_key(at: u8, mode: u8, body: &[u8]) {
-    let key = KEYS[usize::from(mode >> 7)];
+    let shape = body.first().copied().unwrap_or_default();
     let text = String::from_utf8_lossy(body).into_owned();
-    let mut cut = usize::from(at).min(text.len());
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let reply = format!("{}{key}{}", &text[..cut], &text[cut..]);
+    let boundary = |mut i: usize| {
+        i = i.min(text.len());
+        while !text.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let cut_at = boundary(usize::from(at));
+    let (pre, rest) = text.split_at(cut_at);
+    let (mid, post) = rest.split_at(boundary(cut_at + 12) - cut_at);
+    let first = usize::from(shape >> 2) % KEYS.len();
+    let (a, b) = (KEYS[first], KEYS[(first + 1) % KEYS.len()]);
+    let (reply, keys): (String, Vec<&str>) = match shape & 3 {
+        0 => (format!("{pre}{a}{rest}"), vec![a]),
+        // The second key opens a few characters after the first one's END line.
+        1 => (format!("{pre}{a}{mid}{b}{post}"), vec![a, b]),
+        // The junk line's closing dashes are also the first of the key's BEGIN line.
+        2 => (format!("{pre}-----BEGIN X----{a}{rest}"), vec![a]),
+        // Cut by max_tokens: the block never closes.
+        _ => (format!("{pre}{}", &a[..a.len() / 2]), vec![a]),
+    };
     let tool = mode & 0x40 != 0;
     let size = 3 + usize::from((mode >> 4) & 3) * 5;
-    let (path, stream) = stream(usize::from(mode & 7) % 5, &reply, tool, size);
+    let layout = match (shape >> 4) & 3 {
+        0 => Layout::Even(size),
+        // Up to somewhere in the first key's BEGIN line or just after it.
+        1 => Layout::SmallThenRest(size, pre.chars().count() + usize::from(at) % 48),
+        2 => Layout::Lines,
+        _ => Layout::Even(40 + usize::from(at) % 61),
+    };
+    let (path, stream) = stream(usize::from(mode & 7) % 5, &reply, tool, layout);
     FILTERS.with(|filters| {
-        let filter = filters[usize::from(mode & 8 != 0)].as_ref().unwrap_or_else(|| panic!("the fuzz configuration is refused"));
-        through_filter(filter, path, &stream, at, key, &text);
+        let filter =
+            filters[usize::from(mode & 8 != 0)].as_ref().unwrap_or_else(|| panic!("the fuzz configuration is refused"));
+        through_filter(filter, path, &stream, at, &keys, &text);
     });
 }
 
-fn through_filter(filter: &PiiRedaction, path: &str, stream: &[u8], at: u8, key: &str, text: &str) {
+fn through_filter(filter: &PiiRedaction, path: &str, stream: &[u8], at: u8, keys: &[&str], text: &str) {
     let mut host = host(path);
     let mut ex = filter.on_request_headers(&mut host);
     filter.on_request_body(&mut host, &mut ex, br#"{"model":"m","messages":[{"role":"user","content":"key?"}]}"#);
     host.add_response_header(":status", "200");
     let binary = path.starts_with("/model/");
-    host.add_response_header("content-type", if binary { "application/vnd.amazon.eventstream" } else { "text/event-stream" });
+    host.add_response_header(
+        "content-type",
+        if binary { "application/vnd.amazon.eventstream" } else { "text/event-stream" },
+    );
     filter.on_response_headers(&mut host, &mut ex);
     let split = (usize::from(at) * 7) % (stream.len() + 1);
     let (a, b) = stream.split_at(split);
@@ -278,17 +338,20 @@ fn through_filter(filter: &PiiRedaction, path: &str, stream: &[u8], at: u8, key:
     out.extend(filter.on_response_chunk(&mut host, &mut ex, b, true).unwrap_or_default());
     filter.finish(&mut host, &mut ex);
 
-    // Fragments of the key's body that the fuzzed text does not hold itself.
+    // Every run of 10 characters of a key's body (line breaks removed, so a run across lines
+    // counts) that the fuzzed text does not hold itself.
     let own = joined(text);
-    let key_body: Vec<char> = key.lines().filter(|l| !l.starts_with("-----")).collect::<String>().chars().collect();
     let client = joined(&client_strings(path.starts_with("/model/"), &out));
     let sinks = joined(&host.all_sinks());
-    for window in key_body.windows(16).step_by(8) {
-        let fragment: String = window.iter().collect();
-        if own.contains(&fragment) {
-            continue;
+    for key in keys {
+        let key_body: Vec<char> = key.lines().filter(|l| !l.starts_with("-----")).collect::<String>().chars().collect();
+        for window in key_body.windows(10) {
+            let fragment: String = window.iter().collect();
+            if own.contains(&fragment) {
+                continue;
+            }
+            assert!(!client.contains(&fragment), "the planted key reached the client: {fragment}");
+            assert!(!sinks.contains(&fragment), "the planted key reached a sink: {fragment}");
         }
-        assert!(!client.contains(&fragment), "the planted key reached the client: {fragment}");
-        assert!(!sinks.contains(&fragment), "the planted key reached a sink: {fragment}");
     }
 }

@@ -153,12 +153,18 @@ fn pieces(text: &str, size: usize) -> Vec<String> {
 fn stream(wire: Wire, text: &str, tool: bool, size: usize) -> Vec<u8> {
     let args = json!({"pem": text}).to_string();
     let streamed = if tool { args.as_str() } else { text };
-    let parts = pieces(streamed, size);
+    stream_parts(wire, text, tool, &pieces(streamed, size))
+}
+
+/// [`stream`] with the streamed text (the reply, or the tool call's JSON arguments) already cut
+/// into the events' pieces.
+fn stream_parts(wire: Wire, text: &str, tool: bool, parts: &[String]) -> Vec<u8> {
+    let streamed: String = parts.concat();
     let mut events: Vec<(Option<&str>, Value)> = Vec::new();
     match wire {
         Wire::Chat => {
             events.push((None, json!({"id": "c", "choices": [{"index": 0, "delta": {"role": "assistant"}}]})));
-            for p in &parts {
+            for p in parts {
                 let delta = if tool {
                     json!({"tool_calls": [{"index": 0, "function": {"arguments": p}}]})
                 } else {
@@ -176,14 +182,17 @@ fn stream(wire: Wire, text: &str, tool: bool, size: usize) -> Vec<u8> {
             } else {
                 ("response.output_text.delta", "response.output_text.done", "text")
             };
-            for p in &parts {
+            for p in parts {
                 events.push((Some(delta), json!({"type": delta, "output_index": 0, "content_index": 0, "delta": p})));
             }
-            events.push((Some(done), json!({"type": done, "output_index": 0, "content_index": 0, field: streamed})));
+            events.push((
+                Some(done),
+                json!({"type": done, "output_index": 0, "content_index": 0, field: streamed.as_str()}),
+            ));
             let item = if tool {
-                json!({"type": "function_call", "name": "save", "arguments": streamed})
+                json!({"type": "function_call", "name": "save", "arguments": streamed.as_str()})
             } else {
-                json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": streamed}]})
+                json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": streamed.as_str()}]})
             };
             events.push((
                 Some("response.completed"),
@@ -201,7 +210,7 @@ fn stream(wire: Wire, text: &str, tool: bool, size: usize) -> Vec<u8> {
                 Some("content_block_start"),
                 json!({"type": "content_block_start", "index": 0, "content_block": block}),
             ));
-            for p in &parts {
+            for p in parts {
                 let delta = if tool {
                     json!({"type": "input_json_delta", "partial_json": p})
                 } else {
@@ -223,7 +232,7 @@ fn stream(wire: Wire, text: &str, tool: bool, size: usize) -> Vec<u8> {
                 let start = json!({"contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": "t", "name": "save"}}});
                 out.extend(frame("contentBlockStart", &start));
             }
-            for p in &parts {
+            for p in parts {
                 let delta = if tool { json!({"toolUse": {"input": p}}) } else { json!({"text": p}) };
                 out.extend(frame("contentBlockDelta", &json!({"contentBlockIndex": 0, "delta": delta, "p": "abc"})));
             }
@@ -241,7 +250,7 @@ fn stream(wire: Wire, text: &str, tool: bool, size: usize) -> Vec<u8> {
                     json!({"candidates": [{"index": 0, "content": {"role": "model", "parts": [call]}, "finishReason": "STOP"}]}),
                 ));
             } else {
-                for p in &parts {
+                for p in parts {
                     events.push((
                         None,
                         json!({"candidates": [{"index": 0, "content": {"role": "model", "parts": [{"text": p}]}}]}),
@@ -646,5 +655,170 @@ fn the_audited_entities_streamed_one_character_per_event_reach_neither_the_clien
             "{:?}",
             o.capture
         );
+    }
+}
+
+// ---- the second review of streamed keys: a key opened where another closes, a BEGIN line cut
+// ---- by the caps before the rest of its key arrives in one event, glued BEGIN markers
+
+/// Every run of base64 characters (letters, digits, `+`, `/`, `=`) in `streamed`, once its
+/// placeholders are removed, must be a word of the text around the keys (`around`) or a prefix of
+/// a PEM marker word (a BEGIN line cut by the caps goes out up to the cut): any other run is a
+/// piece of a key's body, however short.
+fn assert_no_key_body(streamed: &str, around: &str, what: &str) {
+    const PEM_WORDS: [&str; 8] = ["BEGIN", "END", "RSA", "EC", "OPENSSH", "PRIVATE", "KEY", "X"];
+    fn runs(text: &str) -> Vec<&str> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || "+/=".contains(c))).filter(|r| !r.is_empty()).collect()
+    }
+    let words = runs(around);
+    let masked = streamed.replace("[BLOCKED:PRIVATE_KEY]", " ");
+    for run in runs(&masked) {
+        let ok = words.contains(&run) || PEM_WORDS.iter().any(|w| w.starts_with(run));
+        assert!(ok, "{what}: `{run}` of a key's body was released: {streamed:?}");
+    }
+}
+
+/// `text` cut at `cuts` (char offsets, ascending) into events.
+fn cut_at(text: &str, cuts: &[usize]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    for &at in cuts.iter().chain(std::iter::once(&text.len())) {
+        if at > from {
+            out.push(text[from..at].to_string());
+            from = at;
+        }
+    }
+    out
+}
+
+/// Streams `parts` as a reply on `wire`, whole and split at every byte offset of the stream
+/// when `every_byte`, and checks each client text with [`assert_no_key_body`]. Returns the text
+/// the client reassembles (the same for every split).
+fn masked_everywhere(
+    filter: &PiiRedaction,
+    host: &mut FakeHost,
+    wire: Wire,
+    parts: &[String],
+    around: &str,
+    every_byte: bool,
+    what: &str,
+) -> String {
+    let text: String = parts.concat();
+    let body = stream_parts(wire, &text, false, parts);
+    let whole = exchange(filter, host, wire, &[&body]);
+    let streamed = streamed_text(wire, false, &whole.out);
+    assert_no_key_body(&streamed, around, what);
+    assert!(!whole.sinks.contains("PRIVATE KEY-----"), "{what}: a BEGIN line in a sink");
+    if every_byte {
+        for at in 1..body.len() {
+            let (a, b) = body.split_at(at);
+            let o = exchange(filter, host, wire, &[a, b]);
+            assert_eq!(o.out, whole.out, "{what}: split at byte {at}");
+        }
+    }
+    streamed
+}
+
+#[test]
+fn a_second_key_opened_in_the_text_that_closes_the_first_is_masked_from_its_begin_line() {
+    // The first key is open (its start released) when an event brings its END line, some text
+    // and the next key's BEGIN line and first body line, up to a line end, so that all of it is
+    // released at once; the second key goes on in later events.
+    let first = fixture_key("test-only-ed25519-openssh.pem");
+    let second = fixture_key("test-only-ec-p256.pem");
+    let around = "first:\n text \nend.";
+    let reply = format!("first:\n{first} text {second}\nend.");
+    // The first event ends after the first key's first body line: its start goes out with it.
+    let a = "first:\n".len() + first.find('\n').unwrap() + 1 + 71;
+    assert_eq!(&reply[a - 1..a], "\n");
+    for limits in stream_limits() {
+        let mut host = host("/");
+        let filter = PiiRedaction::new(config(limits.clone()).to_string().as_bytes(), &mut host).unwrap();
+        for wire in [Wire::Chat, Wire::Anthropic] {
+            for b in a + 1..reply.len() {
+                // Small events before and after the one that closes the first key (tight caps
+                // force the first key's start out before that event arrives), or the rest whole.
+                let mut small: Vec<usize> = (7..a).step_by(7).collect();
+                small.extend([a, b]);
+                small.extend((b + 7..reply.len()).step_by(7));
+                for cuts in [vec![a, b], small] {
+                    let what = format!("{wire:?} {limits} cuts at {a}, {b}");
+                    let parts = cut_at(&reply, &cuts);
+                    let streamed = masked_everywhere(&filter, &mut host, wire, &parts, around, false, &what);
+                    assert!(streamed.ends_with("\nend."), "{what}: {streamed:?}");
+                }
+            }
+        }
+    }
+    // The brief's own case under tight caps: the first key's start forced out, then one event
+    // with its END line, text and the second key's BEGIN line and first body line (past the
+    // context kept before held text), then the rest in small events; at every byte split.
+    let mut host = host("/");
+    let filter = PiiRedaction::new(config(stream_limits()[1].clone()).to_string().as_bytes(), &mut host).unwrap();
+    let b = reply.find("-----BEGIN EC").unwrap() + second.find('\n').unwrap() + 1 + 65;
+    assert_eq!(&reply[b - 1..b], "\n");
+    let mut cuts: Vec<usize> = (7..a).step_by(7).collect();
+    cuts.extend([a, b]);
+    cuts.extend((b + 7..reply.len()).step_by(7));
+    for wire in [Wire::Chat, Wire::Anthropic] {
+        let parts = cut_at(&reply, &cuts);
+        let streamed = masked_everywhere(&filter, &mut host, wire, &parts, around, true, &format!("{wire:?}"));
+        assert_eq!(streamed, "first:\n[BLOCKED:PRIVATE_KEY]\n text [BLOCKED:PRIVATE_KEY]\n\nend.", "{wire:?}");
+    }
+}
+
+#[test]
+fn a_begin_line_cut_by_the_caps_before_the_rest_of_its_key_arrives_at_once_is_still_masked() {
+    // Small events while the BEGIN line arrives (the caps force part of it out), then the rest
+    // of the key, END line included, in one event: the key must not go out because its start
+    // was already released.
+    let pem = fixture_key("test-only-ec-p256.pem");
+    let around = "Here is the key:\ndone";
+    let reply = format!("Here is the key:\n{pem}done");
+    let begin = reply.find("-----BEGIN").unwrap();
+    for limits in stream_limits() {
+        let mut host = host("/");
+        let filter = PiiRedaction::new(config(limits.clone()).to_string().as_bytes(), &mut host).unwrap();
+        for wire in [Wire::Chat, Wire::Anthropic] {
+            for at in 1..reply.len() {
+                let mut parts = pieces(&reply[..at], 3);
+                parts.push(reply[at..].to_string());
+                let what = format!("{wire:?} {limits} small events up to {at}");
+                let every_byte = at == begin + "-----BEGIN EC PRIV".len();
+                let streamed = masked_everywhere(&filter, &mut host, wire, &parts, around, every_byte, &what);
+                assert!(streamed.ends_with("done"), "{what}: {streamed:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_key_glued_to_a_junk_begin_line_is_found_and_masked_in_a_stream() {
+    let pem = fixture_key("test-only-ec-p256.pem");
+    // `-----BEGIN X----` + `-----BEGIN EC ...`: the junk line's closing dashes run into the key's.
+    let closed = format!("see -----BEGIN X----{pem}done");
+    let open = format!("see -----BEGIN X----{}", &pem[..pem.len() / 2]);
+    assert!(closed.contains("-----BEGIN X---------BEGIN EC PRIVATE KEY-----\nMHcC"));
+    for reply in [&closed, &open] {
+        let around = "see done";
+        for limits in stream_limits() {
+            let mut host = host("/");
+            let filter = PiiRedaction::new(config(limits.clone()).to_string().as_bytes(), &mut host).unwrap();
+            for wire in [Wire::Chat, Wire::Anthropic] {
+                for at in 1..reply.len() {
+                    for parts in [cut_at(reply, &[at]), {
+                        let mut p = vec![reply[..at].to_string()];
+                        p.extend(pieces(&reply[at..], 5));
+                        p
+                    }] {
+                        let what = format!("{wire:?} {limits} cut at {at}");
+                        masked_everywhere(&filter, &mut host, wire, &parts, around, false, &what);
+                    }
+                }
+                let parts = pieces(reply, 4);
+                let streamed = masked_everywhere(&filter, &mut host, wire, &parts, around, true, &format!("{wire:?}"));
+                assert!(streamed.contains("[BLOCKED:PRIVATE_KEY]"), "{streamed:?}");
+            }
+        }
     }
 }

@@ -909,7 +909,7 @@ impl PiiRedaction {
             let mut editor = |text: &str| -> Vec<Edit> {
                 let found = self.scan(text);
                 let mut edits = self.edits(text, &found, Side::Response, ex);
-                self.open_key_edit(text, &mut edits);
+                self.key_edits(text, &mut edits);
                 edits.extend(self.restore_edits(text, ex));
                 normalize(&mut edits);
                 edits
@@ -1121,30 +1121,39 @@ impl PiiRedaction {
         self.config.action_for(Entity::PrivateKey) != Action::Off
     }
 
-    /// The edit of an open private key block in a stream's text (its END not arrived yet): it
-    /// runs to the end of the text and tells the stream redactor its closing marker, so that the
-    /// rest of the key is masked whatever the window (stream module docs, "Open values"). It
-    /// replaces any edit inside the block. Pseudonymizing a partial key means nothing: a typed
-    /// placeholder stands for it.
-    fn open_key_edit(&self, text: &str, edits: &mut Vec<Edit>) {
+    /// The private key blocks of a stream's text tell the stream redactor their closing marker,
+    /// so that a key whose BEGIN line the caps cut is still masked from the first byte held
+    /// (stream module docs, [`Edit::closes_with`]). A closed block's detection gets its marker;
+    /// an open block (its END not arrived yet) gets an edit that runs to the end of the text, so
+    /// that the rest of the key is masked whatever the window ("Open values"), replacing any
+    /// edit inside the block. Pseudonymizing a partial key means nothing: a typed placeholder
+    /// stands for it.
+    fn key_edits(&self, text: &str, edits: &mut Vec<Edit>) {
         if !self.private_keys_on() || !text.contains("-----BEGIN ") {
             return;
         }
-        let Some(block) = secrets::private_key_blocks(text).into_iter().find(|b| b.open) else { return };
         let kind = Kind::Builtin(Entity::PrivateKey);
-        let replacement = match self.action(kind) {
-            Action::Count | Action::Off => None,
-            Action::Block => Some(format!("[BLOCKED:{}]", self.entity_label(kind).to_ascii_uppercase())),
-            Action::Redact | Action::Pseudonymize => Some(self.placeholder(kind)),
-        };
-        edits.retain(|e| e.end <= block.start);
-        edits.push(Edit {
-            start: block.start,
-            end: text.len(),
-            replacement,
-            kind: kind.code(),
-            closes_with: Some(block.closer),
-        });
+        for block in secrets::private_key_blocks(text) {
+            if !block.open {
+                if let Some(e) = edits.iter_mut().find(|e| e.kind == kind.code() && e.start == block.start) {
+                    e.closes_with = Some(block.closer);
+                }
+                continue;
+            }
+            let replacement = match self.action(kind) {
+                Action::Count | Action::Off => None,
+                Action::Block => Some(format!("[BLOCKED:{}]", self.entity_label(kind).to_ascii_uppercase())),
+                Action::Redact | Action::Pseudonymize => Some(self.placeholder(kind)),
+            };
+            edits.retain(|e| e.end <= block.start);
+            edits.push(Edit {
+                start: block.start,
+                end: text.len(),
+                replacement,
+                kind: kind.code(),
+                closes_with: Some(block.closer),
+            });
+        }
     }
 
     /// The last check of a text before it is written to a log sink (a capture) or hashed (the

@@ -44,7 +44,9 @@ pub fn private_key_blocks(text: &str) -> Vec<KeyBlock> {
             continue;
         };
         if !is_private_key_label(label) {
-            from = begin_end;
+            // From the dashes that close this label: they may also open the next BEGIN line
+            // (`-----BEGIN X---------BEGIN EC PRIVATE KEY-----`, a fuzz finding).
+            from = label_start.saturating_add(label.len());
             continue;
         }
         let mut closer = Vec::with_capacity(label.len().saturating_add(14));
@@ -268,6 +270,20 @@ mod tests {
         assert_eq!(pgp[0].closer, "-----END PGP PRIVATE KEY BLOCK-----");
         // A different END does not close it.
         assert!(private_key_blocks("-----BEGIN EC PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----")[0].open);
+    }
+
+    #[test]
+    fn a_key_begin_line_glued_to_a_junk_begin_line_is_found() {
+        // Fuzz finding: the junk line's closing dashes are also the first of the key's.
+        let text = "-----BEGIN X---------BEGIN EC PRIVATE KEY-----\nMHcCAQEEIG69\n-----END EC PRIVATE KEY-----";
+        let blocks = private_key_blocks(text);
+        assert_eq!(blocks.len(), 1, "{blocks:?}");
+        assert_eq!((blocks[0].start, blocks[0].end, blocks[0].open), (16, text.len(), false));
+        let open = "-----BEGIN X---------BEGIN EC PRIVATE KEY-----\nMHcCAQEEIG69";
+        assert_eq!(private_key_blocks(open).first().map(|b| (b.start, b.open)), Some((16, true)));
+        // And a junk line with no dashes shared.
+        let text = "-----BEGIN X----------BEGIN RSA PRIVATE KEY-----\nMIIE";
+        assert_eq!(private_key_blocks(text).first().map(|b| b.start), Some(17));
     }
 
     #[test]

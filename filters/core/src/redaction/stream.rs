@@ -46,7 +46,11 @@
 //! removed, whatever the window, until the closing marker has passed (looked for in the context
 //! too, where a forced cut may have left its first bytes) or the channel ends. If the caps cut
 //! even the value's first line (a BEGIN line over a few events under tiny caps), the editor still
-//! sees it whole in the context, and masking starts from the first byte still held.
+//! sees it whole in the context, and masking starts from the first byte still held; the same when
+//! the rest of the key, END line included, then arrives at once (a closed value with a closing
+//! marker). When the release that passes an open value's closing marker also releases the start
+//! of another open value (a second key opened right after the first), the channel goes on inside
+//! the second one.
 //!
 //! An event cut by the end of the stream (no blank line) is forwarded unchanged: the SSE spec
 //! discards an unfinished event ("If the file ends in the middle of an event ... the incomplete
@@ -70,10 +74,13 @@ pub struct Edit {
     pub replacement: Option<String>,
     /// The caller's code for what was found (reported back in [`Pushed::committed`]).
     pub kind: u16,
-    /// An *open* value (a private key whose END line has not arrived): the edit runs to the end
-    /// of the text, and once its start is released everything after it on its channel is part
-    /// of it, masked the same way, until this closing marker has passed or the stream ends,
-    /// whatever the window (module docs, "Open values").
+    /// The closing marker of a multi-line secret (a private key block's END line). Such a value
+    /// is masked from the first byte still held even when a forced release already sent its
+    /// first bytes (a BEGIN line cut by the caps). It is *open* when its text does not end with
+    /// the marker (the END line has not arrived): the edit runs to the end of the text, and
+    /// once its start is released everything after it on its channel is part of it, masked the
+    /// same way, until this closing marker has passed or the stream ends, whatever the window
+    /// (module docs, "Open values").
     pub closes_with: Option<String>,
 }
 
@@ -609,19 +616,19 @@ impl StreamRedactor {
         }
         for (k, r) in aligned {
             if let Some(channel) = self.channels.get_mut(&k) {
-                if channel.open.is_none() {
-                    // An open value whose start went out: the rest of the channel belongs to it.
-                    let opened = channel.edits.as_deref().unwrap_or_default().iter().find_map(|e| {
-                        let closer = e.closes_with.as_ref().filter(|_| e.start < r)?;
-                        Some(OpenValue {
-                            closer: closer.clone(),
-                            mask: e.replacement.is_some(),
-                            kind: e.kind,
-                            closed_at: None,
-                        })
-                    });
-                    channel.open = opened;
-                }
+                // An open value whose start goes out: the rest of the channel belongs to it. It
+                // is looked for before the cut (the edits are of the text still held), and taken
+                // also when the open value the channel was inside closes in this release: a second
+                // key may open in the same released text, after the first one's closing marker.
+                let opened = channel.edits.as_deref().unwrap_or_default().iter().find_map(|e| {
+                    let closer = e.closes_with.as_ref().filter(|_| e.start < r)?;
+                    Some(OpenValue {
+                        closer: closer.clone(),
+                        mask: e.replacement.is_some(),
+                        kind: e.kind,
+                        closed_at: None,
+                    })
+                });
                 let cut = floor_boundary(&channel.held, r.saturating_sub(channel.base));
                 let mut context = std::mem::take(&mut channel.context);
                 context.extend(channel.held.drain(..cut));
@@ -634,6 +641,9 @@ impl StreamRedactor {
                 let base = channel.base;
                 if channel.open.as_ref().is_some_and(|o| o.closed_at.is_some_and(|at| base >= at)) {
                     channel.open = None;
+                }
+                if channel.open.is_none() {
+                    channel.open = opened;
                 }
             }
         }
@@ -767,17 +777,13 @@ fn ensure_edits(channel: &mut Channel, editor: &mut Editor<'_>, stats: &mut Stre
     let mut edits = Vec::new();
     for e in sanitize(editor(&text), &text) {
         if e.start < offset && e.end > offset && e.closes_with.is_some() {
-            // An open value whose first bytes went out before it could be recognised (caps
+            // A private key whose first bytes went out before it could be recognised (caps
             // forced a release inside its BEGIN line; the context still holds them): masked
-            // from the first byte still held, its replacement there.
-            edits.push(AbsEdit {
-                start: channel.base,
-                end: origin.saturating_add(e.end),
-                replacement: e.replacement,
-                kind: e.kind,
-                closes_with: e.closes_with,
-                commit: true,
-            });
+            // from the first byte still held, its replacement there, whether its END line has
+            // arrived (the rest of the key came at once) or not (open).
+            let mut edit = abs_edit(e, &text, origin);
+            edit.start = channel.base;
+            edits.push(edit);
             continue;
         }
         if e.start < offset {
@@ -789,14 +795,7 @@ fn ensure_edits(channel: &mut Channel, editor: &mut Editor<'_>, stats: &mut Stre
             }
             continue;
         }
-        edits.push(AbsEdit {
-            start: origin.saturating_add(e.start),
-            end: origin.saturating_add(e.end),
-            replacement: e.replacement,
-            kind: e.kind,
-            closes_with: e.closes_with,
-            commit: true,
-        });
+        edits.push(abs_edit(e, &text, origin));
     }
     channel.edits = Some(edits);
 }
@@ -827,17 +826,26 @@ fn open_edits(open: &mut OpenValue, text: &str, offset: usize, origin: usize, ed
     let rest = text.get(value_end..).unwrap_or_default();
     if !rest.is_empty() {
         for e in sanitize(editor(rest), rest) {
-            edits.push(AbsEdit {
-                start: origin.saturating_add(value_end).saturating_add(e.start),
-                end: origin.saturating_add(value_end).saturating_add(e.end),
-                replacement: e.replacement,
-                kind: e.kind,
-                closes_with: e.closes_with,
-                commit: true,
-            });
+            edits.push(abs_edit(e, rest, origin.saturating_add(value_end)));
         }
     }
     edits
+}
+
+/// An edit of `text` (whose first byte is at `origin` in the channel) in absolute offsets. Its
+/// closing marker is kept only while the value is open: a value whose text ends with its marker
+/// is closed, an ordinary edit from then on.
+fn abs_edit(e: Edit, text: &str, origin: usize) -> AbsEdit {
+    let value = text.get(e.start..e.end).unwrap_or_default();
+    let closes_with = e.closes_with.filter(|closer| !value.ends_with(closer.as_str()));
+    AbsEdit {
+        start: origin.saturating_add(e.start),
+        end: origin.saturating_add(e.end),
+        replacement: e.replacement,
+        kind: e.kind,
+        closes_with,
+        commit: true,
+    }
 }
 
 /// Keeps the edits that are in range, on character boundaries and non-overlapping, sorted.
