@@ -14,7 +14,8 @@ Warm-up: three 512 KiB requests with PII (the PII filter's largest inspected bod
 max_inspected_bytes default), every request of the mix once, then a tenth of the run under load.
 Then wrk runs in segments until N requests have been sent, and after each segment Envoy's RSS
 (/proc/<pid>/status VmRSS) and every module's llmobs_wasm_memory_bytes are sampled. Passes when
-every sample after the warm-up is within 5% of the first one, Envoy is still up, no request
+every sample after the warm-up is within 5% of the first one (a module's memory: 5% or two
+64 KiB Wasm pages, whichever is larger, since linear memory only grows by pages), Envoy is still up, no request
 failed at the socket level, and Envoy sent no 5xx of its own (downstream 5xx == upstream 5xx).
 
 Then the verdict is checked against a known leak: the benchmark's floor filter configured to keep
@@ -49,6 +50,13 @@ CONNECTIONS = 8
 # an Envoy of about 60 MiB with the floor alone.
 LEAK_BYTES_PER_REQUEST = 16 * 1024
 LEAK_CHECK_REQUESTS = 3_000
+# Wasm linear memory grows in 64 KiB pages and never shrinks, so a module's memory moves by whole
+# pages when 8 concurrent requests first overlap in a new way (an allocator high-water mark, not a
+# leak). For a module of about 1.2 MiB, 5% is less than one page: stop 21's CI failed on one page
+# (1.19 -> 1.25 MiB) that then stayed flat for 6,000 requests. A module may grow by up to two
+# pages or 5%, whichever is larger.
+WASM_PAGE = 64 * 1024
+MODULE_SLACK_PAGES = 2
 
 
 def request_mix(work: Path) -> list[tuple[str, str, Path]]:
@@ -149,9 +157,10 @@ def soak(name: str, envoy, manifest: Path, mix: list, target: int) -> list[str]:
     if not base["modules"]:
         print("module memory: n/a (llmobs_wasm_memory_bytes not published)")
     for plugin, first in base["modules"].items():
-        growth = max(s["modules"].get(plugin, 0) for s in samples) / first - 1
-        if growth > TOLERANCE:
-            failures.append(f"{plugin} memory grew {growth:.1%} after warm-up")
+        peak = max(s["modules"].get(plugin, 0) for s in samples)
+        if peak - first > max(TOLERANCE * first, MODULE_SLACK_PAGES * WASM_PAGE):
+            failures.append(f"{plugin} memory grew {peak / first - 1:.1%} "
+                            f"({(peak - first) // 1024:,} KiB) after warm-up")
     down = counter(envoy, "http.llm_egress.downstream_rq_5xx")
     up = counter(envoy, "cluster.llmock.upstream_rq_5xx")
     print(f"5xx: {down:,} sent to clients, {up:,} from the upstream; {sent:,} requests in "
