@@ -334,3 +334,17 @@ def test_a_fresh_proxy_exports_a_correlation_series_only_once_it_is_counted(star
     assert envoy.metric("llmobs_correlation_ids_rejected", id="request_id", reason="charset") == 1
     assert 'llmobs_correlation_ids_rejected{id="conversation_id",reason="charset",synthetic="false"}' \
         not in correlation_series()
+
+
+def test_an_id_shaped_like_a_key_is_replaced_counted_as_a_secret_and_never_logged(start_envoy, fresh_upstream):
+    envoy = start_envoy()
+    key = "sk-proj-4f9a8b7c6d5e4f3a2b1c0d9e"
+    status, headers, _ = post_json(envoy.url + "/v1/chat/completions", chat_body(),
+                                   {"x-conversation-id": key, "x-llmobs-tenant": key})
+    assert status == 200
+    assert last_seen(fresh_upstream)["x-conversation-id"] != key
+    assert envoy.metric("llmobs_correlation_ids_rejected", id="conversation_id", reason="secret") == 1
+    (line,) = envoy.wait_access_log(1)
+    validate_log_line(line)
+    assert line["llmobs.tenant"] == "unknown"
+    assert key not in envoy.access_log_path.read_text() and key not in envoy.prometheus()

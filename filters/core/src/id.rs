@@ -2,8 +2,10 @@
 //!
 //! Ids come from clients and end up in headers sent upstream, in filter state and in log lines,
 //! so an id is kept only if it matches `^[A-Za-z0-9._:-]{1,128}$`: nothing in that set can
-//! split a header, forge a log line or break JSON. Anything else is replaced by a fresh random
-//! id, never passed on and never logged.
+//! split a header, forge a log line or break JSON, and only if it does not look like a secret (a
+//! known key prefix with a token after it, a JWT): that charset holds most API keys, and an id
+//! is logged and labelled. Anything else is replaced by a fresh random id, never passed on and
+//! never logged.
 
 use crate::host::Host;
 
@@ -15,16 +17,19 @@ pub enum Rejection {
     Empty,
     TooLong,
     Charset,
+    /// A key or token shape (`sk-…`, `AKIA…`, `ghp_…`, `eyJ…`), as the capture check masks it.
+    Secret,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 3] = [Rejection::Empty, Rejection::TooLong, Rejection::Charset];
+    pub const ALL: [Rejection; 4] = [Rejection::Empty, Rejection::TooLong, Rejection::Charset, Rejection::Secret];
 
     pub fn label(self) -> &'static str {
         match self {
             Rejection::Empty => "empty",
             Rejection::TooLong => "too_long",
             Rejection::Charset => "charset",
+            Rejection::Secret => "secret",
         }
     }
 }
@@ -46,7 +51,11 @@ pub fn validate(raw: &[u8]) -> Result<&str, Rejection> {
         return Err(Rejection::Charset);
     }
     // Every byte is ASCII, so this cannot fail; the error arm keeps it panic-free.
-    std::str::from_utf8(raw).map_err(|_| Rejection::Charset)
+    let id = std::str::from_utf8(raw).map_err(|_| Rejection::Charset)?;
+    if !crate::redaction::secrets::loose_spans(id).is_empty() {
+        return Err(Rejection::Secret);
+    }
+    Ok(id)
 }
 
 /// Lower-case hex of `bytes`.
@@ -114,6 +123,24 @@ mod tests {
             &[0x61, 0xff, 0x62],
         ] {
             assert_eq!(validate(bad), Err(Rejection::Charset), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_id_shaped_like_a_key_or_token_is_rejected_as_a_secret() {
+        for secret in [
+            "sk-proj-4f9a8b7c6d5e4f3a2b1c",
+            "AKIAIOSFODNN7EXAMPLE",
+            "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+            "xoxb-2048-7a9d3b1c5e",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
+            "conv:sk-ant-api03-abcdef1234",
+        ] {
+            assert_eq!(validate(secret.as_bytes()), Err(Rejection::Secret), "{secret}");
+        }
+        // Words that only start like a prefix, or carry one glued to a word, are ids.
+        for id in ["sk-1", "task-list12345678", "desk-12345678", "support-v7", "AKIA", "eyJ"] {
+            assert_eq!(validate(id.as_bytes()), Ok(id), "{id}");
         }
     }
 
