@@ -131,7 +131,7 @@ impl Pass {
                 r"\+[0-9]{1,3}(?:[ .-]?(?:\([0-9]{1,5}\)|[0-9]{1,8})){0,8}",
                 r"|0(?:0|11)[ .-]?[1-9][0-9]{0,3}(?:[ .-]?(?:\([0-9]{1,5}\)|[0-9]{1,8})){1,8}",
             ),
-            Pass::PhoneParen => r"(?:1[ .-])?\([0-9]{2,5}\) ?(?:[0-9]{2,8}[ ./-]){0,4}[0-9]{2,8}",
+            Pass::PhoneParen => r"(?:[0-9][ .-])?\([0-9]{1,5}\)[ -]?(?:[0-9]{2,8}[ ./-]){0,4}[0-9]{2,10}",
             // A bare run counts only after a word naming a phone (checked in `confirm`).
             Pass::PhoneNational => r"[0-9]{1,6}[ ./-](?:[0-9]{2,10}[ ./-]){0,4}[0-9]{2,10}|[0-9]{7,15}",
             // Check digits first; the country code is the two letters before.
@@ -256,6 +256,15 @@ impl Pass {
                     && digit_run(text, start) > 0 =>
             {
                 start + digit_run(text, start)
+            }
+            // A trunk digit before parentheses (`8 (912) 345-67-89`) that is the tail of a word
+            // or number: the writing from the parenthesis on may stand alone.
+            Pass::PhoneParen
+                if is_digit(at(text, start))
+                    && matches!(at(text, start + 1), Some(b' ' | b'.' | b'-'))
+                    && at(text, start + 2) == Some(b'(') =>
+            {
+                start + 2
             }
             // A card's groups may follow another number (`ref 12 4111 1111 1111 1111`): look
             // again at the next group.
@@ -451,19 +460,90 @@ fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &Ph
             || (before(text, start) == Some(b' ')
                 && start.checked_sub(1).is_some_and(|i| before(text, i) == Some(b')')));
         let decimals = continues_with(text, full_end, b",");
-        let plain = value.iter().all(|&b| b.is_ascii_digit() || b == b' ');
+        let writing = national_writing(value, groups);
         // Without a phone word: no dots (`0.207.513.191`, an address), and dashes only on ten
-        // digits or more (`02073-1088` is a ZIP+4, `010-981-361` an id).
+        // digits or more (`02073-1088` is a ZIP+4, `010-981-361` an id) or in the Swedish
+        // writing (`08-28 52 31`).
         let digit_count = groups.iter().map(|g| g.len()).sum::<usize>();
-        let loose = value.contains(&b'.') || (value.contains(&b'-') && digit_count < 10);
+        let loose =
+            value.contains(&b'.') || (value.contains(&b'-') && digit_count < 10 && writing != phone::Writing::AreaDash);
         // The phone word is looked for only when the writing alone does not do.
         validate::phone(value)
+            || (pass == Pass::PhoneParen && country_in_parens(value, groups))
             || (!glued_id
                 && !decimals
-                && ((!loose && phone::national_valid(groups, regions, false, plain))
-                    || (phone::context_before(text, start) && phone::national_valid(groups, regions, true, plain))))
+                && ((!loose && phone::national_valid(groups, regions, false, writing))
+                    || (phone::context_before(text, start) && phone::national_valid(groups, regions, true, writing))))
     };
     ok.then_some(Found { entity: Entity::Phone, start, end: full_end })
+}
+
+/// A country code in parentheses, then a valid number of that country: `(351) 939 310 499`
+/// (Faker's Portuguese writing).
+fn country_in_parens(value: &[u8], groups: &[&[u8]]) -> bool {
+    let (Some(cc), Some(rest)) = (groups.first(), groups.get(1..)) else { return false };
+    let Some((nsn, n)) = concat_digits(rest) else { return false };
+    value.starts_with(b"(")
+        && value.get(cc.len() + 1) == Some(&b')')
+        && (1..=3).contains(&cc.len())
+        && cc.first() != Some(&b'0')
+        && n >= 8
+        && phone::country_valid(cc, nsn.get(..n).unwrap_or_default())
+}
+
+/// The digits of `groups`, at most 20.
+fn concat_digits(groups: &[&[u8]]) -> Option<([u8; 20], usize)> {
+    let mut out = [0u8; 20];
+    let mut n = 0usize;
+    for &b in groups.iter().flat_map(|g| g.iter()) {
+        *out.get_mut(n)? = b;
+        n += 1;
+    }
+    Some((out, n))
+}
+
+/// How a national candidate joins its digit `groups` ([`phone::Writing`]).
+fn national_writing(value: &[u8], groups: &[&[u8]]) -> phone::Writing {
+    use phone::Writing;
+    // The separators between the groups, in order (a `(0)` dropped from `groups` is rare in a
+    // national writing and makes the candidate `Other`).
+    let mut seps = [&b""[..]; 8];
+    let mut k = 0usize;
+    let mut rest = value.get(value.iter().take_while(|b| !b.is_ascii_digit()).count()..).unwrap_or_default();
+    loop {
+        rest = rest.get(rest.iter().take_while(|b| b.is_ascii_digit()).count()..).unwrap_or_default();
+        let sep_len = rest.iter().take_while(|b| !b.is_ascii_digit()).count();
+        if sep_len == 0 || sep_len == rest.len() {
+            break;
+        }
+        let Some(slot) = seps.get_mut(k) else { return Writing::Other };
+        *slot = rest.get(..sep_len).unwrap_or_default();
+        k += 1;
+        rest = rest.get(sep_len..).unwrap_or_default();
+    }
+    let seps = seps.get(..k).unwrap_or_default();
+    if k + 1 != groups.len() || k == 0 {
+        return Writing::Other;
+    }
+    let last = groups.last().map_or(0, |g| g.len());
+    let spaces = |s: &[&[u8]]| s.iter().all(|s| *s == b" ");
+    if value.first() == Some(&b'(') {
+        let rest_ok = seps.iter().skip(1).all(|s| *s == b" " || *s == b"-");
+        let first_ok = seps.first().is_some_and(|s| matches!(*s, b")" | b") " | b")-"));
+        return if first_ok && rest_ok { Writing::ParenArea } else { Writing::Other };
+    }
+    let (init, tail) = seps.split_at(k - 1);
+    if spaces(seps) || (k >= 2 && spaces(init) && tail == [&b"-"[..]] && last == 4) {
+        return Writing::Spaced;
+    }
+    if k >= 2
+        && seps.first() == Some(&&b"-"[..])
+        && spaces(seps.get(1..).unwrap_or_default())
+        && value.first() == Some(&b'0')
+    {
+        return Writing::AreaDash;
+    }
+    Writing::Other
 }
 
 /// The groups' digits, after the `exit` prefix they must start with, as an international number

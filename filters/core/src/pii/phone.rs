@@ -91,10 +91,6 @@ impl PhoneRegions {
     fn has(&self, i: usize) -> bool {
         self.bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
-
-    fn enabled(&self) -> impl Iterator<Item = &'static Region> + '_ {
-        REGIONS.iter().enumerate().filter(|(i, _)| self.has(*i)).map(|(_, r)| r)
-    }
 }
 
 fn first_three(nsn: &[u8]) -> Option<u16> {
@@ -120,12 +116,17 @@ fn nsn_valid(region: &Region, nsn: &[u8]) -> bool {
 pub(super) fn international_valid(digits: &[u8]) -> bool {
     (1..=3).any(|cc_len| {
         let (Some(cc), Some(nsn)) = (digits.get(..cc_len), digits.get(cc_len..)) else { return false };
-        let Some(cc) = cc.iter().try_fold(0u16, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u16::from(c - b'0')))
-        else {
-            return false;
-        };
-        cc != 0 && REGIONS.iter().filter(|r| r.country_code == cc).any(|r| nsn_valid(r, nsn))
+        country_valid(cc, nsn)
     })
+}
+
+/// Whether `cc` (digits) is a country code and `nsn` a valid NSN for one of its regions.
+pub(super) fn country_valid(cc: &[u8], nsn: &[u8]) -> bool {
+    let Some(cc) = cc.iter().try_fold(0u16, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u16::from(c - b'0')))
+    else {
+        return false;
+    };
+    cc != 0 && REGIONS.iter().filter(|r| r.country_code == cc).any(|r| nsn_valid(r, nsn))
 }
 
 /// The digits of the written groups, at most 20.
@@ -157,13 +158,28 @@ fn date_like(groups: &[&[u8]]) -> bool {
     }
 }
 
+/// How the groups of a national writing are joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Writing {
+    /// Spaces only (`044 668 18 00`), or spaces and a dash before the last four digits, the
+    /// Latin American local number (`48 2690-7886`).
+    Spaced,
+    /// The area code (with its trunk where the region has one) in parentheses, then spaces or
+    /// dashes: `(11) 2345-6789`, `(0337)-497203`, `(02910) 49936 398`.
+    ParenArea,
+    /// Trunk and area code, a dash, then groups joined by spaces: the Swedish `08-28 52 31`.
+    AreaDash,
+    /// Anything else (dashes, dots, slashes).
+    Other,
+}
+
 /// A national writing of a number of one of `regions`, split into its digit groups. `context`:
-/// a word naming a phone stands before it. `plain`: the groups are joined by spaces only. Without
+/// a word naming a phone stands before it. `writing`: how the groups are joined. Without
 /// a trunk prefix, a number is told from an id (`1990/12651`, `INV 2024-004717`), a zip code
 /// (`88472-6564`) or a coordinate (`84.867495`) only by its layout of space-separated groups
 /// (NANP numbers excepted: `415-555-0132` is checked as NANP). Every shape of digits is some
 /// region's valid number somewhere, so this is where precision is kept.
-pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: bool, plain: bool) -> bool {
+pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: bool, writing: Writing) -> bool {
     if groups.is_empty() || date_like(groups) {
         return false;
     }
@@ -173,14 +189,22 @@ pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: 
     if n < 7 {
         return false;
     }
-    regions.enabled().any(|region| {
+    // After a word naming a phone, a valid number of any region counts (the word, not the
+    // region list, keeps ids and amounts out); without one only `regions`' writings do.
+    let searched = REGIONS.iter().enumerate().filter(|(i, _)| context || regions.has(*i)).map(|(_, r)| r);
+    searched.into_iter().any(|region| {
         let trunk = region.trunk;
         if !trunk.is_empty() && digits.starts_with(trunk) {
             let nsn = digits.get(trunk.len()..).unwrap_or_default();
             // Seven or eight digits after a trunk (`040-0113`, `03 50 44 74`) are valid short
             // numbers in a few regions (Sweden) and far more often something else: only after
             // a word naming a phone.
-            let layout = || digits.len() >= 9 && layout_fits(region, groups, trunk.len());
+            // Trunk, area code, dash and spaced groups is a phone's writing alone (no id or
+            // amount is written so), short Swedish numbers included.
+            let layout = || {
+                (digits.len() >= 9 && layout_fits(region, groups, trunk.len()))
+                    || (writing == Writing::AreaDash && digits.len() >= 8)
+            };
             if nsn_valid(region, nsn) && (context || layout()) {
                 return true;
             }
@@ -188,8 +212,13 @@ pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: 
         let nanp = region.country_code == 1;
         // Without a trunk, a leading 1 is a count or an id far more often than a phone (no
         // default region without a trunk starts its numbers with 1; NANP has its own rule).
-        let leading_one = !nanp && digits.first() == Some(&b'1');
-        let layout = || (plain || nanp) && n >= 8 && !leading_one && layout_fits(region, groups, 0);
+        // A two-digit area code in parentheses says phone by itself (`(11) 2345-6789`: Sao
+        // Paulo); three digits in parentheses read as NANP (`(135) 549-3877` is no number).
+        let paren = writing == Writing::ParenArea && groups.first().is_some_and(|g| g.len() <= 2);
+        let leading_one = !nanp && !paren && digits.first() == Some(&b'1');
+        let layout = || {
+            (writing == Writing::Spaced || paren || nanp) && n >= 8 && !leading_one && layout_fits(region, groups, 0)
+        };
         nsn_valid(region, digits) && (context || layout())
     }) || (context && (7..=8).contains(&n) && groups.len() <= 3)
 }
@@ -221,11 +250,14 @@ fn layout_fits(region: &Region, groups: &[&[u8]], trunk_len: usize) -> bool {
             && shape.len() == k
             && shape.iter().zip(lens).all(|(&(lo, hi), &len)| (usize::from(lo)..=usize::from(hi)).contains(&len))
     });
-    // Area code then pairs, with the trunk: the common German, Swiss, Austrian, Dutch writing.
+    // Area code then pairs, with the trunk: the common German, Swiss, Austrian, Dutch writing;
+    // or a long area code then groups of three to five (the Austrian `07286 30944 270`; a
+    // two-digit area code so, `020 2009 714`, is too short for London and reads as an id).
+    let area = lens.first().copied().unwrap_or_default();
     let pairs = trunk_len > 0
         && k >= 3
-        && lens.first().is_some_and(|&l| (2..=5).contains(&l))
-        && lens.iter().skip(1).all(|&l| l == 2);
+        && (2..=5).contains(&area)
+        && (lens.iter().skip(1).all(|&l| l == 2) || (area >= 3 && lens.iter().skip(1).all(|&l| (3..=5).contains(&l))));
     shaped || pairs
 }
 
@@ -294,6 +326,7 @@ const FILLERS: &[&[u8]] = &[
     b"our",
     b"the",
     b"number",
+    b"office",
     b"no",
     b"nr",
     b"num",
@@ -421,18 +454,18 @@ mod tests {
     fn national_writings_need_the_trunk_and_a_layout_of_the_region() {
         let regions = PhoneRegions::from_codes(["CH", "DE", "NL", "US"]).unwrap_or_else(|_| PhoneRegions::none());
         let g = |s: &'static str| s.split([' ', '-', '/']).map(str::as_bytes).collect::<Vec<_>>();
-        assert!(national_valid(&g("044 668 18 00"), &regions, false, true));
-        assert!(national_valid(&g("06-12345678"), &regions, false, false));
-        assert!(national_valid(&g("030 12 34 56"), &regions, false, true));
-        assert!(national_valid(&g("415-555-0132"), &regions, false, false));
-        assert!(!national_valid(&g("44 668 18 00"), &regions, false, true));
-        assert!(!national_valid(&g("05 03 2024"), &regions, true, true));
-        assert!(national_valid(&g("0446681800"), &regions, true, true));
-        assert!(!national_valid(&g("0446681800"), &regions, false, true));
+        assert!(national_valid(&g("044 668 18 00"), &regions, false, Writing::Spaced));
+        assert!(national_valid(&g("06-12345678"), &regions, false, Writing::Other));
+        assert!(national_valid(&g("030 12 34 56"), &regions, false, Writing::Spaced));
+        assert!(national_valid(&g("415-555-0132"), &regions, false, Writing::Other));
+        assert!(!national_valid(&g("44 668 18 00"), &regions, false, Writing::Spaced));
+        assert!(!national_valid(&g("05 03 2024"), &regions, true, Writing::Spaced));
+        assert!(national_valid(&g("0446681800"), &regions, true, Writing::Spaced));
+        assert!(!national_valid(&g("0446681800"), &regions, false, Writing::Spaced));
         let spain = PhoneRegions::from_codes(["ES"]).unwrap_or_else(|_| PhoneRegions::none());
-        assert!(national_valid(&g("612 34 56 78"), &spain, false, true));
-        assert!(!national_valid(&g("612-34-56-78"), &spain, false, false));
-        assert!(national_valid(&g("612-34-56-78"), &spain, true, false));
+        assert!(national_valid(&g("612 34 56 78"), &spain, false, Writing::Spaced));
+        assert!(!national_valid(&g("612-34-56-78"), &spain, false, Writing::Other));
+        assert!(national_valid(&g("612-34-56-78"), &spain, true, Writing::Other));
     }
 
     #[test]
