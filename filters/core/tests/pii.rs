@@ -307,6 +307,9 @@ fn phones_in_fakers_locale_writings_are_found() {
     // not in the default `phone_regions`).
     assert_eq!(phones("You can reach our office at 0501 234 56 78."), ["0501 234 56 78"]);
     assert_eq!(phones("Mobile: 8 (912) 345-67-89"), ["8 (912) 345-67-89"]);
+    // `00` glued to the country code: the small territories' numbers are under ten digits.
+    assert_eq!(phones("Noted 00298 20 12 34 in the ticket"), ["00298 20 12 34"]);
+    assert_eq!(phones("Ciao, ho indicato 00247 62889."), ["00247 62889"]);
     // Near misses stay unreported: three digits in parentheses that are no NANP number, a
     // London-looking number a digit short, a country code in parentheses with too few digits.
     for text in ["<td>(135) 549-3877</td>", "<td>(651) 023-2306</td>", "020 2009 714 is what I used", "(351) 9393"] {

@@ -452,7 +452,7 @@ fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &Ph
     let ok = if plus {
         validate::phone(value) || international(groups, b"")
     } else if pass == Pass::PhoneIntl {
-        [&b"011"[..], b"001", b"00"].iter().any(|exit| international(groups, exit))
+        [&b"011"[..], b"001", b"00"].iter().any(|exit| international(groups, exit)) || exit_and_country(groups)
     } else {
         // A new national writing glued to an id (`INV-1990-004717`, `-102.543860`) or followed by
         // decimals (`359 220 167,00 €`) is not a phone.
@@ -560,6 +560,16 @@ fn international(groups: &[&[u8]], exit: &[u8]) -> bool {
     digits
         .strip_prefix(exit)
         .is_some_and(|rest| (exit.is_empty() || rest.len() >= 10) && phone::international_valid(rest))
+}
+
+/// `00` glued to the country code as the first group, then a valid number of that country:
+/// `00298 20 12 34`, `00247 62889` (the small territories' numbers are under ten digits, which
+/// [`international`] asks of an exit code written apart).
+fn exit_and_country(groups: &[&[u8]]) -> bool {
+    let (Some(first), Some(rest)) = (groups.first(), groups.get(1..)) else { return false };
+    let Some(cc) = first.strip_prefix(b"00") else { return false };
+    let Some((nsn, n)) = concat_digits(rest) else { return false };
+    (1..=3).contains(&cc.len()) && n >= 4 && phone::country_valid(cc, nsn.get(..n).unwrap_or_default())
 }
 
 /// The candidate, or (when it fails) the candidate less its trailing groups, down to 12 digits:
