@@ -307,6 +307,16 @@ fn phones_in_fakers_locale_writings_are_found() {
     // not in the default `phone_regions`).
     assert_eq!(phones("You can reach our office at 0501 234 56 78."), ["0501 234 56 78"]);
     assert_eq!(phones("Mobile: 8 (912) 345-67-89"), ["8 (912) 345-67-89"]);
+    // Five or six digits after a word naming a phone (no verb right before them): the small
+    // territories' numbers. Counts after a verb and bare short runs stay unreported.
+    assert_eq!(phones("Tel. 26212"), ["26212"]);
+    assert_eq!(phones("Mi número de teléfono es 312 345."), ["312 345"]);
+    assert_eq!(phones("Tél. : 20 12 34"), Vec::<&str>::new(), "pairs that read as a date");
+    assert_eq!(phones("Tel. +98 9601"), ["+98 9601"]);
+    assert_eq!(phones("Please call me on 7290 after 5pm."), Vec::<&str>::new(), "four digits are a year");
+    for text in ["We want to reach 100000 users", "I called 12345 times", "calls: 31234", "see 26212", "+98 9601"] {
+        assert_eq!(phones(text), Vec::<&str>::new(), "{text}");
+    }
     // `00` glued to the country code: the small territories' numbers are under ten digits.
     assert_eq!(phones("Noted 00298 20 12 34 in the ticket"), ["00298 20 12 34"]);
     assert_eq!(phones("Ciao, ho indicato 00247 62889."), ["00247 62889"]);

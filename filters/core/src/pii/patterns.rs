@@ -133,7 +133,7 @@ impl Pass {
             ),
             Pass::PhoneParen => r"(?:[0-9][ .-])?\([0-9]{1,5}\)[ -]?(?:[0-9]{2,8}[ ./-]){0,4}[0-9]{2,10}",
             // A bare run counts only after a word naming a phone (checked in `confirm`).
-            Pass::PhoneNational => r"[0-9]{1,6}[ ./-](?:[0-9]{2,10}[ ./-]){0,4}[0-9]{2,10}|[0-9]{7,15}",
+            Pass::PhoneNational => r"[0-9]{1,6}[ ./-](?:[0-9]{2,10}[ ./-]){0,4}[0-9]{2,10}|[0-9]{5,15}",
             // Check digits first; the country code is the two letters before.
             Pass::Iban => r"[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?",
             Pass::Ipv4 => r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}",
@@ -222,14 +222,17 @@ impl Pass {
             Pass::NationalId if glued_right => false,
             _ if glued_right && phone::extension_end(text, c.end).is_none() => false,
             Pass::PhoneIntl => {
-                digits >= 7
+                (digits >= 7 || (digits >= phone::SHORT_PHONE_DIGITS && phone::context_before(text, c.start)))
                     && (body.contains(&b'+')
                         || body.windows(2).any(|w| w == b"00")
                         || body.windows(3).any(|w| w == b"011"))
             }
             Pass::PhoneParen => digits >= 7 && body.contains(&b'('),
             Pass::NationalId => digits >= 9,
-            Pass::PhoneNational => digits >= 7 && (joined || (digits <= 15 && phone::context_before(text, c.start))),
+            Pass::PhoneNational => {
+                (digits >= 7 && joined)
+                    || ((phone::SHORT_PHONE_DIGITS..=15).contains(&digits) && phone::context_before(text, c.start))
+            }
             Pass::Tokens | Pass::Bearer | Pass::Email | Pass::Ipv6 | Pass::LetterIds => false,
         }
     }
@@ -449,6 +452,13 @@ fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &Ph
         n += 1;
     }
     let groups = groups.get(..n)?;
+    // Under seven digits only after a word naming a phone, in every writing (the cluster gate
+    // lets no shorter candidate through elsewhere), and not right after a verb (`reach 100000
+    // users`).
+    let digit_count = groups.iter().map(|g| g.len()).sum::<usize>();
+    if digit_count < 7 && !phone::short_context_before(text, start) {
+        return None;
+    }
     let ok = if plus {
         validate::phone(value) || international(groups, b"")
     } else if pass == Pass::PhoneIntl {
@@ -464,7 +474,6 @@ fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &Ph
         // Without a phone word: no dots (`0.207.513.191`, an address), and dashes only on ten
         // digits or more (`02073-1088` is a ZIP+4, `010-981-361` an id) or in the Swedish
         // writing (`08-28 52 31`).
-        let digit_count = groups.iter().map(|g| g.len()).sum::<usize>();
         let loose =
             value.contains(&b'.') || (value.contains(&b'-') && digit_count < 10 && writing != phone::Writing::AreaDash);
         // The phone word is looked for only when the writing alone does not do.

@@ -158,6 +158,11 @@ fn date_like(groups: &[&[u8]]) -> bool {
     }
 }
 
+/// The fewest digits of a phone number after a word naming a phone (seven without one). Four-
+/// digit numbers (Niue, Tokelau) are left out: after `call` or `reach` four digits are a year or
+/// a count more often than a phone.
+pub(super) const SHORT_PHONE_DIGITS: usize = 5;
+
 /// How the groups of a national writing are joined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Writing {
@@ -185,8 +190,10 @@ pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: 
     }
     let Some((buf, n)) = concat(groups) else { return false };
     let Some(digits) = buf.get(..n) else { return false };
-    // The cluster gate looks only at seven digits or more; a whole-text scan must agree.
-    if n < 7 {
+    // Under seven digits only after a word naming a phone (the cluster gate lets five digits
+    // through only there; a whole-text scan must agree): the small territories' numbers
+    // (`Tel. 26212` on Saint Helena, `Tél. : 20 12 34` in the Faroes).
+    if n < SHORT_PHONE_DIGITS || (n < 7 && !context) {
         return false;
     }
     // After a word naming a phone, a valid number of any region counts (the word, not the
@@ -373,8 +380,39 @@ const FILLERS: &[&[u8]] = &[
 /// Whether a word naming a phone stands right before `start`: at most four filler words (and
 /// punctuation) between them, on the same line. `phone-like id 12345678` does not count.
 pub(super) fn context_before(text: &[u8], start: usize) -> bool {
+    phone_word_before(text, start).is_some()
+}
+
+/// [`context_before`] for a number under seven digits: a verb (`call`, `reach`, `dial`, ...)
+/// right before it does not count, one with a filler between does (`call me at 10000`, but not
+/// `I called 12345 times` or `reach 100000 users`).
+pub(super) fn short_context_before(text: &[u8], start: usize) -> bool {
+    phone_word_before(text, start).is_some_and(|verb_alone| !verb_alone)
+}
+
+/// Verbs among the words naming a phone: prefixes, and exact words.
+const CONTEXT_VERB_PREFIXES: &[&[u8]] = &[
+    b"call",
+    b"dial",
+    b"reach",
+    b"ruf",
+    b"anruf",
+    b"appel",
+    b"joindre",
+    "ll\u{e1}m".as_bytes(),
+    b"llam",
+    b"chiam",
+    b"bellen",
+    b"ligue",
+    b"ligar",
+];
+const CONTEXT_VERB_EXACT: &[&[u8]] = &[b"bel", b"liga"];
+
+/// Whether a word naming a phone stands before `start` (see [`context_before`]), and if so
+/// whether it is a verb with no filler word between it and the number.
+fn phone_word_before(text: &[u8], start: usize) -> Option<bool> {
     let from = start.saturating_sub(64);
-    let Some(window) = text.get(from..start) else { return false };
+    let window = text.get(from..start)?;
     let is_letter = |b: u8| b.is_ascii_alphabetic() || b >= 0x80;
     // Walk back word by word (no allocation): this runs for every bare run of seven digits or
     // more and every national candidate, so most calls end at the first word.
@@ -383,7 +421,7 @@ pub(super) fn context_before(text: &[u8], start: usize) -> bool {
         // Back over punctuation and blanks, not past a line break.
         while end > 0 && window.get(end - 1).is_some_and(|&b| !is_letter(b)) {
             if window.get(end - 1) == Some(&b'\n') {
-                return false;
+                return None;
             }
             end -= 1;
         }
@@ -391,12 +429,12 @@ pub(super) fn context_before(text: &[u8], start: usize) -> bool {
         while begin > 0 && window.get(begin - 1).is_some_and(|&b| is_letter(b)) {
             begin -= 1;
         }
-        let Some(word) = window.get(begin..end) else { return false };
+        let word = window.get(begin..end)?;
         if word.is_empty() || word.len() > 24 || (begin == 0 && from > 0) {
-            return false;
+            return None;
         }
         let mut lower = [0u8; 24];
-        let Some(slot) = lower.get_mut(..word.len()) else { return false };
+        let slot = lower.get_mut(..word.len())?;
         for (d, s) in slot.iter_mut().zip(word) {
             *d = s.to_ascii_lowercase();
         }
@@ -404,14 +442,15 @@ pub(super) fn context_before(text: &[u8], start: usize) -> bool {
         let first = word.first().copied();
         let starts = |p: &&[u8]| p.first().copied() == first && word.starts_with(p);
         if CONTEXT_EXACT.contains(&word) || CONTEXT_PREFIXES.iter().any(starts) {
-            return true;
+            let verb = CONTEXT_VERB_PREFIXES.iter().any(starts) || CONTEXT_VERB_EXACT.contains(&word);
+            return Some(i == 0 && verb);
         }
         if i == 4 || !FILLERS.contains(&word) {
-            return false;
+            return None;
         }
         end = begin;
     }
-    false
+    None
 }
 
 /// Where an extension written after a number ending at `end` ends: `x123`, ` x 123`, ` ext. 12`,
