@@ -299,6 +299,8 @@ fn phones_in_fakers_locale_writings_are_found() {
         "0898-304 33",
         "48 2690-7886",
         "(11) 2345-6789",
+        "0436.398.320",
+        "06.12.34.56.78",
     ] {
         let text = format!("Hallo, ich habe {value} angegeben.");
         assert_eq!(phones(&text), [value], "{text}");
@@ -322,7 +324,14 @@ fn phones_in_fakers_locale_writings_are_found() {
     assert_eq!(phones("Ciao, ho indicato 00247 62889."), ["00247 62889"]);
     // Near misses stay unreported: three digits in parentheses that are no NANP number, a
     // London-looking number a digit short, a country code in parentheses with too few digits.
-    for text in ["<td>(135) 549-3877</td>", "<td>(651) 023-2306</td>", "020 2009 714 is what I used", "(351) 9393"] {
+    for text in [
+        "<td>(135) 549-3877</td>",
+        "<td>(651) 023-2306</td>",
+        "020 2009 714 is what I used",
+        "(351) 9393",
+        "zero-padded 068.153.79.25",
+        "version 0.12.345.6789",
+    ] {
         assert_eq!(phones(text), Vec::<&str>::new(), "{text}");
     }
 }

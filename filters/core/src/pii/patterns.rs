@@ -474,8 +474,17 @@ fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &Ph
         // Without a phone word: no dots (`0.207.513.191`, an address), and dashes only on ten
         // digits or more (`02073-1088` is a ZIP+4, `010-981-361` an id) or in the Swedish
         // writing (`08-28 52 31`).
-        let loose =
-            value.contains(&b'.') || (value.contains(&b'-') && digit_count < 10 && writing != phone::Writing::AreaDash);
+        // A trunk-led dotted writing of ten digits or more (`0436.398.320`, `06.12.34.56.78`) is
+        // no version, and no IPv4 address unless it has four groups of up to three digits
+        // (`068.153.79.25`, zero-padded).
+        let ipv4_shape = groups.len() == 4 && groups.iter().all(|g| g.len() <= 3);
+        let dotted_trunk = digit_count >= 10
+            && groups.len() >= 3
+            && !ipv4_shape
+            && groups.first().is_some_and(|g| g.len() >= 2 && g.first() == Some(&b'0') && g.get(1) != Some(&b'0'))
+            && value.iter().all(|&b| b.is_ascii_digit() || b == b'.');
+        let loose = (value.contains(&b'.') && !dotted_trunk)
+            || (value.contains(&b'-') && digit_count < 10 && writing != phone::Writing::AreaDash);
         // The phone word is looked for only when the writing alone does not do.
         validate::phone(value)
             || (pass == Pass::PhoneParen && country_in_parens(value, groups))
