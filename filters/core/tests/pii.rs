@@ -283,6 +283,60 @@ fn phones_people_write_are_found_by_the_regions_metadata() {
 }
 
 #[test]
+fn phones_in_fakers_locale_writings_are_found() {
+    fn phones(text: &str) -> Vec<&str> {
+        found(text).into_iter().filter(|(e, _)| *e == Entity::Phone).map(|(_, v)| v).collect()
+    }
+    // The writings Faker's phone_number() uses (issue 13), each a valid number by libphonenumber.
+    for value in [
+        "(351) 939 310 499",
+        "(351) 911091592",
+        "(0337)-497203",
+        "(040)-8730941",
+        "07286 30944 270",
+        "(02910) 49936 398",
+        "08-28 52 31",
+        "0898-304 33",
+        "48 2690-7886",
+        "(11) 2345-6789",
+        "0436.398.320",
+        "06.12.34.56.78",
+    ] {
+        let text = format!("Hallo, ich habe {value} angegeben.");
+        assert_eq!(phones(&text), [value], "{text}");
+    }
+    // After a word naming a phone, any region's national writing counts (Turkey and Russia are
+    // not in the default `phone_regions`).
+    assert_eq!(phones("You can reach our office at 0501 234 56 78."), ["0501 234 56 78"]);
+    assert_eq!(phones("Mobile: 8 (912) 345-67-89"), ["8 (912) 345-67-89"]);
+    // Five or six digits after a word naming a phone (no verb right before them): the small
+    // territories' numbers. Counts after a verb and bare short runs stay unreported.
+    assert_eq!(phones("Tel. 26212"), ["26212"]);
+    assert_eq!(phones("Mi número de teléfono es 312 345."), ["312 345"]);
+    assert_eq!(phones("Tél. : 20 12 34"), Vec::<&str>::new(), "pairs that read as a date");
+    assert_eq!(phones("Tel. +98 9601"), ["+98 9601"]);
+    assert_eq!(phones("Please call me on 7290 after 5pm."), Vec::<&str>::new(), "four digits are a year");
+    for text in ["We want to reach 100000 users", "I called 12345 times", "calls: 31234", "see 26212", "+98 9601"] {
+        assert_eq!(phones(text), Vec::<&str>::new(), "{text}");
+    }
+    // `00` glued to the country code: the small territories' numbers are under ten digits.
+    assert_eq!(phones("Noted 00298 20 12 34 in the ticket"), ["00298 20 12 34"]);
+    assert_eq!(phones("Ciao, ho indicato 00247 62889."), ["00247 62889"]);
+    // Near misses stay unreported: three digits in parentheses that are no NANP number, a
+    // London-looking number a digit short, a country code in parentheses with too few digits.
+    for text in [
+        "<td>(135) 549-3877</td>",
+        "<td>(651) 023-2306</td>",
+        "020 2009 714 is what I used",
+        "(351) 9393",
+        "zero-padded 068.153.79.25",
+        "version 0.12.345.6789",
+    ] {
+        assert_eq!(phones(text), Vec::<&str>::new(), "{text}");
+    }
+}
+
+#[test]
 fn national_phone_writings_follow_the_configured_regions() {
     let swiss = "Zürich 044 668 18 00";
     let none = Detector::default().with_phone_regions(PhoneRegions::none());

@@ -169,11 +169,15 @@ fn the_independent_corpus_meets_the_recall_and_precision_floors() {
     let text = write_report(&report);
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/pii-independent-report.md");
     std::fs::write(path, &text).expect("write the report");
+    // Every miss, one a line, to group them by cause (the report lists the first 25).
+    let all: String = report.misses.iter().flat_map(|(e, ms)| ms.iter().map(move |m| format!("{e}: {m}\n"))).collect();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/pii-independent-misses.txt");
+    std::fs::write(path, all).expect("write the misses");
     println!("{}", text.split("\n| format").next().unwrap_or_default());
     // Floors: what the detectors reach today (docs/pii-accuracy.md), so a regression fails.
     let floors: &[(&str, f64)] = &[
         ("payment_card", 0.99),
-        ("phone", 0.92),
+        ("phone", 0.94),
         ("iban", 0.99),
         ("ipv6", 0.98),
         ("br_cnpj", 0.99),
@@ -206,6 +210,17 @@ fn the_independent_corpus_meets_the_recall_and_precision_floors() {
             failures.push(format!("{entity}: recall {recall:.3} < {floor}"));
         }
     }
+    // Faker's own phone_number() writings (17 locales, the last 680 lines): what a Faker-based
+    // evaluation set holds. Every miss left is a bare digit run without a phone word.
+    let faker = report
+        .by_group
+        .iter()
+        .filter(|(g, _)| g.contains("/faker "))
+        .fold((0, 0), |(v, c), (_, t)| (v + t.values, c + t.caught));
+    println!("Faker phone_number(): {} of {} caught, recall {:.3}", faker.1, faker.0, ratio(faker.1, faker.0));
+    if ratio(faker.1, faker.0) < 0.94 || faker.0 != 680 {
+        failures.push(format!("faker phones: {} of {}", faker.1, faker.0));
+    }
     let (inside, outside) = report.detections.values().fold((0, 0), |(a, b), (i, o)| (a + i, b + o));
     let precision = ratio(inside, inside + outside);
     assert!(failures.is_empty(), "{failures:?}");
@@ -229,6 +244,6 @@ fn every_region_finds_more_national_phone_writings_at_a_measured_cost_in_precisi
     let precision = ratio(inside, inside + outside);
     println!("phone_regions \"*\": phone recall {recall:.3}, precision {precision:.4}");
     assert!(recall > ratio(default.caught, default.values), "phone recall {recall:.3}");
-    assert!(recall >= 0.93, "phone recall {recall:.3}");
+    assert!(recall >= 0.95, "phone recall {recall:.3}");
     assert!(precision >= 0.97, "precision {precision:.4}");
 }

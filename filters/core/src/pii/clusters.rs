@@ -138,10 +138,11 @@ fn is_joiner(b: u8) -> bool {
 }
 
 /// Whether a cluster could hold any digit-based entity: seven digits (the shortest phone
-/// number), the three dots of an IPv4 address, or two capital letters right before it (an IBAN's
+/// number; five after a word naming a phone), the three dots of an IPv4 address, or two capital letters right before it (an IBAN's
 /// country code before its check digits).
 fn worth_a_look(text: &[u8], c: &Cluster) -> bool {
     c.digits >= 7
+        || (c.digits >= super::phone::SHORT_PHONE_DIGITS && super::phone::context_before(text, c.start))
         || (c.dots >= 3 && c.digits >= 4)
         || (c.digits >= 2
             && c.start

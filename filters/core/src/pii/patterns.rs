@@ -131,9 +131,9 @@ impl Pass {
                 r"\+[0-9]{1,3}(?:[ .-]?(?:\([0-9]{1,5}\)|[0-9]{1,8})){0,8}",
                 r"|0(?:0|11)[ .-]?[1-9][0-9]{0,3}(?:[ .-]?(?:\([0-9]{1,5}\)|[0-9]{1,8})){1,8}",
             ),
-            Pass::PhoneParen => r"(?:1[ .-])?\([0-9]{2,5}\) ?(?:[0-9]{2,8}[ ./-]){0,4}[0-9]{2,8}",
+            Pass::PhoneParen => r"(?:[0-9][ .-])?\([0-9]{1,5}\)[ -]?(?:[0-9]{2,8}[ ./-]){0,4}[0-9]{2,10}",
             // A bare run counts only after a word naming a phone (checked in `confirm`).
-            Pass::PhoneNational => r"[0-9]{1,6}[ ./-](?:[0-9]{2,10}[ ./-]){0,4}[0-9]{2,10}|[0-9]{7,15}",
+            Pass::PhoneNational => r"[0-9]{1,6}[ ./-](?:[0-9]{2,10}[ ./-]){0,4}[0-9]{2,10}|[0-9]{5,15}",
             // Check digits first; the country code is the two letters before.
             Pass::Iban => r"[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?",
             Pass::Ipv4 => r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}",
@@ -222,14 +222,17 @@ impl Pass {
             Pass::NationalId if glued_right => false,
             _ if glued_right && phone::extension_end(text, c.end).is_none() => false,
             Pass::PhoneIntl => {
-                digits >= 7
+                (digits >= 7 || (digits >= phone::SHORT_PHONE_DIGITS && phone::context_before(text, c.start)))
                     && (body.contains(&b'+')
                         || body.windows(2).any(|w| w == b"00")
                         || body.windows(3).any(|w| w == b"011"))
             }
             Pass::PhoneParen => digits >= 7 && body.contains(&b'('),
             Pass::NationalId => digits >= 9,
-            Pass::PhoneNational => digits >= 7 && (joined || (digits <= 15 && phone::context_before(text, c.start))),
+            Pass::PhoneNational => {
+                (digits >= 7 && joined)
+                    || ((phone::SHORT_PHONE_DIGITS..=15).contains(&digits) && phone::context_before(text, c.start))
+            }
             Pass::Tokens | Pass::Bearer | Pass::Email | Pass::Ipv6 | Pass::LetterIds => false,
         }
     }
@@ -256,6 +259,15 @@ impl Pass {
                     && digit_run(text, start) > 0 =>
             {
                 start + digit_run(text, start)
+            }
+            // A trunk digit before parentheses (`8 (912) 345-67-89`) that is the tail of a word
+            // or number: the writing from the parenthesis on may stand alone.
+            Pass::PhoneParen
+                if is_digit(at(text, start))
+                    && matches!(at(text, start + 1), Some(b' ' | b'.' | b'-'))
+                    && at(text, start + 2) == Some(b'(') =>
+            {
+                start + 2
             }
             // A card's groups may follow another number (`ref 12 4111 1111 1111 1111`): look
             // again at the next group.
@@ -440,10 +452,17 @@ fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &Ph
         n += 1;
     }
     let groups = groups.get(..n)?;
+    // Under seven digits only after a word naming a phone, in every writing (the cluster gate
+    // lets no shorter candidate through elsewhere), and not right after a verb (`reach 100000
+    // users`).
+    let digit_count = groups.iter().map(|g| g.len()).sum::<usize>();
+    if digit_count < 7 && !phone::short_context_before(text, start) {
+        return None;
+    }
     let ok = if plus {
         validate::phone(value) || international(groups, b"")
     } else if pass == Pass::PhoneIntl {
-        [&b"011"[..], b"001", b"00"].iter().any(|exit| international(groups, exit))
+        [&b"011"[..], b"001", b"00"].iter().any(|exit| international(groups, exit)) || exit_and_country(groups)
     } else {
         // A new national writing glued to an id (`INV-1990-004717`, `-102.543860`) or followed by
         // decimals (`359 220 167,00 €`) is not a phone.
@@ -451,19 +470,98 @@ fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &Ph
             || (before(text, start) == Some(b' ')
                 && start.checked_sub(1).is_some_and(|i| before(text, i) == Some(b')')));
         let decimals = continues_with(text, full_end, b",");
-        let plain = value.iter().all(|&b| b.is_ascii_digit() || b == b' ');
+        let writing = national_writing(value, groups);
         // Without a phone word: no dots (`0.207.513.191`, an address), and dashes only on ten
-        // digits or more (`02073-1088` is a ZIP+4, `010-981-361` an id).
-        let digit_count = groups.iter().map(|g| g.len()).sum::<usize>();
-        let loose = value.contains(&b'.') || (value.contains(&b'-') && digit_count < 10);
+        // digits or more (`02073-1088` is a ZIP+4, `010-981-361` an id) or in the Swedish
+        // writing (`08-28 52 31`).
+        // A trunk-led dotted writing of ten digits or more (`0436.398.320`, `06.12.34.56.78`) is
+        // no version, and no IPv4 address unless it has four groups of up to three digits
+        // (`068.153.79.25`, zero-padded).
+        let ipv4_shape = groups.len() == 4 && groups.iter().all(|g| g.len() <= 3);
+        let dotted_trunk = digit_count >= 10
+            && groups.len() >= 3
+            && !ipv4_shape
+            && groups.first().is_some_and(|g| g.len() >= 2 && g.first() == Some(&b'0') && g.get(1) != Some(&b'0'))
+            && value.iter().all(|&b| b.is_ascii_digit() || b == b'.');
+        let loose = (value.contains(&b'.') && !dotted_trunk)
+            || (value.contains(&b'-') && digit_count < 10 && writing != phone::Writing::AreaDash);
         // The phone word is looked for only when the writing alone does not do.
         validate::phone(value)
+            || (pass == Pass::PhoneParen && country_in_parens(value, groups))
             || (!glued_id
                 && !decimals
-                && ((!loose && phone::national_valid(groups, regions, false, plain))
-                    || (phone::context_before(text, start) && phone::national_valid(groups, regions, true, plain))))
+                && ((!loose && phone::national_valid(groups, regions, false, writing))
+                    || (phone::context_before(text, start) && phone::national_valid(groups, regions, true, writing))))
     };
     ok.then_some(Found { entity: Entity::Phone, start, end: full_end })
+}
+
+/// A country code in parentheses, then a valid number of that country: `(351) 939 310 499`
+/// (Faker's Portuguese writing).
+fn country_in_parens(value: &[u8], groups: &[&[u8]]) -> bool {
+    let (Some(cc), Some(rest)) = (groups.first(), groups.get(1..)) else { return false };
+    let Some((nsn, n)) = concat_digits(rest) else { return false };
+    value.starts_with(b"(")
+        && value.get(cc.len() + 1) == Some(&b')')
+        && (1..=3).contains(&cc.len())
+        && cc.first() != Some(&b'0')
+        && n >= 8
+        && phone::country_valid(cc, nsn.get(..n).unwrap_or_default())
+}
+
+/// The digits of `groups`, at most 20.
+fn concat_digits(groups: &[&[u8]]) -> Option<([u8; 20], usize)> {
+    let mut out = [0u8; 20];
+    let mut n = 0usize;
+    for &b in groups.iter().flat_map(|g| g.iter()) {
+        *out.get_mut(n)? = b;
+        n += 1;
+    }
+    Some((out, n))
+}
+
+/// How a national candidate joins its digit `groups` ([`phone::Writing`]).
+fn national_writing(value: &[u8], groups: &[&[u8]]) -> phone::Writing {
+    use phone::Writing;
+    // The separators between the groups, in order (a `(0)` dropped from `groups` is rare in a
+    // national writing and makes the candidate `Other`).
+    let mut seps = [&b""[..]; 8];
+    let mut k = 0usize;
+    let mut rest = value.get(value.iter().take_while(|b| !b.is_ascii_digit()).count()..).unwrap_or_default();
+    loop {
+        rest = rest.get(rest.iter().take_while(|b| b.is_ascii_digit()).count()..).unwrap_or_default();
+        let sep_len = rest.iter().take_while(|b| !b.is_ascii_digit()).count();
+        if sep_len == 0 || sep_len == rest.len() {
+            break;
+        }
+        let Some(slot) = seps.get_mut(k) else { return Writing::Other };
+        *slot = rest.get(..sep_len).unwrap_or_default();
+        k += 1;
+        rest = rest.get(sep_len..).unwrap_or_default();
+    }
+    let seps = seps.get(..k).unwrap_or_default();
+    if k + 1 != groups.len() || k == 0 {
+        return Writing::Other;
+    }
+    let last = groups.last().map_or(0, |g| g.len());
+    let spaces = |s: &[&[u8]]| s.iter().all(|s| *s == b" ");
+    if value.first() == Some(&b'(') {
+        let rest_ok = seps.iter().skip(1).all(|s| *s == b" " || *s == b"-");
+        let first_ok = seps.first().is_some_and(|s| matches!(*s, b")" | b") " | b")-"));
+        return if first_ok && rest_ok { Writing::ParenArea } else { Writing::Other };
+    }
+    let (init, tail) = seps.split_at(k - 1);
+    if spaces(seps) || (k >= 2 && spaces(init) && tail == [&b"-"[..]] && last == 4) {
+        return Writing::Spaced;
+    }
+    if k >= 2
+        && seps.first() == Some(&&b"-"[..])
+        && spaces(seps.get(1..).unwrap_or_default())
+        && value.first() == Some(&b'0')
+    {
+        return Writing::AreaDash;
+    }
+    Writing::Other
 }
 
 /// The groups' digits, after the `exit` prefix they must start with, as an international number
@@ -480,6 +578,16 @@ fn international(groups: &[&[u8]], exit: &[u8]) -> bool {
     digits
         .strip_prefix(exit)
         .is_some_and(|rest| (exit.is_empty() || rest.len() >= 10) && phone::international_valid(rest))
+}
+
+/// `00` glued to the country code as the first group, then a valid number of that country:
+/// `00298 20 12 34`, `00247 62889` (the small territories' numbers are under ten digits, which
+/// [`international`] asks of an exit code written apart).
+fn exit_and_country(groups: &[&[u8]]) -> bool {
+    let (Some(first), Some(rest)) = (groups.first(), groups.get(1..)) else { return false };
+    let Some(cc) = first.strip_prefix(b"00") else { return false };
+    let Some((nsn, n)) = concat_digits(rest) else { return false };
+    (1..=3).contains(&cc.len()) && n >= 4 && phone::country_valid(cc, nsn.get(..n).unwrap_or_default())
 }
 
 /// The candidate, or (when it fails) the candidate less its trailing groups, down to 12 digits:

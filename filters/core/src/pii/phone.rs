@@ -91,10 +91,6 @@ impl PhoneRegions {
     fn has(&self, i: usize) -> bool {
         self.bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
-
-    fn enabled(&self) -> impl Iterator<Item = &'static Region> + '_ {
-        REGIONS.iter().enumerate().filter(|(i, _)| self.has(*i)).map(|(_, r)| r)
-    }
 }
 
 fn first_three(nsn: &[u8]) -> Option<u16> {
@@ -120,12 +116,17 @@ fn nsn_valid(region: &Region, nsn: &[u8]) -> bool {
 pub(super) fn international_valid(digits: &[u8]) -> bool {
     (1..=3).any(|cc_len| {
         let (Some(cc), Some(nsn)) = (digits.get(..cc_len), digits.get(cc_len..)) else { return false };
-        let Some(cc) = cc.iter().try_fold(0u16, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u16::from(c - b'0')))
-        else {
-            return false;
-        };
-        cc != 0 && REGIONS.iter().filter(|r| r.country_code == cc).any(|r| nsn_valid(r, nsn))
+        country_valid(cc, nsn)
     })
+}
+
+/// Whether `cc` (digits) is a country code and `nsn` a valid NSN for one of its regions.
+pub(super) fn country_valid(cc: &[u8], nsn: &[u8]) -> bool {
+    let Some(cc) = cc.iter().try_fold(0u16, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u16::from(c - b'0')))
+    else {
+        return false;
+    };
+    cc != 0 && REGIONS.iter().filter(|r| r.country_code == cc).any(|r| nsn_valid(r, nsn))
 }
 
 /// The digits of the written groups, at most 20.
@@ -157,30 +158,60 @@ fn date_like(groups: &[&[u8]]) -> bool {
     }
 }
 
+/// The fewest digits of a phone number after a word naming a phone (seven without one). Four-
+/// digit numbers (Niue, Tokelau) are left out: after `call` or `reach` four digits are a year or
+/// a count more often than a phone.
+pub(super) const SHORT_PHONE_DIGITS: usize = 5;
+
+/// How the groups of a national writing are joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Writing {
+    /// Spaces only (`044 668 18 00`), or spaces and a dash before the last four digits, the
+    /// Latin American local number (`48 2690-7886`).
+    Spaced,
+    /// The area code (with its trunk where the region has one) in parentheses, then spaces or
+    /// dashes: `(11) 2345-6789`, `(0337)-497203`, `(02910) 49936 398`.
+    ParenArea,
+    /// Trunk and area code, a dash, then groups joined by spaces: the Swedish `08-28 52 31`.
+    AreaDash,
+    /// Anything else (dashes, dots, slashes).
+    Other,
+}
+
 /// A national writing of a number of one of `regions`, split into its digit groups. `context`:
-/// a word naming a phone stands before it. `plain`: the groups are joined by spaces only. Without
+/// a word naming a phone stands before it. `writing`: how the groups are joined. Without
 /// a trunk prefix, a number is told from an id (`1990/12651`, `INV 2024-004717`), a zip code
 /// (`88472-6564`) or a coordinate (`84.867495`) only by its layout of space-separated groups
 /// (NANP numbers excepted: `415-555-0132` is checked as NANP). Every shape of digits is some
 /// region's valid number somewhere, so this is where precision is kept.
-pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: bool, plain: bool) -> bool {
+pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: bool, writing: Writing) -> bool {
     if groups.is_empty() || date_like(groups) {
         return false;
     }
     let Some((buf, n)) = concat(groups) else { return false };
     let Some(digits) = buf.get(..n) else { return false };
-    // The cluster gate looks only at seven digits or more; a whole-text scan must agree.
-    if n < 7 {
+    // Under seven digits only after a word naming a phone (the cluster gate lets five digits
+    // through only there; a whole-text scan must agree): the small territories' numbers
+    // (`Tel. 26212` on Saint Helena, `Tél. : 20 12 34` in the Faroes).
+    if n < SHORT_PHONE_DIGITS || (n < 7 && !context) {
         return false;
     }
-    regions.enabled().any(|region| {
+    // After a word naming a phone, a valid number of any region counts (the word, not the
+    // region list, keeps ids and amounts out); without one only `regions`' writings do.
+    let searched = REGIONS.iter().enumerate().filter(|(i, _)| context || regions.has(*i)).map(|(_, r)| r);
+    searched.into_iter().any(|region| {
         let trunk = region.trunk;
         if !trunk.is_empty() && digits.starts_with(trunk) {
             let nsn = digits.get(trunk.len()..).unwrap_or_default();
             // Seven or eight digits after a trunk (`040-0113`, `03 50 44 74`) are valid short
             // numbers in a few regions (Sweden) and far more often something else: only after
             // a word naming a phone.
-            let layout = || digits.len() >= 9 && layout_fits(region, groups, trunk.len());
+            // Trunk, area code, dash and spaced groups is a phone's writing alone (no id or
+            // amount is written so), short Swedish numbers included.
+            let layout = || {
+                (digits.len() >= 9 && layout_fits(region, groups, trunk.len()))
+                    || (writing == Writing::AreaDash && digits.len() >= 8)
+            };
             if nsn_valid(region, nsn) && (context || layout()) {
                 return true;
             }
@@ -188,8 +219,13 @@ pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: 
         let nanp = region.country_code == 1;
         // Without a trunk, a leading 1 is a count or an id far more often than a phone (no
         // default region without a trunk starts its numbers with 1; NANP has its own rule).
-        let leading_one = !nanp && digits.first() == Some(&b'1');
-        let layout = || (plain || nanp) && n >= 8 && !leading_one && layout_fits(region, groups, 0);
+        // A two-digit area code in parentheses says phone by itself (`(11) 2345-6789`: Sao
+        // Paulo); three digits in parentheses read as NANP (`(135) 549-3877` is no number).
+        let paren = writing == Writing::ParenArea && groups.first().is_some_and(|g| g.len() <= 2);
+        let leading_one = !nanp && !paren && digits.first() == Some(&b'1');
+        let layout = || {
+            (writing == Writing::Spaced || paren || nanp) && n >= 8 && !leading_one && layout_fits(region, groups, 0)
+        };
         nsn_valid(region, digits) && (context || layout())
     }) || (context && (7..=8).contains(&n) && groups.len() <= 3)
 }
@@ -221,11 +257,14 @@ fn layout_fits(region: &Region, groups: &[&[u8]], trunk_len: usize) -> bool {
             && shape.len() == k
             && shape.iter().zip(lens).all(|(&(lo, hi), &len)| (usize::from(lo)..=usize::from(hi)).contains(&len))
     });
-    // Area code then pairs, with the trunk: the common German, Swiss, Austrian, Dutch writing.
+    // Area code then pairs, with the trunk: the common German, Swiss, Austrian, Dutch writing;
+    // or a long area code then groups of three to five (the Austrian `07286 30944 270`; a
+    // two-digit area code so, `020 2009 714`, is too short for London and reads as an id).
+    let area = lens.first().copied().unwrap_or_default();
     let pairs = trunk_len > 0
         && k >= 3
-        && lens.first().is_some_and(|&l| (2..=5).contains(&l))
-        && lens.iter().skip(1).all(|&l| l == 2);
+        && (2..=5).contains(&area)
+        && (lens.iter().skip(1).all(|&l| l == 2) || (area >= 3 && lens.iter().skip(1).all(|&l| (3..=5).contains(&l))));
     shaped || pairs
 }
 
@@ -294,6 +333,7 @@ const FILLERS: &[&[u8]] = &[
     b"our",
     b"the",
     b"number",
+    b"office",
     b"no",
     b"nr",
     b"num",
@@ -340,8 +380,39 @@ const FILLERS: &[&[u8]] = &[
 /// Whether a word naming a phone stands right before `start`: at most four filler words (and
 /// punctuation) between them, on the same line. `phone-like id 12345678` does not count.
 pub(super) fn context_before(text: &[u8], start: usize) -> bool {
+    phone_word_before(text, start).is_some()
+}
+
+/// [`context_before`] for a number under seven digits: a verb (`call`, `reach`, `dial`, ...)
+/// right before it does not count, one with a filler between does (`call me at 10000`, but not
+/// `I called 12345 times` or `reach 100000 users`).
+pub(super) fn short_context_before(text: &[u8], start: usize) -> bool {
+    phone_word_before(text, start).is_some_and(|verb_alone| !verb_alone)
+}
+
+/// Verbs among the words naming a phone: prefixes, and exact words.
+const CONTEXT_VERB_PREFIXES: &[&[u8]] = &[
+    b"call",
+    b"dial",
+    b"reach",
+    b"ruf",
+    b"anruf",
+    b"appel",
+    b"joindre",
+    "ll\u{e1}m".as_bytes(),
+    b"llam",
+    b"chiam",
+    b"bellen",
+    b"ligue",
+    b"ligar",
+];
+const CONTEXT_VERB_EXACT: &[&[u8]] = &[b"bel", b"liga"];
+
+/// Whether a word naming a phone stands before `start` (see [`context_before`]), and if so
+/// whether it is a verb with no filler word between it and the number.
+fn phone_word_before(text: &[u8], start: usize) -> Option<bool> {
     let from = start.saturating_sub(64);
-    let Some(window) = text.get(from..start) else { return false };
+    let window = text.get(from..start)?;
     let is_letter = |b: u8| b.is_ascii_alphabetic() || b >= 0x80;
     // Walk back word by word (no allocation): this runs for every bare run of seven digits or
     // more and every national candidate, so most calls end at the first word.
@@ -350,7 +421,7 @@ pub(super) fn context_before(text: &[u8], start: usize) -> bool {
         // Back over punctuation and blanks, not past a line break.
         while end > 0 && window.get(end - 1).is_some_and(|&b| !is_letter(b)) {
             if window.get(end - 1) == Some(&b'\n') {
-                return false;
+                return None;
             }
             end -= 1;
         }
@@ -358,12 +429,12 @@ pub(super) fn context_before(text: &[u8], start: usize) -> bool {
         while begin > 0 && window.get(begin - 1).is_some_and(|&b| is_letter(b)) {
             begin -= 1;
         }
-        let Some(word) = window.get(begin..end) else { return false };
+        let word = window.get(begin..end)?;
         if word.is_empty() || word.len() > 24 || (begin == 0 && from > 0) {
-            return false;
+            return None;
         }
         let mut lower = [0u8; 24];
-        let Some(slot) = lower.get_mut(..word.len()) else { return false };
+        let slot = lower.get_mut(..word.len())?;
         for (d, s) in slot.iter_mut().zip(word) {
             *d = s.to_ascii_lowercase();
         }
@@ -371,14 +442,15 @@ pub(super) fn context_before(text: &[u8], start: usize) -> bool {
         let first = word.first().copied();
         let starts = |p: &&[u8]| p.first().copied() == first && word.starts_with(p);
         if CONTEXT_EXACT.contains(&word) || CONTEXT_PREFIXES.iter().any(starts) {
-            return true;
+            let verb = CONTEXT_VERB_PREFIXES.iter().any(starts) || CONTEXT_VERB_EXACT.contains(&word);
+            return Some(i == 0 && verb);
         }
         if i == 4 || !FILLERS.contains(&word) {
-            return false;
+            return None;
         }
         end = begin;
     }
-    false
+    None
 }
 
 /// Where an extension written after a number ending at `end` ends: `x123`, ` x 123`, ` ext. 12`,
@@ -421,18 +493,18 @@ mod tests {
     fn national_writings_need_the_trunk_and_a_layout_of_the_region() {
         let regions = PhoneRegions::from_codes(["CH", "DE", "NL", "US"]).unwrap_or_else(|_| PhoneRegions::none());
         let g = |s: &'static str| s.split([' ', '-', '/']).map(str::as_bytes).collect::<Vec<_>>();
-        assert!(national_valid(&g("044 668 18 00"), &regions, false, true));
-        assert!(national_valid(&g("06-12345678"), &regions, false, false));
-        assert!(national_valid(&g("030 12 34 56"), &regions, false, true));
-        assert!(national_valid(&g("415-555-0132"), &regions, false, false));
-        assert!(!national_valid(&g("44 668 18 00"), &regions, false, true));
-        assert!(!national_valid(&g("05 03 2024"), &regions, true, true));
-        assert!(national_valid(&g("0446681800"), &regions, true, true));
-        assert!(!national_valid(&g("0446681800"), &regions, false, true));
+        assert!(national_valid(&g("044 668 18 00"), &regions, false, Writing::Spaced));
+        assert!(national_valid(&g("06-12345678"), &regions, false, Writing::Other));
+        assert!(national_valid(&g("030 12 34 56"), &regions, false, Writing::Spaced));
+        assert!(national_valid(&g("415-555-0132"), &regions, false, Writing::Other));
+        assert!(!national_valid(&g("44 668 18 00"), &regions, false, Writing::Spaced));
+        assert!(!national_valid(&g("05 03 2024"), &regions, true, Writing::Spaced));
+        assert!(national_valid(&g("0446681800"), &regions, true, Writing::Spaced));
+        assert!(!national_valid(&g("0446681800"), &regions, false, Writing::Spaced));
         let spain = PhoneRegions::from_codes(["ES"]).unwrap_or_else(|_| PhoneRegions::none());
-        assert!(national_valid(&g("612 34 56 78"), &spain, false, true));
-        assert!(!national_valid(&g("612-34-56-78"), &spain, false, false));
-        assert!(national_valid(&g("612-34-56-78"), &spain, true, false));
+        assert!(national_valid(&g("612 34 56 78"), &spain, false, Writing::Spaced));
+        assert!(!national_valid(&g("612-34-56-78"), &spain, false, Writing::Other));
+        assert!(national_valid(&g("612-34-56-78"), &spain, true, Writing::Other));
     }
 
     #[test]
