@@ -1,15 +1,19 @@
 """One source for the access log (issue 17 item 4): envoy/access-log.yaml holds the json_format
 and the CEL filter once; envoy/demo.yaml and every example in envoy/filters/ carry a copy written
 by scripts/sync-access-log, and docs/log-schema.md's field table is generated from it and
-docs/log-schema.json. No Envoy needed: these read files."""
+docs/log-schema.json. Most tests read files; the last runs two shipped examples in Envoy."""
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 
 import yaml
 
-from harness import ROOT
+import pytest
+
+from conftest import validate_log_line
+from harness import ROOT, Envoy, free_port, post_json, wait_until
 
 SOURCE = ROOT / "envoy" / "access-log.yaml"
 TARGETS = [ROOT / "envoy" / "demo.yaml", *sorted((ROOT / "envoy" / "filters").glob("*.yaml"))]
@@ -110,3 +114,51 @@ def test_the_token_accounting_docs_say_success_lines_need_the_correlation_filter
     doc = (ROOT / "docs" / "filters" / "token-accounting.md").read_text()
     assert "envoy/access-log.yaml" in doc and "llmobs.sampled" in doc
     assert re.search(r"success[^.]*correlation filter[^.]*sampl", doc, re.S), "the dependency is stated"
+
+
+def run_example(name: str, workdir, upstream_port: int) -> Envoy:
+    """A shipped example as it is, with test ports, absolute module paths and its log in `workdir`."""
+    config = yaml.safe_load((ROOT / "envoy" / "filters" / name).read_text())
+    ports = {"admin": free_port(), "listener": free_port()}
+    config["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ports["admin"]}}}
+    listener = config["static_resources"]["listeners"][0]
+    listener["address"]["socket_address"]["port_value"] = ports["listener"]
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    for log in hcm["access_log"]:
+        log["typed_config"]["path"] = str(workdir / "access.log")
+    for f in hcm["http_filters"]:
+        local = f.get("typed_config", {}).get("config", {}).get("vm_config", {}).get("code", {}).get("local")
+        if local:
+            local["filename"] = str(ROOT / local["filename"])
+    for cluster in config["static_resources"]["clusters"]:
+        for ep in cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]:
+            ep["endpoint"]["address"]["socket_address"]["port_value"] = upstream_port
+    workdir.mkdir()
+    return Envoy(workdir, config, ports)
+
+
+@pytest.mark.parametrize("example,success_logged", [("token-accounting.yaml", False), ("bundle.yaml", True)])
+def test_a_shipped_example_logs_errors_and_logs_successes_only_with_the_correlation_filter(
+        tmp_path, fresh_upstream, example, success_logged):
+    """What docs/filters/token-accounting.md says: without the correlation filter's sampling
+    decision a success is never logged, an error always is."""
+    envoy = run_example(example, tmp_path / "envoy", fresh_upstream.port)
+    try:
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        # The examples sample 10%: a request id the correlation filter samples (SHA-256 of the
+        # id below the rate, docs/filters/correlation.md), so only the filter's absence can drop it.
+        sampled = next(f"req-{i}" for i in range(1000)
+                       if int.from_bytes(hashlib.sha256(f"req-{i}".encode()).digest()[:8], "big") < 0.1 * 2**64)
+        status, _, _ = post_json(envoy.url + "/v1/chat/completions", body, {"x-request-id": sampled})
+        assert status == 200
+        fresh_upstream.scenario({"type": "fail", "status": 429, "retry_after": 2, "times": 1})
+        status, _, _ = post_json(envoy.url + "/v1/chat/completions", body)
+        assert status == 429
+        lines = wait_until(lambda: (l := envoy.access_log()) and l[-1]["http.response.status_code"] == 429 and l,
+                           10, "the error's line")
+        for line in lines:
+            validate_log_line(line)
+        assert [l["http.response.status_code"] for l in lines] == ([200, 429] if success_logged else [429]), lines
+        assert lines[-1]["gen_ai.request.model"] == "gpt-4o-mini", "the filter's fields are in the example's line"
+    finally:
+        envoy.stop()
