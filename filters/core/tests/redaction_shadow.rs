@@ -54,10 +54,14 @@ fn json_response() -> Vec<u8> {
 /// An OpenAI chat stream sending `TEXT` one character per event, so every value spans events
 /// and the held text is scanned many times.
 fn stream_response() -> Vec<u8> {
+    stream_of(TEXT)
+}
+
+fn stream_of(text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     let mut event = |v: Value| out.extend_from_slice(format!("data: {v}\n\n").as_bytes());
     event(json!({"id": "c", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}));
-    for ch in TEXT.chars() {
+    for ch in text.chars() {
         event(json!({"id": "c", "choices": [{"index": 0, "delta": {"content": ch.to_string()}}]}));
     }
     event(json!({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}));
@@ -226,4 +230,19 @@ fn the_preview_lists_trials_with_their_trial_action_and_leaves_the_text_as_the_r
     let trials: Vec<(&str, &str)> =
         preview.detections.iter().filter(|d| d.shadow).map(|d| (d.entity.as_str(), d.action.label())).collect();
     assert_eq!(trials, [("phone", "block"), ("ticket", "redact"), ("email", "block"), ("employee_any", "block")]);
+}
+
+#[test]
+fn a_stream_keeps_original_text_for_trials_only_up_to_max_inspected_bytes() {
+    // 460 bytes of words, then TEXT: with 512 bytes kept, its phone (from byte 465) and ticket
+    // (488) are counted, its email (from 505) is past the bound and not; the rules in force
+    // still act on the whole stream.
+    let text = format!("{}{TEXT}", "word ".repeat(92));
+    let mut config = with_trials("traffic");
+    config["max_inspected_bytes"] = json!(512);
+    let (with, host) = exchange(&config, "text/event-stream", &stream_of(&text));
+    assert_eq!(shadow(&host, "phone", "block", "response"), Some(1));
+    assert_eq!(shadow(&host, "ticket", "redact", "response"), Some(1));
+    assert_eq!(shadow(&host, "email", "block", "response"), None);
+    assert!(client_text(&with.client).ends_with("mail [EMAIL], badge [EMPLOYEE_ID]."));
 }
