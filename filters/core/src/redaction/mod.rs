@@ -15,6 +15,8 @@
 //! - Telemetry: detection counts by entity, action and direction (never the text), a keyed
 //!   system-prompt fingerprint, opt-in redacted content capture for sampled requests, and the
 //!   active rule set's version and hash (a gauge and a log field).
+//! - Trials: entities and rules with a `shadow` action are searched by a scanner of their own and
+//!   only counted (`llmobs.pii.shadow_detections`), never mixed with the detections in force.
 //!
 //! Nothing here logs or stores a matched value: the only per-request copy of an original value is
 //! the restore map (pseudonym -> original, traffic mode with `restore_pseudonyms`), which lives in
