@@ -191,6 +191,36 @@ def test_a_blocked_entity_refuses_the_request_with_an_error_the_sdk_raises(start
     assert envoy.wait_metric("llmobs_pii_blocked", 1, reason="entity") == 1
 
 
+@pytest.mark.parametrize("pack", ["separate_filters", "bundle"])
+def test_a_block_rule_on_trial_lets_the_request_through_unchanged_and_is_counted(start_envoy, fresh_upstream, pack):
+    """A `shadow` block (a custom rule and a built-in entity on trial) counts the block it would
+    have made and changes nothing: the provider gets the request as the rules in force make it,
+    the client its reply, the log its usual fields (docs/filters/pii-redaction.md, "Trial a
+    rule")."""
+    config = {**demo_pii_config(), "mode": "traffic"}
+    config["entities"] = {**config.get("entities", {}), "email": {"action": "pseudonymize", "shadow": "block"}}
+    config["custom_rules"] = [{"entity": "ticket_id", "pattern": "\\bTKT-[0-9]{6}\\b", "shadow": "block"},
+                              *config.get("custom_rules", [])]
+    envoy = start_envoy({PII_FILTER: config}, mutate=as_bundle if pack == "bundle" else None)
+    fresh_upstream.scenario({"type": "reply", "text": "Ticket TKT-654321 is open."})
+    reply = openai_client(envoy).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": f"Close TKT-123456 and mail {EMAIL}"}])
+    assert reply.choices[0].message.content == "Ticket TKT-654321 is open.", "the response is unchanged"
+    (sent,) = llmock_bodies(fresh_upstream)
+    text = sent["messages"][0]["content"]
+    assert text.startswith("Close TKT-123456 and mail EMAIL_k1_"), f"{pack}: the rules in force, nothing else: {text}"
+    (line,) = envoy.wait_access_log(1)
+    validate_log_line(line)
+    assert line["llmobs.pii.outcome"] == "redacted"
+    assert line["llmobs.pii.detections"] == "request:email=1", "a trial is not in the log's detections"
+    shadow = "llmobs_pii_shadow_detections"
+    assert envoy.wait_metric(shadow, 1, entity="ticket_id", action="block", direction="request") == 1
+    assert envoy.metric(shadow, entity="ticket_id", action="block", direction="response") == 1
+    assert envoy.metric(shadow, entity="email", action="block", direction="request") == 1
+    assert envoy.metric("llmobs_pii_detections", entity="ticket_id", action="block", direction="request") == 0
+    assert envoy.metric("llmobs_pii_blocked", reason="entity") == 0
+
+
 def test_requests_over_the_inspection_limit_follow_the_named_policy(start_envoy, fresh_upstream):
     # Under llmock's 256 KiB journal limit, so what it received can be compared.
     big = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"{EMAIL} " + "x" * 150_000}]}

@@ -66,6 +66,7 @@ fuzz_target!(|data: &[u8]| {
             max_held_bytes: 512,
             max_event_bytes: 256,
             capture_bytes: 7,
+            original_bytes: 300,
         }
     } else {
         StreamLimits { capture_bytes: 64, ..StreamLimits::default() }

@@ -76,8 +76,18 @@ fn add_response_headers(host: &mut FakeHost, fixture: &ProviderFixture) {
 }
 
 fn through_bundle(fixture: &ProviderFixture, request: &[&[u8]], response: &[&[u8]], ends: bool) -> Seen {
+    through_bundle_with(&sections(), fixture, request, response, ends)
+}
+
+fn through_bundle_with(
+    cfg: &Value,
+    fixture: &ProviderFixture,
+    request: &[&[u8]],
+    response: &[&[u8]],
+    ends: bool,
+) -> Seen {
     let mut host = new_host(fixture);
-    let bundle = FullBundle::new(sections().to_string().as_bytes(), &mut host).unwrap();
+    let bundle = FullBundle::new(cfg.to_string().as_bytes(), &mut host).unwrap();
     let mut ex = bundle.on_request_headers(&mut host);
     let upstream = drive(&body_pieces(request, true), |b, n, e| bundle.on_request_body(&mut host, &mut ex, b, n, e));
     if host.local_response.is_some() {
@@ -94,8 +104,17 @@ fn through_bundle(fixture: &ProviderFixture, request: &[&[u8]], response: &[&[u8
 /// The four separate filters in the demo's order, each with its own context and Envoy buffer;
 /// responses pass them in reverse.
 fn through_separate_filters(fixture: &ProviderFixture, request: &[&[u8]], response: &[&[u8]], ends: bool) -> Seen {
+    through_separate_filters_with(&sections(), fixture, request, response, ends)
+}
+
+fn through_separate_filters_with(
+    cfg: &Value,
+    fixture: &ProviderFixture,
+    request: &[&[u8]],
+    response: &[&[u8]],
+    ends: bool,
+) -> Seen {
     let mut host = new_host(fixture);
-    let cfg = sections();
     let section = |name: &str| cfg[name].to_string().into_bytes();
     let correlation = CorrelationFilter::new(&section("correlation"), &mut host).unwrap();
     let redaction = RedactionFilter::new(&section("pii_redaction"), &mut host).unwrap();
@@ -188,6 +207,54 @@ fn the_bundle_redacts_a_request_and_a_response_as_the_separate_filters_do_for_ev
             assert_eq!(bundle, separate);
         }
     }
+}
+
+/// The sections plus PII trials (`shadow`) that would block an email, a card and a ticket.
+fn sections_with_trials() -> Value {
+    let mut cfg = sections();
+    cfg["pii_redaction"]["entities"]["email"] = json!({"action": "pseudonymize", "shadow": "block"});
+    cfg["pii_redaction"]["entities"]["payment_card"] = json!({"shadow": "block"});
+    cfg["pii_redaction"]["custom_rules"] =
+        json!([{"entity": "ticket", "pattern": "\\bTKT-[0-9]{6}\\b", "shadow": "block"}]);
+    cfg
+}
+
+#[test]
+fn trials_in_a_bundle_count_as_in_the_separate_filter_and_change_nothing_for_every_fixture() {
+    let without_trials = |seen: &Seen| {
+        let counters: Vec<(String, u64)> = seen
+            .counters
+            .iter()
+            .filter(|(n, _)| !n.starts_with("llmobs.pii.shadow_detections") && !n.starts_with("llmobs.pii.rule_set"))
+            .cloned()
+            .collect();
+        let state: Vec<(String, String)> =
+            seen.filter_state.iter().filter(|(k, _)| k.as_str() != fs::PII_RULE_SET).cloned().collect();
+        (seen.upstream.clone(), seen.client.clone(), seen.replied, state, counters)
+    };
+    let mut fixtures = provider_fixtures();
+    fixtures.push(chat_fixture(&format!("mail {EMAIL} card {CARD} re TKT-123456"), &format!("I wrote to {EMAIL}.")));
+    let mut counted = 0;
+    for fixture in &fixtures {
+        let request = [fixture.request_body.as_slice()];
+        let response: Vec<&[u8]> = fixture.response_body.chunks(7).collect();
+        let bundle = through_bundle_with(&sections_with_trials(), fixture, &request, &response, true);
+        let separate = through_separate_filters_with(&sections_with_trials(), fixture, &request, &response, true);
+        assert_eq!(bundle, separate, "{}", fixture.name);
+        let plain = through_bundle(fixture, &request, &response, true);
+        assert_eq!(without_trials(&bundle), without_trials(&plain), "{}: a trial changed something", fixture.name);
+        counted += bundle.counters.iter().filter(|(n, _)| n.starts_with("llmobs.pii.shadow_detections")).count();
+    }
+    let last = fixtures.last().unwrap();
+    let bundle =
+        through_bundle_with(&sections_with_trials(), last, &[&last.request_body], &[&last.response_body], true);
+    assert_eq!(bundle.replied, None, "three blocks on trial refuse nothing");
+    let count = |name: &str| bundle.counters.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+    for entity in ["email", "payment_card", "ticket"] {
+        let name = format!("llmobs.pii.shadow_detections.entity={entity};.action=block;.direction=request;");
+        assert_eq!(count(&name), Some(1), "{entity}");
+    }
+    assert!(counted >= 4, "only {counted} trial series");
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod pii_independent;
 mod pricing;
 mod redaction;
 mod redaction_secrets;
+mod redaction_shadow;
 mod redaction_stream;
 mod retrieval;
 mod token_accounting;

@@ -272,7 +272,9 @@ fn redact(file: &str) -> Outcome {
         .and_then(|()| out.flush())
         .map_err(|e| Failure::Usage(format!("cannot write stdout: {e}")))?;
     for d in &preview.detections {
-        eprintln!("{} by {}: {} at bytes {}..{}", d.entity, rule_name(d.rule), d.action.label(), d.start, d.end);
+        // A trial changes nothing: its line says what it would do.
+        let trial = if d.shadow { " (shadow: would, changes nothing)" } else { "" };
+        eprintln!("{} by {}: {}{trial} at bytes {}..{}", d.entity, rule_name(d.rule), d.action.label(), d.start, d.end);
     }
     if let Some(entity) = preview.refused_for {
         eprintln!("the filter refuses this request: 400 pii_blocked, entity {entity}");

@@ -286,6 +286,45 @@ fn redact_refuses_binary_input_and_a_bad_configuration() {
     assert!(run.stderr.contains("field `mode`: unknown variant"), "{}", run.stderr);
 }
 
+#[test]
+fn a_rule_on_trial_is_listed_as_shadow_and_neither_changes_nor_refuses_the_text() {
+    let rules = file(
+        "shadow.json",
+        r#"{"mode": "traffic", "entities": {"email": {"action": "redact", "shadow": "block"}},
+            "custom_rules": [{"entity": "ticket", "pattern": "\\bTKT-[0-9]{6}\\b", "shadow": "block"}]}"#,
+    );
+    let run = llmobs(&["redact", "--config", &rules], b"mail ana@example.org re TKT-123456");
+    assert_eq!((run.code, run.stdout.as_str()), (0, "mail [EMAIL] re TKT-123456"), "{}", run.stderr);
+    assert!(run.stderr.contains("email by the built-in detector: redact at bytes 5..20"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("email by the built-in detector: block (shadow: would, changes nothing) at bytes 5..20"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("ticket by custom_rules[0]: block (shadow: would, changes nothing)"), "{}", run.stderr);
+    assert!(!run.stderr.contains("refuses"), "a block on trial refuses nothing: {}", run.stderr);
+    // Security tests a rule on trial with its cases before it goes in force.
+    let cases =
+        file("shadow-cases.yaml", "ticket:\n  must_match: [\"re TKT-123456\"]\n  must_not_match: [\"TKT-1234567\"]\n");
+    let run = llmobs(&["rules", "test", &rules, &cases], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.trim_end().rsplit(": ").next(), Some("2 samples, 0 failed"));
+}
+
+#[test]
+fn a_rule_without_an_action_or_a_trial_and_a_trial_of_off_are_refused_with_their_positions() {
+    let rules = file(
+        "shadow-bad.json",
+        r#"{"custom_rules": [{"entity": "ticket", "pattern": "TKT-[0-9]+"}],
+ "entities": {"email": {"shadow": "off"}}}"#,
+    );
+    let run = llmobs(&["rules", "check", &rules], b"");
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("field `custom_rules[0].action`: is required (or `shadow` alone"), "{}", run.stderr);
+    assert!(run.stderr.contains(":2:"), "{}", run.stderr);
+    assert!(run.stderr.contains("field `entities.email.shadow`: `off` has nothing to trial"), "{}", run.stderr);
+}
+
 // ---- config check ----
 
 #[test]
@@ -370,13 +409,14 @@ fn version_names_the_release() {
 
 // ---- the docs ----
 
-/// Every custom rule written out in the docs (`{"entity": …, "pattern": …, "action": …}`) loads,
+/// Every custom rule written out in the docs (`{"entity": …, "pattern": …, "action": …}`, or with
+/// `"shadow"` for a rule on trial) loads,
 /// and every employee_id example passes the sample repository's employee_id cases (the doc once
 /// showed `EMP-[0-9]{6}`, which turns `EMP-1234567` into `[EMPLOYEE_ID]7`).
 #[test]
 fn every_rule_example_in_the_docs_passes_the_cli() {
     let example = regex::Regex::new(
-        r#"\{"entity":[ \n]*"[a-z0-9_]+",[ \n]*"pattern":[ \n]*"(?:[^"\\]|\\.)*",[ \n]*"action":[ \n]*"[a-z]+"\}"#,
+        r#"\{"entity":[ \n]*"[a-z0-9_]+",[ \n]*"pattern":[ \n]*"(?:[^"\\]|\\.)*"(?:,[ \n]*"(?:action|shadow)":[ \n]*"[a-z]+")+\}"#,
     )
     .unwrap();
     let cases = std::fs::read_to_string(root().join(SAMPLE_CASES)).unwrap();

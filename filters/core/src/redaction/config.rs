@@ -4,7 +4,8 @@
 
 use crate::config::{parse_json, ConfigError};
 use crate::pii::Entity;
-use serde::Deserialize;
+use serde::de::{self, IntoDeserializer, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 
 /// Whether the filter scrubs what the pack records, what goes over the wire, or both.
@@ -85,7 +86,64 @@ pub struct CustomRule {
     /// The entity label it reports (`employee_id`): 1-32 of `a-z`, `0-9`, `_`.
     pub entity: String,
     pub pattern: String,
-    pub action: Action,
+    /// The action in force. Required, unless `shadow` is given: a rule with only `shadow` is on
+    /// trial and not in force at all.
+    #[serde(default)]
+    pub action: Option<Action>,
+    /// Trial: what the rule would do (counted in `llmobs.pii.shadow_detections` with this action
+    /// as its label); it changes nothing, not the body, the verdict or a capture.
+    #[serde(default)]
+    pub shadow: Option<Action>,
+}
+
+impl CustomRule {
+    /// The action in force (`off` for a rule only on trial).
+    pub fn live(&self) -> Action {
+        self.action.unwrap_or(Action::Off)
+    }
+}
+
+/// A built-in entity's entry in `entities`: an action (`"email": "redact"`), or
+/// `{"action": ..., "shadow": ...}` to trial another action while `action` (default:
+/// `default_action`) stays in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EntitySetting {
+    pub action: Option<Action>,
+    pub shadow: Option<Action>,
+}
+
+impl From<Action> for EntitySetting {
+    fn from(action: Action) -> Self {
+        Self { action: Some(action), shadow: None }
+    }
+}
+
+impl<'de> Deserialize<'de> for EntitySetting {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Trial {
+            #[serde(default)]
+            action: Option<Action>,
+            #[serde(default)]
+            shadow: Option<Action>,
+        }
+        struct Setting;
+        impl<'de> Visitor<'de> for Setting {
+            type Value = EntitySetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an action (redact, pseudonymize, block, count, off) or {\"action\": ..., \"shadow\": ...}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EntitySetting, E> {
+                Action::deserialize(v.into_deserializer()).map(EntitySetting::from)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EntitySetting, A::Error> {
+                let trial = Trial::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(EntitySetting { action: trial.action, shadow: trial.shadow })
+            }
+        }
+        deserializer.deserialize_any(Setting)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -183,8 +241,9 @@ pub struct PiiRedactionConfig {
     pub direction: Direction,
     /// The action for every built-in entity not named in `entities`.
     pub default_action: Action,
-    /// Per built-in entity label (`email`, `payment_card`, ...).
-    pub entities: BTreeMap<String, Action>,
+    /// Per built-in entity label (`email`, `payment_card`, ...): its action, and optionally a
+    /// `shadow` action on trial.
+    pub entities: BTreeMap<String, EntitySetting>,
     /// The regions (ISO 3166 codes, or `"*"` for all 245) whose national phone writings are
     /// searched (`044 668 18 00`); international writings are searched for every region.
     pub phone_regions: Vec<String>,
@@ -236,6 +295,7 @@ impl Default for PiiRedactionConfig {
 }
 
 pub const MAX_CUSTOM_RULES: usize = 64;
+const SHADOW_OFF: &str = "`off` has nothing to trial; shadow takes redact, pseudonymize, block or count";
 pub const MAX_PATTERN_BYTES: usize = 1024;
 /// Compiled-program limit per pattern; a pattern over it is refused at load, not at traffic.
 pub const MAX_COMPILED_BYTES: usize = 256 * 1024;
@@ -254,7 +314,14 @@ impl PiiRedactionConfig {
     /// Every error in an otherwise well-typed configuration (patterns are compiled elsewhere).
     pub fn problems(&self) -> Vec<ConfigError> {
         let mut errors = Vec::new();
-        for label in self.entities.keys() {
+        for (label, setting) in &self.entities {
+            let field = format!("entities.{}", crate::metric::label_value(label));
+            if setting.action.is_none() && setting.shadow.is_none() {
+                errors.push(ConfigError::new(&field, "needs `action`, `shadow` (an action on trial) or both"));
+            }
+            if setting.shadow == Some(Action::Off) {
+                errors.push(ConfigError::new(format!("{field}.shadow"), SHADOW_OFF));
+            }
             if Entity::from_label(label).is_none() {
                 let field = format!("entities.{}", crate::metric::label_value(label));
                 let reason = if self.custom_rules.iter().any(|r| &r.entity == label) {
@@ -283,6 +350,15 @@ impl PiiRedactionConfig {
                 ));
             } else if !valid_label(&rule.entity, 32) {
                 errors.push(ConfigError::new(field, "must be 1-32 characters of a-z, 0-9, '_'"));
+            }
+            if rule.action.is_none() && rule.shadow.is_none() {
+                errors.push(ConfigError::new(
+                    format!("custom_rules[{i}].action"),
+                    "is required (or `shadow` alone, to trial the rule without it being in force)",
+                ));
+            }
+            if rule.shadow == Some(Action::Off) {
+                errors.push(ConfigError::new(format!("custom_rules[{i}].shadow"), SHADOW_OFF));
             }
         }
         if !valid_label(&self.rule_set_version.replace(['.', '-'], "_"), 64) {
@@ -314,11 +390,11 @@ impl PiiRedactionConfig {
         errors
     }
 
-    /// Every action in force (built-in default, per-entity, custom).
+    /// Every action in force (built-in default, per-entity, custom); trials are not in force.
     pub fn actions(&self) -> impl Iterator<Item = Action> + '_ {
         std::iter::once(self.default_action)
-            .chain(self.entities.values().copied())
-            .chain(self.custom_rules.iter().map(|r| r.action))
+            .chain(self.entities.values().filter_map(|s| s.action))
+            .chain(self.custom_rules.iter().map(CustomRule::live))
     }
 
     /// The parsed `phone_regions` (an unknown code is refused at load).
@@ -327,6 +403,16 @@ impl PiiRedactionConfig {
     }
 
     pub fn action_for(&self, entity: Entity) -> Action {
-        self.entities.get(entity.label()).copied().unwrap_or(self.default_action)
+        self.entities.get(entity.label()).and_then(|s| s.action).unwrap_or(self.default_action)
+    }
+
+    /// The action on trial for a built-in entity (`entities.<label>.shadow`), if any.
+    pub fn shadow_for(&self, entity: Entity) -> Option<Action> {
+        self.entities.get(entity.label()).and_then(|s| s.shadow)
+    }
+
+    /// Whether any entity or rule is on trial.
+    pub fn has_shadow(&self) -> bool {
+        self.entities.values().any(|s| s.shadow.is_some()) || self.custom_rules.iter().any(|r| r.shadow.is_some())
     }
 }

@@ -15,6 +15,8 @@
 //! - Telemetry: detection counts by entity, action and direction (never the text), a keyed
 //!   system-prompt fingerprint, opt-in redacted content capture for sampled requests, and the
 //!   active rule set's version and hash (a gauge and a log field).
+//! - Trials: entities and rules with a `shadow` action are searched by a scanner of their own and
+//!   only counted (`llmobs.pii.shadow_detections`), never mixed with the detections in force.
 //!
 //! Nothing here logs or stores a matched value: the only per-request copy of an original value is
 //! the restore map (pseudonym -> original, traffic mode with `restore_pseudonyms`), which lives in
@@ -191,6 +193,9 @@ pub struct Exchange {
     /// exchange.
     restore: HashMap<String, String>,
     detections: BTreeMap<(Side, Kind, Action), u64>,
+    /// What the entities and rules on trial would have found (their `shadow` action is looked
+    /// up when counted); nothing else in the exchange depends on it.
+    shadow: BTreeMap<(Side, Kind), u64>,
     restored: u64,
     /// Stream releases forced by the hold-back caps (a value may have passed unseen).
     window_forced: u64,
@@ -268,6 +273,10 @@ pub struct PiiRedaction {
     config: PiiRedactionConfig,
     detector: Detector,
     custom: Rules,
+    /// Entities and rules on trial (`shadow`): a scanner of their own, run beside the one in
+    /// force and never mixed with it, so a trial cannot change a detection, an overlap, an
+    /// edit, a verdict or a capture. `None` when nothing is on trial.
+    shadow: Option<Shadow>,
     masks: Rules,
     fields: Vec<FieldPath>,
     pseudonymizer: Option<Pseudonymizer>,
@@ -288,9 +297,20 @@ pub struct Detection {
     pub entity: String,
     /// The index in `custom_rules` of the rule that found it; `None` for a built-in detector.
     pub rule: Option<usize>,
+    /// The action in force, or for a trial (`shadow`) the action on trial.
     pub action: Action,
+    /// Found by an entity or rule on trial: counted only, changes nothing.
+    pub shadow: bool,
     pub start: usize,
     pub end: usize,
+}
+
+/// The scanner of the entities and rules on trial.
+#[derive(Debug)]
+struct Shadow {
+    detector: Detector,
+    rules: Rules,
+    private_keys: bool,
 }
 
 /// What the filter would do to one request text.
@@ -320,7 +340,7 @@ impl PiiRedaction {
         let custom = kept(
             Rules::compile_some(
                 "custom_rules",
-                config.custom_rules.iter().map(|r| (r.pattern.as_str(), r.action != Action::Off)),
+                config.custom_rules.iter().map(|r| (r.pattern.as_str(), r.live() != Action::Off)),
             )
             .map_err(|e| {
                 // A rule is an object: the error is in its `pattern`.
@@ -340,17 +360,38 @@ impl PiiRedaction {
             Some(source) => kept(load_key(host, &source.env, &source.id).map(Some), &mut errors),
             None => Some(None),
         };
+        // The trial rules' own alternation (each pattern compiled above already).
+        let shadow_rules = if custom.is_some() && config.has_shadow() {
+            kept(
+                Rules::compile_some(
+                    "custom_rules",
+                    config.custom_rules.iter().map(|r| (r.pattern.as_str(), r.shadow.is_some())),
+                ),
+                &mut errors,
+            )
+        } else {
+            None
+        };
         ConfigError::collect(errors)?;
         let (Some(custom), Some(masks), Some(fields), Some(pseudonymizer)) = (custom, masks, fields, pseudonymizer)
         else {
             return Err(ConfigError::new(".", "invalid"));
         };
+        let shadow = shadow_rules.map(|rules| {
+            let on_trial: Vec<Entity> = Entity::ALL.into_iter().filter(|e| config.shadow_for(*e).is_some()).collect();
+            Shadow {
+                detector: Detector::new(&on_trial).with_phone_regions(config.phone_regions().unwrap_or_default()),
+                rules,
+                private_keys: config.shadow_for(Entity::PrivateKey).is_some(),
+            }
+        });
         let enabled: Vec<Entity> = Entity::ALL.into_iter().filter(|e| config.action_for(*e) != Action::Off).collect();
         let hash = rule_set_hash(config_json);
         let rule_set = format!("{}@{}", config.rule_set_version, hash);
         let filter = Self {
             detector: Detector::new(&enabled).with_phone_regions(config.phone_regions().unwrap_or_default()),
             custom,
+            shadow,
             masks,
             fields,
             pseudonymizer,
@@ -423,6 +464,7 @@ impl PiiRedaction {
             rewrite_response: false,
             restore: HashMap::new(),
             detections: BTreeMap::new(),
+            shadow: BTreeMap::new(),
             restored: 0,
             window_forced: 0,
             request_ns: None,
@@ -592,6 +634,7 @@ impl PiiRedaction {
         let wants_system = self.captures(ex, CapturePart::System);
         let wants_user = self.captures(ex, CapturePart::LastUser);
         content::visit_request(wire, &mut doc, &mut |part, text| {
+            self.count_shadow(text, Side::Request, ex);
             let found = self.scan(text);
             if part == Part::System && wants_system {
                 system.push(self.scrub(text, &found));
@@ -741,6 +784,8 @@ impl PiiRedaction {
                 max_held_bytes: s.max_held_bytes,
                 max_event_bytes: self.config.max_inspected_bytes,
                 capture_bytes: if wants_completion { self.config.capture.max_bytes + CAPTURE_SLACK } else { 0 },
+                // Trials are counted on the stream's original text at its end.
+                original_bytes: if self.shadow.is_some() { self.config.max_inspected_bytes } else { 0 },
             };
             let redactor = StreamRedactor::new(wire, limits);
             ex.response = ResponsePlan::Stream(Box::new(redactor));
@@ -854,6 +899,7 @@ impl PiiRedaction {
         let mut kinds = Vec::new();
         let wants_completion = self.captures(ex, CapturePart::Completion);
         content::visit_response(wire, &mut doc, &mut |part, text| {
+            self.count_shadow(text, Side::Response, ex);
             let restores = self.restore_edits(text, ex);
             let found = self.scan(text);
             if wants_completion && completion.is_none() && part == Part::Assistant {
@@ -936,6 +982,12 @@ impl PiiRedaction {
             }
         }
         if end {
+            if self.shadow.is_some() {
+                let originals: Vec<String> = redactor.originals().map(str::to_string).collect();
+                for text in &originals {
+                    self.count_shadow(text, Side::Response, ex);
+                }
+            }
             let captured = redactor.captured().to_string();
             if !captured.is_empty() {
                 self.capture_completion(ex, &captured, redactor.capture_truncated());
@@ -971,6 +1023,16 @@ impl PiiRedaction {
             );
             self.handles.count(host, name, *n);
             *per_entity.entry((*side, entity.to_string())).or_default() += n;
+        }
+        // Trials have a counter of their own: a `shadow` label on `llmobs.pii.detections` would
+        // add them into every sum of that counter (dashboards, alerts) that does not filter it.
+        for ((side, kind), n) in &ex.shadow {
+            let Some(action) = self.shadow_action(*kind) else { continue };
+            let name = metric::name(
+                "llmobs.pii.shadow_detections",
+                &[("entity", self.entity_label(*kind)), ("action", action.label()), ("direction", side.label())],
+            );
+            self.handles.count(host, name, *n);
         }
         for (side, reason) in &ex.skipped {
             let name = metric::name("llmobs.pii.skipped", &[("direction", side.label()), ("reason", reason)]);
@@ -1047,9 +1109,23 @@ impl PiiRedaction {
                     Kind::Builtin(_) => None,
                 },
                 action: self.action(f.kind),
+                shadow: false,
                 start: f.start,
                 end: f.end,
             })
+            .chain(self.shadow_scan(text).into_iter().filter_map(|f| {
+                Some(Detection {
+                    entity: self.entity_label(f.kind).to_string(),
+                    rule: match f.kind {
+                        Kind::Custom(i) => Some(i),
+                        Kind::Builtin(_) => None,
+                    },
+                    action: self.shadow_action(f.kind)?,
+                    shadow: true,
+                    start: f.start,
+                    end: f.end,
+                })
+            }))
             .collect();
         let text = if self.config.mode.rewrites() {
             self.apply(text, &found, Side::Request, &mut ex)
@@ -1064,7 +1140,31 @@ impl PiiRedaction {
     fn action(&self, kind: Kind) -> Action {
         match kind {
             Kind::Builtin(e) => self.config.action_for(e),
-            Kind::Custom(i) => self.config.custom_rules.get(i).map_or(Action::Count, |r| r.action),
+            Kind::Custom(i) => self.config.custom_rules.get(i).map_or(Action::Count, |r| r.live()),
+        }
+    }
+
+    /// The action on trial for what `kind` found, if it is on trial.
+    fn shadow_action(&self, kind: Kind) -> Option<Action> {
+        match kind {
+            Kind::Builtin(e) => self.config.shadow_for(e),
+            Kind::Custom(i) => self.config.custom_rules.get(i).and_then(|r| r.shadow),
+        }
+    }
+
+    /// What the entities and rules on trial find in `text`, without overlaps among themselves
+    /// (the same rule as [`scan`](Self::scan)); empty when nothing is on trial.
+    fn shadow_scan(&self, text: &str) -> Vec<Found> {
+        match &self.shadow {
+            Some(s) => scan_with(&s.detector, &s.rules, s.private_keys, text),
+            None => Vec::new(),
+        }
+    }
+
+    /// Counts the trials' detections in `text`: the only thing a trial does.
+    fn count_shadow(&self, text: &str, side: Side, ex: &mut Exchange) {
+        for f in self.shadow_scan(text) {
+            *ex.shadow.entry((side, f.kind)).or_default() += 1;
         }
     }
 
@@ -1078,43 +1178,7 @@ impl PiiRedaction {
     /// Built-in and custom detections, without overlaps: the earliest start wins, then the
     /// longest span (a custom rule inside an email is part of the email).
     fn scan(&self, text: &str) -> Vec<Found> {
-        let mut found: Vec<Found> = self
-            .detector
-            .scan(text)
-            .into_iter()
-            .map(|m| Found { kind: Kind::Builtin(m.entity), start: m.start, end: m.end })
-            .collect();
-        let mut merge = false;
-        if !self.custom.is_empty() {
-            found.extend(self.custom.find(text).into_iter().map(|m| Found {
-                kind: Kind::Custom(m.rule),
-                start: m.start,
-                end: m.end,
-            }));
-            merge = true;
-        }
-        if self.private_keys_on() && text.contains("-----BEGIN ") {
-            // Blocks the built-in detector leaves: labels beyond its list (`PGP PRIVATE KEY
-            // BLOCK`) and blocks whose END is missing (cut by `max_tokens` or by the sender),
-            // which run to the end of the text. A bare BEGIN line with no key after it is not one.
-            for block in secrets::private_key_blocks(text) {
-                if block.body_chars >= MIN_KEY_BODY {
-                    found.push(Found { kind: Kind::Builtin(Entity::PrivateKey), start: block.start, end: block.end });
-                    merge = true;
-                }
-            }
-        }
-        if merge {
-            found.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
-            let mut kept: Vec<Found> = Vec::with_capacity(found.len());
-            for f in found {
-                if kept.last().is_none_or(|last| f.start >= last.end) {
-                    kept.push(f);
-                }
-            }
-            found = kept;
-        }
-        found
+        scan_with(&self.detector, &self.custom, self.private_keys_on(), text)
     }
 
     fn private_keys_on(&self) -> bool {
@@ -1310,6 +1374,47 @@ impl PiiRedaction {
         }
         edits
     }
+}
+
+/// Detections of `detector` and `custom` (and, with `private_keys`, the key blocks the detector
+/// leaves) in `text`, without overlaps: the earliest start wins, then the longest span.
+fn scan_with(detector: &Detector, custom: &Rules, private_keys: bool, text: &str) -> Vec<Found> {
+    let mut found: Vec<Found> = detector
+        .scan(text)
+        .into_iter()
+        .map(|m| Found { kind: Kind::Builtin(m.entity), start: m.start, end: m.end })
+        .collect();
+    let mut merge = false;
+    if !custom.is_empty() {
+        found.extend(custom.find(text).into_iter().map(|m| Found {
+            kind: Kind::Custom(m.rule),
+            start: m.start,
+            end: m.end,
+        }));
+        merge = true;
+    }
+    if private_keys && text.contains("-----BEGIN ") {
+        // Blocks the built-in detector leaves: labels beyond its list (`PGP PRIVATE KEY
+        // BLOCK`) and blocks whose END is missing (cut by `max_tokens` or by the sender),
+        // which run to the end of the text. A bare BEGIN line with no key after it is not one.
+        for block in secrets::private_key_blocks(text) {
+            if block.body_chars >= MIN_KEY_BODY {
+                found.push(Found { kind: Kind::Builtin(Entity::PrivateKey), start: block.start, end: block.end });
+                merge = true;
+            }
+        }
+    }
+    if merge {
+        found.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
+        let mut kept: Vec<Found> = Vec::with_capacity(found.len());
+        for f in found {
+            if kept.last().is_none_or(|last| f.start >= last.end) {
+                kept.push(f);
+            }
+        }
+        found = kept;
+    }
+    found
 }
 
 /// Sorts edits and drops any that overlap an earlier one (restores and detections never should).

@@ -101,6 +101,9 @@ pub struct StreamLimits {
     pub max_event_bytes: usize,
     /// Bytes of released text kept for [`StreamRedactor::captured`]; 0 keeps none.
     pub capture_bytes: usize,
+    /// Bytes of original (unedited) text kept for [`StreamRedactor::originals`], in total; 0
+    /// keeps none. Set only when rules are on trial (shadow), which are counted on it.
+    pub original_bytes: usize,
 }
 
 impl Default for StreamLimits {
@@ -111,6 +114,7 @@ impl Default for StreamLimits {
             max_held_bytes: 64 << 10,
             max_event_bytes: crate::framing::sse::DEFAULT_MAX_EVENT_BYTES,
             capture_bytes: 0,
+            original_bytes: 0,
         }
     }
 }
@@ -310,6 +314,11 @@ pub struct StreamRedactor {
     capture: String,
     capture_key: Option<ChannelKey>,
     capture_full: bool,
+    /// The original text released so far, per channel, and the complete copies edited whole
+    /// that were not streamed as deltas, up to `original_bytes` in total.
+    originals: BTreeMap<ChannelKey, String>,
+    original_copies: Vec<String>,
+    original_len: usize,
     /// The binary framing could not be read: everything from here on passes unchanged.
     broken: bool,
 }
@@ -328,8 +337,30 @@ impl StreamRedactor {
             capture: String::new(),
             capture_key: None,
             capture_full: false,
+            originals: BTreeMap::new(),
+            original_copies: Vec::new(),
+            original_len: 0,
             broken: false,
         }
+    }
+
+    /// The original text of the stream as released (each channel's text whole, and the complete
+    /// copies that were not streamed), up to `original_bytes`: what rules on trial are counted on,
+    /// once, at the end of the stream.
+    pub fn originals(&self) -> impl Iterator<Item = &str> {
+        self.originals.values().chain(self.original_copies.iter()).map(String::as_str)
+    }
+
+    /// Room left for original text; `text` is kept only whole (a cut value would be half counted).
+    fn original_room(&mut self, text: &str) -> bool {
+        let room = self.limits.original_bytes.saturating_sub(self.original_len);
+        if text.len() > room {
+            // Full: nothing more is kept, so no channel's text has a gap joining its two sides.
+            self.original_len = self.limits.original_bytes;
+            return false;
+        }
+        self.original_len = self.original_len.saturating_add(text.len());
+        true
     }
 
     /// Bedrock's binary frames instead of SSE events.
@@ -515,10 +546,20 @@ impl StreamRedactor {
     fn edit_copies(&mut self, value: &mut Value, editor: &mut Editor<'_>, out: &mut Pushed) -> bool {
         let streamed = &self.streamed;
         let mut changed = false;
+        let keep = self.limits.original_bytes > 0;
+        let mut kept = Vec::new();
         copies(self.wire, value, &mut |item, s| {
             let counted = item.is_none_or(|i| !streamed.contains(&i));
+            if counted && keep {
+                kept.push(s.clone());
+            }
             changed |= edit_whole(s, editor, counted.then_some(&mut out.committed));
         });
+        for text in kept {
+            if self.original_room(&text) {
+                self.original_copies.push(text);
+            }
+        }
         changed
     }
 
@@ -719,9 +760,15 @@ impl StreamRedactor {
             let original = channel.held.get(from..to).unwrap_or_default();
             let edits = channel.edits.as_deref().unwrap_or_default();
             let edited = apply_segment(original, seg.start, seg.end, edits, &mut out.committed);
+            let kept = (self.limits.original_bytes > 0).then(|| original.to_string());
             if seg.key.kind == Kind::Text {
                 let text = edited.as_deref().unwrap_or(original).to_string();
                 self.capture_text(seg.key, &text);
+            }
+            if let Some(original) = kept {
+                if self.original_room(&original) {
+                    self.originals.entry(seg.key).or_default().push_str(&original);
+                }
             }
             new_texts.push(edited);
         }
