@@ -152,3 +152,21 @@ def test_without_the_exporter_records_are_dropped_counted_and_requests_succeed(s
                                               extra_headers={"x-llmobs-consent": "eval"})
     assert r.choices[0].message.content
     assert envoy.wait_metric("llmobs_eval_export_records_dropped", 1, reason="no_exporter") == 1
+
+
+def test_with_the_receiver_down_the_exporter_holds_no_more_than_its_cap_and_counts_the_rest(start_envoy, receiver):
+    receiver.stop()
+    # A batch that keeps failing is held for its retry: with a long backoff it stays, and the
+    # queue behind it fills to the cap.
+    limits = {"max_queued_records": 5, "batch_max_records": 2,
+              "retry": {"initial_backoff_ms": 60000, "max_backoff_ms": 60000, "max_attempts": 20}}
+    envoy = start_envoy(mutate=exporting(receiver.port, exporter=limits))
+    oa = client(envoy)
+    for _ in range(12):
+        r = oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}],
+                                       extra_headers={"x-llmobs-consent": "eval"})
+        assert r.choices[0].message.content
+    assert envoy.wait_metric("llmobs_eval_export_records_dropped", 7, reason="queue_full") == 7
+    held = envoy.metric("llmobs_eval_export_queue_bytes")
+    assert 0 < held <= 8 * 1024 * 1024
+    assert envoy.metric("llmobs_eval_export_exchanges", result="enqueued") == 12

@@ -182,3 +182,34 @@ fn evaluation_needs_a_capturing_mode_and_known_entities() {
     let fields: Vec<String> = err.into_all().into_iter().map(|e| e.field).collect();
     assert_eq!(fields, ["evaluation.skip_entities[0]", "evaluation.enabled"]);
 }
+
+#[test]
+fn a_streamed_completion_is_exported_as_sent_scrubbed_without_log_sampling() {
+    let mut host = FakeHost::with_request_headers(&[(":path", "/v1/chat/completions"), ("x-llmobs-consent", "eval")]);
+    host.set_property(&[fs::SAMPLED], b"false");
+    host.register_queue(VM, QUEUE);
+    let config = json!({"mode": "both", "capture": {"parts": ["completion"]}, "evaluation": {"enabled": true}});
+    let filter = PiiRedaction::new(config.to_string().as_bytes(), &mut host).unwrap();
+    let mut ex = filter.on_request_headers(&mut host);
+    let _ = filter.on_request_body(&mut host, &mut ex, &chat("where do I write?"));
+    host.add_response_header(":status", "200");
+    host.add_response_header("content-type", "text/event-stream");
+    filter.on_response_headers(&mut host, &mut ex);
+    let mut stream = String::new();
+    for piece in ["Write ", "to ", EMAIL, " today."] {
+        let event = json!({"id": "c", "choices": [{"index": 0, "delta": {"content": piece}}]});
+        stream.push_str(&format!("data: {event}\n\n"));
+    }
+    stream.push_str("data: [DONE]\n\n");
+    for (i, chunk) in stream.as_bytes().chunks(7).enumerate() {
+        let last = (i + 1) * 7 >= stream.len();
+        let _ = filter.on_response_chunk(&mut host, &mut ex, chunk, last);
+    }
+    filter.finish(&mut host, &mut ex);
+    let queued = host.queued(VM, QUEUE);
+    assert_eq!(queued.len(), 1);
+    assert!(String::from_utf8_lossy(&queued[0]).contains("Write to [EMAIL] today."));
+    assert!(!host.all_sinks().contains(EMAIL));
+    // Not log-sampled: the log's completion capture stays off although configured.
+    assert!(host.filter_state_str(fs::CAPTURE_COMPLETION).is_none());
+}
