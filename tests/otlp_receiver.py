@@ -63,7 +63,8 @@ class OtlpReceiver:
 class OtlpLogsReceiver:
     """A real OTLP/HTTP logs receiver (POST /v1/logs, protobuf) decoding with the official
     `opentelemetry-proto` messages, as a Collector's otlphttp receiver would. `status` is what it
-    answers (set it to 500 to fail every export); every request is kept, decoded and raw."""
+    answers (set it to 500 to fail every export), after `delay` seconds (a slow receiver); every
+    request is kept, decoded and raw."""
 
     def __init__(self, status: int = 200):
         import http.server
@@ -72,6 +73,7 @@ class OtlpLogsReceiver:
 
         self.port = free_port()
         self.status = status
+        self.delay = 0.0
         self.lock = threading.Lock()
         self.records: list[dict] = []
         self.raw: list[bytes] = []
@@ -99,6 +101,9 @@ class OtlpLogsReceiver:
                                         "attributes": {a.key: _value(a.value) for a in record.attributes},
                                         "trace_id": record.trace_id.hex(),
                                     })
+                if receiver.delay:
+                    import time
+                    time.sleep(receiver.delay)
                 self.send_response(receiver.status)
                 self.send_header("content-type", "application/x-protobuf")
                 self.send_header("content-length", "0")

@@ -121,15 +121,17 @@ def test_consented_exchanges_arrive_scrubbed_and_match_their_requests_and_no_oth
     assert envoy.metric("llmobs_eval_export_batches", result="failed") == 0
 
 
-@pytest.mark.parametrize("receiver_state", ["answers_500", "down"])
+@pytest.mark.parametrize("receiver_state", ["answers_500", "slow", "down"])
 def test_a_failing_receiver_never_touches_traffic_and_its_failures_and_drops_are_counted(
         start_envoy, receiver, receiver_state):
     if receiver_state == "answers_500":
         receiver.status = 500
+    elif receiver_state == "slow":
+        receiver.delay = 1.5  # past the exporter's timeout_ms: every send times out
     else:
         receiver.stop()
     retry = {"initial_backoff_ms": 50, "max_backoff_ms": 100, "max_attempts": 2}
-    envoy = start_envoy(mutate=exporting(receiver.port, exporter={"retry": retry, "timeout_ms": 1000}))
+    envoy = start_envoy(mutate=exporting(receiver.port, exporter={"retry": retry, "timeout_ms": 300}))
     oa = client(envoy)
     for _ in range(3):
         r = oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}],
