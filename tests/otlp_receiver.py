@@ -58,3 +58,76 @@ class OtlpReceiver:
 
     def stop(self) -> None:
         self.server.stop(grace=None)
+
+
+class OtlpLogsReceiver:
+    """A real OTLP/HTTP logs receiver (POST /v1/logs, protobuf) decoding with the official
+    `opentelemetry-proto` messages, as a Collector's otlphttp receiver would. `status` is what it
+    answers (set it to 500 to fail every export), after `delay` seconds (a slow receiver); every
+    request is kept, decoded and raw."""
+
+    def __init__(self, status: int = 200):
+        import http.server
+
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+        self.port = free_port()
+        self.status = status
+        self.delay = 0.0
+        self.lock = threading.Lock()
+        self.records: list[dict] = []
+        self.raw: list[bytes] = []
+        self.requests: list[dict] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                with receiver.lock:
+                    receiver.raw.append(body)
+                    receiver.requests.append({"path": self.path, "content_type": self.headers.get("content-type")})
+                    if receiver.status == 200:
+                        request = logs_service_pb2.ExportLogsServiceRequest.FromString(body)
+                        for resource_logs in request.resource_logs:
+                            resource = {a.key: _value(a.value) for a in resource_logs.resource.attributes}
+                            for scope_logs in resource_logs.scope_logs:
+                                for record in scope_logs.log_records:
+                                    body_map = {kv.key: _value(kv.value) for kv in record.body.kvlist_value.values}
+                                    receiver.records.append({
+                                        "resource": resource,
+                                        "scope": scope_logs.scope.name,
+                                        "severity": record.severity_text,
+                                        "body": body_map,
+                                        "attributes": {a.key: _value(a.value) for a in record.attributes},
+                                        "trace_id": record.trace_id.hex(),
+                                    })
+                if receiver.delay:
+                    import time
+                    time.sleep(receiver.delay)
+                self.send_response(receiver.status)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def received(self) -> list[dict]:
+        with self.lock:
+            return list(self.records)
+
+    def exports(self) -> int:
+        with self.lock:
+            return len(self.raw)
+
+    def raw_bytes(self) -> bytes:
+        with self.lock:
+            return b"".join(self.raw)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -60,6 +60,14 @@ pub enum SharedDataError {
     Failed,
 }
 
+/// A record could not be handed to a shared queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueError {
+    /// No VM registered the queue (the exporter service is not configured or not running).
+    NotFound,
+    Failed,
+}
+
 /// What a filter may do during one HTTP stream.
 pub trait Host: Stats {
     /// A request header's raw value. Values are bytes: HTTP allows obs-text (0x80-0xFF), and a
@@ -91,4 +99,10 @@ pub trait Host: Stats {
     /// Answers the request locally (the upstream is never called); false when the host refused.
     /// `details` becomes Envoy's `%RESPONSE_CODE_DETAILS%` (no spaces).
     fn send_local_response(&mut self, status: u16, details: &str, headers: &[(&str, &str)], body: &[u8]) -> bool;
+    /// Hands `value` to the proxy-wasm shared queue `queue` that the VM `vm_id` registered (the
+    /// evaluation exporter). Never blocks: the queue's owner is woken on its own thread. Hosts
+    /// without shared queues (the CLI) have none to find.
+    fn enqueue_shared(&mut self, _vm_id: &str, _queue: &str, _value: &[u8]) -> Result<(), QueueError> {
+        Err(QueueError::NotFound)
+    }
 }

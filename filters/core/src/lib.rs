@@ -29,6 +29,8 @@
 //! - [`correlation`]: the correlation filter's behaviour.
 //! - [`signals`]: application-reported quality signals the correlation filter runs (client
 //!   feedback answered by the filter, retrieval diagnostics).
+//! - [`evaluation`]: evaluation export: the consent and sampling policy, the record, its OTLP
+//!   protobuf encoding and the exporter's bounded batcher.
 //! - [`error_normalization`]: one error taxonomy across providers and the gateway, with retry
 //!   hints.
 //! - [`token_accounting`]: the token-accounting filter's behaviour: providers, usage, finish
@@ -42,6 +44,7 @@ pub mod config;
 pub mod content;
 pub mod correlation;
 pub mod error_normalization;
+pub mod evaluation;
 pub mod filter_state;
 pub mod framing;
 pub mod host;

@@ -11,6 +11,7 @@ mod agent;
 mod bundle;
 mod correlation;
 mod error_normalization;
+mod evaluation;
 mod feedback;
 mod framing;
 mod minting;

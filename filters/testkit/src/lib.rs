@@ -11,7 +11,7 @@
 // returns Null rather than panicking.
 #![allow(clippy::panic, clippy::expect_used, clippy::indexing_slicing)]
 
-use llmobs_core::host::{Host, HostError, LogLevel, MetricId, SharedDataError, Stats};
+use llmobs_core::host::{Host, HostError, LogLevel, MetricId, QueueError, SharedDataError, Stats};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
@@ -41,6 +41,8 @@ pub struct FakeHost {
     pub env: HashMap<String, Vec<u8>>,
     /// The local reply the filter sent, if any: status, headers, body.
     pub local_response: Option<LocalResponse>,
+    /// Shared queues registered by (vm_id, name), and what was enqueued in each.
+    pub queues: HashMap<(String, String), Vec<Vec<u8>>>,
     rng_state: u64,
 }
 
@@ -60,6 +62,7 @@ impl Default for FakeHost {
             refuse_metrics: false,
             env: HashMap::new(),
             local_response: None,
+            queues: HashMap::new(),
             rng_state: 0x9e37_79b9_7f4a_7c15,
         }
     }
@@ -88,6 +91,16 @@ impl FakeHost {
     /// Adds a request header with raw bytes (for non-UTF-8 values).
     pub fn add_raw_request_header(&mut self, name: &str, value: &[u8]) {
         self.request_headers.push((name.to_ascii_lowercase(), value.to_vec()));
+    }
+
+    /// Registers the shared queue `name` as the VM `vm_id` would (the evaluation exporter).
+    pub fn register_queue(&mut self, vm_id: &str, name: &str) {
+        self.queues.insert((vm_id.to_string(), name.to_string()), Vec::new());
+    }
+
+    /// What was enqueued in a registered queue.
+    pub fn queued(&self, vm_id: &str, name: &str) -> Vec<Vec<u8>> {
+        self.queues.get(&(vm_id.to_string(), name.to_string())).cloned().unwrap_or_default()
     }
 
     pub fn set_property(&mut self, path: &[&str], value: &[u8]) {
@@ -175,6 +188,13 @@ impl FakeHost {
                 out.push_str(&format!("{name}={value}\n"));
             }
             out.push_str(&String::from_utf8_lossy(body));
+        }
+        // Evaluation records leave through a shared queue: a sink like the others.
+        for items in self.queues.values() {
+            for item in items {
+                out.push_str(&String::from_utf8_lossy(item));
+                out.push('\n');
+            }
         }
         out
     }
@@ -320,6 +340,16 @@ impl Host for FakeHost {
         let headers = headers.iter().map(|(n, v)| ((*n).to_string(), (*v).to_string())).collect();
         self.local_response = Some((status, headers, body.to_vec()));
         true
+    }
+
+    fn enqueue_shared(&mut self, vm_id: &str, queue: &str, value: &[u8]) -> Result<(), QueueError> {
+        match self.queues.get_mut(&(vm_id.to_string(), queue.to_string())) {
+            Some(items) => {
+                items.push(value.to_vec());
+                Ok(())
+            }
+            None => Err(QueueError::NotFound),
+        }
     }
 }
 

@@ -83,6 +83,14 @@ extern "C" {
         value_size: usize,
         cas: u32,
     ) -> u32;
+    fn proxy_resolve_shared_queue(
+        vm_id_data: *const u8,
+        vm_id_size: usize,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_enqueue_shared_queue(queue_id: u32, value_data: *const u8, value_size: usize) -> u32;
     fn proxy_define_metric(metric_type: u32, name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
@@ -237,6 +245,24 @@ pub fn get_shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, u32> {
 pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), u32> {
     // SAFETY: key and value are live slices.
     status_to(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) })
+}
+
+/// The id of the shared queue `name` that the VM `vm_id` registered; `None` when there is none.
+pub fn resolve_shared_queue(vm_id: &str, name: &str) -> Result<Option<u32>, u32> {
+    let mut id = 0u32;
+    // SAFETY: vm_id and name are live &strs; `id` is a valid out-pointer.
+    let status = unsafe { proxy_resolve_shared_queue(vm_id.as_ptr(), vm_id.len(), name.as_ptr(), name.len(), &mut id) };
+    match status {
+        OK => Ok(Some(id)),
+        NOT_FOUND => Ok(None),
+        other => Err(other),
+    }
+}
+
+/// Adds `value` to a shared queue; the host wakes the queue's owner on its own thread.
+pub fn enqueue_shared_queue(queue_id: u32, value: &[u8]) -> Result<(), u32> {
+    // SAFETY: the value is a live slice.
+    status_to(unsafe { proxy_enqueue_shared_queue(queue_id, value.as_ptr(), value.len()) })
 }
 
 pub fn define_metric(metric_type: u32, name: &str) -> Result<u32, u32> {

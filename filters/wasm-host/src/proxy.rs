@@ -1,6 +1,6 @@
 use crate::abi;
 use llmobs_core::config::ConfigError;
-use llmobs_core::host::{Environment, Host, HostError, LogLevel, MetricId, SharedDataError, Stats};
+use llmobs_core::host::{Environment, Host, HostError, LogLevel, MetricId, QueueError, SharedDataError, Stats};
 use std::cell::RefCell;
 
 type Pairs = abi::HeaderPairs;
@@ -208,5 +208,21 @@ impl Host for ProxyHost {
 
     fn send_local_response(&mut self, status: u16, details: &str, headers: &[(&str, &str)], body: &[u8]) -> bool {
         abi::send_local_response(u32::from(status), details, body, headers).is_ok()
+    }
+
+    // Resolved per record (only exchanges selected for evaluation get here): an exporter that
+    // restarted registers its queue again, possibly under a new id.
+    fn enqueue_shared(&mut self, vm_id: &str, queue: &str, value: &[u8]) -> Result<(), QueueError> {
+        match abi::resolve_shared_queue(vm_id, queue) {
+            Ok(Some(id)) => abi::enqueue_shared_queue(id, value).map_err(|status| {
+                if status == abi::NOT_FOUND {
+                    QueueError::NotFound
+                } else {
+                    QueueError::Failed
+                }
+            }),
+            Ok(None) => Err(QueueError::NotFound),
+            Err(_) => Err(QueueError::Failed),
+        }
     }
 }

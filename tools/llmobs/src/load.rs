@@ -13,16 +13,20 @@ pub enum Filter {
     TokenAccounting,
     ErrorNormalization,
     Bundle,
+    /// The evaluation exporter service (`llmobs_eval_exporter`).
+    EvalExporter,
 }
 
 impl Filter {
-    pub const NAMES: &'static str = "correlation, pii_redaction, token_accounting, error_normalization, bundle";
+    pub const NAMES: &'static str =
+        "correlation, pii_redaction, token_accounting, error_normalization, bundle, eval_exporter";
 
     pub fn from_name(name: &str) -> Option<Filter> {
         let name = name.replace('-', "_");
         // Module names (`llmobs_pii_redaction`), image URLs and root ids all carry the filter's.
         [
             ("bundle", Filter::Bundle),
+            ("eval_exporter", Filter::EvalExporter),
             ("pii_redaction", Filter::PiiRedaction),
             ("token_accounting", Filter::TokenAccounting),
             ("error_normalization", Filter::ErrorNormalization),

@@ -307,6 +307,7 @@ fn config_check(file: &str, filter: Option<Filter>) -> Outcome {
             Filter::TokenAccounting => AccountingFilter::new(json, &mut host).map(drop),
             Filter::ErrorNormalization => ErrorsFilter::new(json, &mut host).map(drop),
             Filter::Bundle => FullBundle::new(json, &mut host).map(drop),
+            Filter::EvalExporter => llmobs_core::evaluation::config::ExporterConfig::parse(json).map(drop),
         };
         match result {
             Ok(()) => println!("ok: {} ({filter:?})", found.label),

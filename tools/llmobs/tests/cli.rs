@@ -23,7 +23,9 @@ fn llmobs(args: &[&str], stdin: &[u8]) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // A run that refuses its configuration exits before reading stdin: the write then meets a
+    // closed pipe (EPIPE), which says nothing about the run; its exit code and output do.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
     let out = child.wait_with_output().unwrap();
     let run = Run {
         code: out.status.code().expect("exited, not killed by a signal"),
@@ -392,6 +394,8 @@ fn config_check_reports_every_value_error_of_each_filter() {
         ("correlation", r#"{"sample_rate": 2, "request_id_header": "X Bad", "baggage": {"max_members": 0}}"#, 3),
         ("token_accounting", r#"{"tenant_header": "Bad Header", "max_frame_bytes": 0}"#, 2),
         ("error_normalization", r#"{"max_error_body_bytes": 0, "response_headers": {"retryable": "No Good"}}"#, 2),
+        ("eval_exporter", r#"{"path": "v1/logs", "retry": {"max_attempts": 0}}"#, 3),
+        ("pii_redaction", r#"{"mode": "traffic", "evaluation": {"enabled": true, "sample_rate": 2}}"#, 2),
     ];
     for (filter, json, errors) in cases {
         let run = llmobs(&["config", "check", &file(&format!("{filter}-many.json"), json), "--filter", filter], b"");

@@ -234,7 +234,7 @@ pub struct FingerprintConfig {
     pub mask_patterns: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PiiRedactionConfig {
     pub mode: Mode,
@@ -266,6 +266,8 @@ pub struct PiiRedactionConfig {
     pub stream: StreamConfig,
     pub capture: CaptureConfig,
     pub fingerprint: FingerprintConfig,
+    /// Evaluation export (docs/filters/evaluation-export.md): off by default.
+    pub evaluation: crate::evaluation::config::EvaluationConfig,
     /// Security's name for this rule set, shown with its hash in the log and a gauge.
     pub rule_set_version: String,
 }
@@ -289,6 +291,7 @@ impl Default for PiiRedactionConfig {
             stream: StreamConfig::default(),
             capture: CaptureConfig::default(),
             fingerprint: FingerprintConfig::default(),
+            evaluation: crate::evaluation::config::EvaluationConfig::default(),
             rule_set_version: "unversioned".to_string(),
         }
     }
@@ -386,6 +389,14 @@ impl PiiRedactionConfig {
         }
         if self.capture.max_bytes > 16 * 1024 {
             errors.push(ConfigError::new("capture.max_bytes", "must be at most 16384"));
+        }
+        let defines = |e: &str| Entity::from_label(e).is_some() || self.custom_rules.iter().any(|r| r.entity == e);
+        errors.extend(self.evaluation.problems(defines));
+        if self.evaluation.enabled && !self.mode.captures() {
+            errors.push(ConfigError::new(
+                "evaluation.enabled",
+                "needs mode telemetry or both: a record's texts are the scrubbed capture",
+            ));
         }
         errors
     }

@@ -30,8 +30,9 @@ pub mod stream;
 
 use crate::config::ConfigError;
 use crate::content::{self, Part};
+use crate::evaluation::{Consent, Policy, Record, Skip};
 use crate::filter_state as fs;
-use crate::host::{Environment, Host, LogLevel};
+use crate::host::{Environment, Host, LogLevel, QueueError};
 use crate::metric;
 use crate::pii::{Detector, Entity};
 use crate::pseudonym::Pseudonymizer;
@@ -207,6 +208,8 @@ pub struct Exchange {
     over_limit: bool,
     skipped: Vec<(Side, &'static str)>,
     sampled: bool,
+    /// Evaluation export: the consent an exported exchange has, or why it is not exported.
+    eval: Option<Result<Consent, Skip>>,
     fingerprint: Option<String>,
     captures: BTreeMap<CapturePart, String>,
     /// What the last check of each written text did, when it did something: (part, result).
@@ -283,6 +286,8 @@ pub struct PiiRedaction {
     /// `<version>@<12 hex of the configuration's SHA-256>`.
     rule_set: String,
     handles: metric::Handles,
+    /// Evaluation export, when enabled.
+    eval: Option<Policy>,
 }
 
 /// The `rule_set_hash` label of `llmobs.pii.rule_set` and the log's rule set: 12 hex digits of
@@ -397,6 +402,7 @@ impl PiiRedaction {
             pseudonymizer,
             rule_set,
             handles: metric::Handles::default(),
+            eval: Policy::new(&config.evaluation),
             config,
         };
         filter.publish_rule_set(host, &hash)?;
@@ -476,12 +482,16 @@ impl PiiRedaction {
             // Read only where a capture could use it: one host call fewer per request.
             sampled: !self.config.capture.parts.is_empty()
                 && host.property(&[fs::SAMPLED]).is_some_and(|v| v == b"true"),
+            eval: None,
             fingerprint: None,
             captures: BTreeMap::new(),
             capture_checks: Vec::new(),
             request_facts: None,
             finished: false,
         };
+        if let (Some(policy), Some(_)) = (&self.eval, wire) {
+            ex.eval = Some(policy.select_request(host));
+        }
         if wire.is_none() || !self.config.direction.requests() {
             return ex;
         }
@@ -688,9 +698,16 @@ impl PiiRedaction {
         }
     }
 
-    /// Whether `part` is captured for this exchange (configured, sampled, a capturing mode).
+    /// Whether `part` is captured for this exchange (a capturing mode, and configured for a
+    /// sampled request, or the prompt and completion of an exchange selected for evaluation).
     fn captures(&self, ex: &Exchange, part: CapturePart) -> bool {
-        ex.sampled && self.config.mode.captures() && self.config.capture.parts.contains(&part)
+        self.config.mode.captures()
+            && (self.logs_capture(ex, part) || (matches!(ex.eval, Some(Ok(_))) && part != CapturePart::System))
+    }
+
+    /// Whether `part`'s capture goes to the log (filter state).
+    fn logs_capture(&self, ex: &Exchange, part: CapturePart) -> bool {
+        ex.sampled && self.config.capture.parts.contains(&part)
     }
 
     fn record_prompt(&self, ex: &mut Exchange, system: &[String], system_typed: &[String], last_user: Option<String>) {
@@ -716,10 +733,10 @@ impl PiiRedaction {
                 }
             }
         }
-        if !(ex.sampled && self.config.mode.captures()) {
-            return;
-        }
-        for part in &self.config.capture.parts {
+        for part in [CapturePart::System, CapturePart::LastUser] {
+            if !self.captures(ex, part) {
+                continue;
+            }
             let text = match part {
                 CapturePart::System if !system.is_empty() => system.join("\n"),
                 CapturePart::LastUser => match &last_user {
@@ -728,7 +745,7 @@ impl PiiRedaction {
                 },
                 _ => continue,
             };
-            self.store_capture(ex, *part, &text, false);
+            self.store_capture(ex, part, &text, false);
         }
     }
 
@@ -1083,13 +1100,56 @@ impl PiiRedaction {
         if let Some(fp) = &ex.fingerprint {
             host.set_filter_state(fs::PROMPT_FINGERPRINT, fp.as_bytes());
         }
+        self.export(host, ex);
         for (part, text) in &ex.captures {
+            if !self.logs_capture(ex, *part) {
+                continue;
+            }
             let key = match part {
                 CapturePart::LastUser => fs::CAPTURE_LAST_USER,
                 CapturePart::System => fs::CAPTURE_SYSTEM,
                 CapturePart::Completion => fs::CAPTURE_COMPLETION,
             };
             host.set_filter_state(key, text.as_bytes());
+        }
+    }
+
+    /// Evaluation export at the end of the exchange: the classification rule, then the record
+    /// (the other behaviours' facts from filter state, this exchange's checked captures)
+    /// encoded and handed to the exporter's queue. Counted either way; never fails the request.
+    fn export<H: Host>(&self, host: &mut H, ex: &Exchange) {
+        let (Some(policy), Some(decision)) = (&self.eval, ex.eval) else { return };
+        let entities = ex.detections.keys().map(|(_, kind, _)| self.entity_label(*kind));
+        let decision = decision.and_then(|consent| policy.classify(ex.blocked.is_some(), entities).map(|()| consent));
+        let prompt = ex.captures.get(&CapturePart::LastUser);
+        let completion = ex.captures.get(&CapturePart::Completion);
+        let decision =
+            decision.and_then(|c| if prompt.or(completion).is_some() { Ok(c) } else { Err(Skip::NoContent) });
+        let consent = match decision {
+            Ok(consent) => consent,
+            Err(skip) => {
+                let name = metric::name("llmobs.eval_export.exchanges", &[("result", skip.label())]);
+                self.handles.count(host, name, 1);
+                return;
+            }
+        };
+        let record = Record {
+            rule_set: self.rule_set.clone(),
+            consent: Some(consent),
+            prompt: prompt.cloned(),
+            completion: completion.cloned(),
+            ..Record::read(host)
+        };
+        let c = policy.config();
+        let (result, dropped) = match host.enqueue_shared(&c.exporter_vm_id, &c.queue, &record.encode()) {
+            Ok(()) => ("enqueued", None),
+            Err(QueueError::NotFound) => ("dropped", Some("no_exporter")),
+            Err(QueueError::Failed) => ("dropped", Some("enqueue_failed")),
+        };
+        self.handles.count(host, metric::name("llmobs.eval_export.exchanges", &[("result", result)]), 1);
+        if let Some(reason) = dropped {
+            let name = metric::name("llmobs.eval_export.records_dropped", &[("reason", reason)]);
+            self.handles.count(host, name, 1);
         }
     }
 

@@ -1,0 +1,174 @@
+"""Evaluation export end to end (docs/filters/evaluation-export.md): the HTTP filters hand
+consented exchanges to the singleton exporter service (dist/llmobs_eval_exporter.wasm), which
+sends them as OTLP/HTTP logs to a real receiver decoding with the official `opentelemetry-proto`
+messages. Only consented, unblocked, organic exchanges arrive, with their texts scrubbed; a
+receiver that fails or is down never touches the traffic, and its failures are counted."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import openai
+import pytest
+
+from harness import ROOT, as_bundle, hcm_of, wait_until
+from otlp_receiver import OtlpLogsReceiver
+
+CANARY_EMAIL = "eval.canary.7f3a@example.com"
+CANARY_CARD = "4111 1111 1111 1111"
+PEM = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n"
+       "-----END RSA PRIVATE KEY-----")
+
+
+@pytest.fixture
+def receiver():
+    r = OtlpLogsReceiver()
+    yield r
+    r.stop()
+
+
+def exporting(port: int, bundle: bool = False, exporter: dict | None = None):
+    """The demo with `evaluation` on in the redaction filter and the exporter service sending to
+    127.0.0.1:`port`."""
+    def mutate(config: dict) -> None:
+        for f in hcm_of(config)["http_filters"]:
+            wasm = f.get("typed_config", {}).get("config", {})
+            if wasm.get("name") == "llmobs_pii_redaction":
+                pii = json.loads(wasm["configuration"]["value"])
+                pii["evaluation"] = {"enabled": True}
+                wasm["configuration"]["value"] = json.dumps(pii)
+        config["static_resources"]["clusters"].append({
+            "name": "eval_receiver", "type": "STATIC", "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": "eval_receiver", "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
+        })
+        settings = {"cluster": "eval_receiver", "flush_interval_ms": 50, "service_name": "llmobs-e2e"}
+        settings.update(exporter or {})
+        config["bootstrap_extensions"] = [{
+            "name": "envoy.bootstrap.wasm",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.wasm.v3.WasmService",
+                "singleton": True,
+                "config": {
+                    "name": "llmobs_eval_exporter", "root_id": "llmobs_eval_exporter",
+                    "vm_config": {"vm_id": "llmobs_eval_exporter", "runtime": "envoy.wasm.runtime.v8",
+                                  "code": {"local": {"filename": str(ROOT / "dist" / "llmobs_eval_exporter.wasm")}}},
+                    "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                      "value": json.dumps(settings)},
+                },
+            },
+        }]
+        if bundle:
+            as_bundle(config)
+    return mutate
+
+
+def client(envoy) -> openai.OpenAI:
+    return openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
+
+
+@pytest.mark.parametrize("pack", ["separate", "bundle"])
+def test_consented_exchanges_arrive_scrubbed_and_match_their_requests_and_no_other_does(start_envoy, receiver, pack):
+    envoy = start_envoy(mutate=exporting(receiver.port, bundle=pack == "bundle"))
+    oa = client(envoy)
+    consent = {"x-llmobs-consent": "eval"}
+    sent: dict[str, object] = {}
+    for prompt in (f"Write to {CANARY_EMAIL} about card {CANARY_CARD}.", "What is the capital of France?"):
+        rid = uuid.uuid4().hex
+        sent[rid] = oa.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}],
+            extra_headers={**consent, "x-request-id": rid, "x-conversation-id": "conv-eval"})
+    # Not consented, a synthetic probe, a blocked request: none of them may arrive.
+    absent = [uuid.uuid4().hex for _ in range(3)]
+    oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "no consent"}],
+                               extra_headers={"x-request-id": absent[0], "x-llmobs-consent": "no"})
+    oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "probe"}],
+                               extra_headers={**consent, "x-request-id": absent[1], "x-llmobs-synthetic": "true"})
+    with pytest.raises(openai.BadRequestError):
+        oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": PEM}],
+                                   extra_headers={**consent, "x-request-id": absent[2]})
+
+    wait_until(lambda: len(receiver.received()) >= 2, 10, "two evaluation records")
+    assert envoy.wait_metric("llmobs_eval_export_exchanges", 1, result="blocked") == 1
+    records = {r["attributes"]["llmobs.request_id"]: r for r in receiver.received()}
+    assert set(records) == set(sent), "exactly the consented, organic, unblocked exchanges"
+    for rid, response in sent.items():
+        r = records[rid]
+        a = r["attributes"]
+        assert r["resource"]["service.name"] == "llmobs-e2e" and r["scope"] == "llmobs"
+        assert a["event.name"] == "llmobs.eval.exchange" and a["llmobs.eval.consent"] == "header"
+        assert a["gen_ai.conversation.id"] == "conv-eval"
+        assert a["gen_ai.request.model"] == "gpt-4o-mini" and a["gen_ai.provider.name"] == "openai"
+        assert a["gen_ai.usage.input_tokens"] == response.usage.prompt_tokens
+        assert a["gen_ai.usage.output_tokens"] == response.usage.completion_tokens
+        assert a["gen_ai.response.finish_reason"] == "stop"
+        assert a["llmobs.pii.rule_set"].startswith("demo-1@")
+        assert r["body"]["completion"] == response.choices[0].message.content[:400] or \
+            len(response.choices[0].message.content) > 400
+        assert r["body"]["prompt"]
+    scrubbed = next(r for r in records.values() if "Write to" in r["body"]["prompt"])
+    assert "EMAIL_k1_" in scrubbed["body"]["prompt"] and "[PAYMENT_CARD]" in scrubbed["body"]["prompt"]
+    raw = receiver.raw_bytes()
+    for canary in (CANARY_EMAIL.encode(), b"4111 1111", b"MIIEow", b"no consent", b"probe"):
+        assert canary not in raw, canary
+    assert receiver.requests[0] == {"path": "/v1/logs", "content_type": "application/x-protobuf"}
+    assert envoy.metric("llmobs_eval_export_exchanges", result="enqueued") == 2
+    assert envoy.metric("llmobs_eval_export_exchanges", result="no_consent") == 1
+    assert envoy.metric("llmobs_eval_export_exchanges", result="synthetic") == 1
+    assert envoy.wait_metric("llmobs_eval_export_records_sent", 2) == 2
+    assert envoy.metric("llmobs_eval_export_batches", result="sent") >= 1
+    assert envoy.metric("llmobs_eval_export_batches", result="failed") == 0
+
+
+@pytest.mark.parametrize("receiver_state", ["answers_500", "slow", "down"])
+def test_a_failing_receiver_never_touches_traffic_and_its_failures_and_drops_are_counted(
+        start_envoy, receiver, receiver_state):
+    if receiver_state == "answers_500":
+        receiver.status = 500
+    elif receiver_state == "slow":
+        receiver.delay = 1.5  # past the exporter's timeout_ms: every send times out
+    else:
+        receiver.stop()
+    retry = {"initial_backoff_ms": 50, "max_backoff_ms": 100, "max_attempts": 2}
+    envoy = start_envoy(mutate=exporting(receiver.port, exporter={"retry": retry, "timeout_ms": 300}))
+    oa = client(envoy)
+    for _ in range(3):
+        r = oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}],
+                                       extra_headers={"x-llmobs-consent": "eval"})
+        assert r.choices[0].message.content
+    assert envoy.wait_metric("llmobs_eval_export_records_dropped", 3, timeout=15, reason="max_attempts") == 3
+    assert envoy.metric("llmobs_eval_export_batches", result="failed") >= 2
+    assert envoy.metric("llmobs_eval_export_batches", result="sent") == 0
+    assert envoy.metric("llmobs_eval_export_queue_bytes") == 0, "nothing held once given up"
+    if receiver_state == "answers_500":
+        assert receiver.exports() >= 2, "each batch was tried again after its backoff"
+
+
+def test_without_the_exporter_records_are_dropped_counted_and_requests_succeed(start_envoy, receiver):
+    def no_service(config: dict) -> None:
+        exporting(receiver.port)(config)
+        config.pop("bootstrap_extensions")
+    envoy = start_envoy(mutate=no_service)
+    r = client(envoy).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                              extra_headers={"x-llmobs-consent": "eval"})
+    assert r.choices[0].message.content
+    assert envoy.wait_metric("llmobs_eval_export_records_dropped", 1, reason="no_exporter") == 1
+
+
+def test_with_the_receiver_down_the_exporter_holds_no_more_than_its_cap_and_counts_the_rest(start_envoy, receiver):
+    receiver.stop()
+    # A batch that keeps failing is held for its retry: with a long backoff it stays, and the
+    # queue behind it fills to the cap.
+    limits = {"max_queued_records": 5, "batch_max_records": 2,
+              "retry": {"initial_backoff_ms": 60000, "max_backoff_ms": 60000, "max_attempts": 20}}
+    envoy = start_envoy(mutate=exporting(receiver.port, exporter=limits))
+    oa = client(envoy)
+    for _ in range(12):
+        r = oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}],
+                                       extra_headers={"x-llmobs-consent": "eval"})
+        assert r.choices[0].message.content
+    assert envoy.wait_metric("llmobs_eval_export_records_dropped", 7, reason="queue_full") == 7
+    held = envoy.metric("llmobs_eval_export_queue_bytes")
+    assert 0 < held <= 8 * 1024 * 1024
+    assert envoy.metric("llmobs_eval_export_exchanges", result="enqueued") == 12
