@@ -226,6 +226,43 @@ def as_bundle(config: dict) -> None:
     filters[:] = rest[:first] + [bundle] + rest[first:]
 
 
+def eval_exporting(port: int, bundle: bool = False, exporter: dict | None = None):
+    """A `mutate` for build_config: the demo with `evaluation` on in the redaction filter and the
+    evaluation exporter service (dist/llmobs_eval_exporter.wasm, a singleton bootstrap service)
+    sending to 127.0.0.1:`port`; `exporter` overrides its settings."""
+    def mutate(config: dict) -> None:
+        for f in hcm_of(config)["http_filters"]:
+            wasm = f.get("typed_config", {}).get("config", {})
+            if wasm.get("name") == "llmobs_pii_redaction":
+                pii = json.loads(wasm["configuration"]["value"])
+                pii["evaluation"] = {"enabled": True}
+                wasm["configuration"]["value"] = json.dumps(pii)
+        config["static_resources"]["clusters"].append({
+            "name": "eval_receiver", "type": "STATIC", "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": "eval_receiver", "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
+        })
+        settings = {"cluster": "eval_receiver", "flush_interval_ms": 50, "service_name": "llmobs-e2e"}
+        settings.update(exporter or {})
+        config["bootstrap_extensions"] = [{
+            "name": "envoy.bootstrap.wasm",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.wasm.v3.WasmService",
+                "singleton": True,
+                "config": {
+                    "name": "llmobs_eval_exporter", "root_id": "llmobs_eval_exporter",
+                    "vm_config": {"vm_id": "llmobs_eval_exporter", "runtime": "envoy.wasm.runtime.v8",
+                                  "code": {"local": {"filename": str(ROOT / "dist" / "llmobs_eval_exporter.wasm")}}},
+                    "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                      "value": json.dumps(settings)},
+                },
+            },
+        }]
+        if bundle:
+            as_bundle(config)
+    return mutate
+
+
 def without_envoy_tracer(config: dict) -> None:
     """Removes the demo's Envoy tracer (envoy/tracing/genai-spans.yaml) and its collector cluster,
     for tests of set-ups where the correlation filter owns trace context (`manage`)."""

@@ -6,13 +6,13 @@ receiver that fails or is down never touches the traffic, and its failures are c
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import openai
 import pytest
 
-from harness import ROOT, as_bundle, hcm_of, wait_until
+from harness import eval_exporting as exporting
+from harness import wait_until
 from otlp_receiver import OtlpLogsReceiver
 
 CANARY_EMAIL = "eval.canary.7f3a@example.com"
@@ -26,42 +26,6 @@ def receiver():
     r = OtlpLogsReceiver()
     yield r
     r.stop()
-
-
-def exporting(port: int, bundle: bool = False, exporter: dict | None = None):
-    """The demo with `evaluation` on in the redaction filter and the exporter service sending to
-    127.0.0.1:`port`."""
-    def mutate(config: dict) -> None:
-        for f in hcm_of(config)["http_filters"]:
-            wasm = f.get("typed_config", {}).get("config", {})
-            if wasm.get("name") == "llmobs_pii_redaction":
-                pii = json.loads(wasm["configuration"]["value"])
-                pii["evaluation"] = {"enabled": True}
-                wasm["configuration"]["value"] = json.dumps(pii)
-        config["static_resources"]["clusters"].append({
-            "name": "eval_receiver", "type": "STATIC", "connect_timeout": "1s",
-            "load_assignment": {"cluster_name": "eval_receiver", "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
-        })
-        settings = {"cluster": "eval_receiver", "flush_interval_ms": 50, "service_name": "llmobs-e2e"}
-        settings.update(exporter or {})
-        config["bootstrap_extensions"] = [{
-            "name": "envoy.bootstrap.wasm",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.wasm.v3.WasmService",
-                "singleton": True,
-                "config": {
-                    "name": "llmobs_eval_exporter", "root_id": "llmobs_eval_exporter",
-                    "vm_config": {"vm_id": "llmobs_eval_exporter", "runtime": "envoy.wasm.runtime.v8",
-                                  "code": {"local": {"filename": str(ROOT / "dist" / "llmobs_eval_exporter.wasm")}}},
-                    "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                                      "value": json.dumps(settings)},
-                },
-            },
-        }]
-        if bundle:
-            as_bundle(config)
-    return mutate
 
 
 def client(envoy) -> openai.OpenAI:
