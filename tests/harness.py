@@ -226,17 +226,23 @@ def as_bundle(config: dict) -> None:
     filters[:] = rest[:first] + [bundle] + rest[first:]
 
 
+def enable_evaluation(config: dict) -> None:
+    """Turns on the redaction filter's `evaluation` section (its defaults: consent header
+    `x-llmobs-consent: eval`, the exporter's default vm_id and queue)."""
+    for f in hcm_of(config)["http_filters"]:
+        wasm = f.get("typed_config", {}).get("config", {})
+        if wasm.get("name") == "llmobs_pii_redaction":
+            pii = json.loads(wasm["configuration"]["value"])
+            pii["evaluation"] = {"enabled": True}
+            wasm["configuration"]["value"] = json.dumps(pii)
+
+
 def eval_exporting(port: int, bundle: bool = False, exporter: dict | None = None):
     """A `mutate` for build_config: the demo with `evaluation` on in the redaction filter and the
     evaluation exporter service (dist/llmobs_eval_exporter.wasm, a singleton bootstrap service)
     sending to 127.0.0.1:`port`; `exporter` overrides its settings."""
     def mutate(config: dict) -> None:
-        for f in hcm_of(config)["http_filters"]:
-            wasm = f.get("typed_config", {}).get("config", {})
-            if wasm.get("name") == "llmobs_pii_redaction":
-                pii = json.loads(wasm["configuration"]["value"])
-                pii["evaluation"] = {"enabled": True}
-                wasm["configuration"]["value"] = json.dumps(pii)
+        enable_evaluation(config)
         config["static_resources"]["clusters"].append({
             "name": "eval_receiver", "type": "STATIC", "connect_timeout": "1s",
             "load_assignment": {"cluster_name": "eval_receiver", "endpoints": [{"lb_endpoints": [
@@ -321,7 +327,7 @@ class Envoy:
 
     def __init__(self, tmp: Path, config: dict, ports: dict, log_level: str = "info",
                  component_log_levels: str = "wasm:trace", wait_ready: bool = True,
-                 env: dict | None = None):
+                 env: dict | None = None, config_yaml: str | None = None):
         self.tmp = tmp
         self.config_path = tmp / "envoy.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
@@ -331,7 +337,9 @@ class Envoy:
         self.port = ports["listener"]
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(self.log_path, "wb")
-        cmd = [ENVOY, "-c", str(self.config_path), "--config-yaml", STATS_FRAGMENT.read_text(),
+        # `config_yaml`: what is merged into the bootstrap (a proto merge, as Istio's custom
+        # bootstrap and Envoy Gateway's Merge bootstrap are); the pack's stats fragment by default.
+        cmd = [ENVOY, "-c", str(self.config_path), "--config-yaml", config_yaml or STATS_FRAGMENT.read_text(),
                "--use-dynamic-base-id", "--concurrency", "1", "--file-flush-interval-msec", "50",
                "-l", log_level]
         if component_log_levels:
