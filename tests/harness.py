@@ -226,6 +226,49 @@ def as_bundle(config: dict) -> None:
     filters[:] = rest[:first] + [bundle] + rest[first:]
 
 
+def enable_evaluation(config: dict) -> None:
+    """Turns on the redaction filter's `evaluation` section (its defaults: consent header
+    `x-llmobs-consent: eval`, the exporter's default vm_id and queue)."""
+    for f in hcm_of(config)["http_filters"]:
+        wasm = f.get("typed_config", {}).get("config", {})
+        if wasm.get("name") == "llmobs_pii_redaction":
+            pii = json.loads(wasm["configuration"]["value"])
+            pii["evaluation"] = {"enabled": True}
+            wasm["configuration"]["value"] = json.dumps(pii)
+
+
+def eval_exporting(port: int, bundle: bool = False, exporter: dict | None = None):
+    """A `mutate` for build_config: the demo with `evaluation` on in the redaction filter and the
+    evaluation exporter service (dist/llmobs_eval_exporter.wasm, a singleton bootstrap service)
+    sending to 127.0.0.1:`port`; `exporter` overrides its settings."""
+    def mutate(config: dict) -> None:
+        enable_evaluation(config)
+        config["static_resources"]["clusters"].append({
+            "name": "eval_receiver", "type": "STATIC", "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": "eval_receiver", "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
+        })
+        settings = {"cluster": "eval_receiver", "flush_interval_ms": 50, "service_name": "llmobs-e2e"}
+        settings.update(exporter or {})
+        config["bootstrap_extensions"] = [{
+            "name": "envoy.bootstrap.wasm",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.wasm.v3.WasmService",
+                "singleton": True,
+                "config": {
+                    "name": "llmobs_eval_exporter", "root_id": "llmobs_eval_exporter",
+                    "vm_config": {"vm_id": "llmobs_eval_exporter", "runtime": "envoy.wasm.runtime.v8",
+                                  "code": {"local": {"filename": str(ROOT / "dist" / "llmobs_eval_exporter.wasm")}}},
+                    "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                      "value": json.dumps(settings)},
+                },
+            },
+        }]
+        if bundle:
+            as_bundle(config)
+    return mutate
+
+
 def without_envoy_tracer(config: dict) -> None:
     """Removes the demo's Envoy tracer (envoy/tracing/genai-spans.yaml) and its collector cluster,
     for tests of set-ups where the correlation filter owns trace context (`manage`)."""
@@ -284,7 +327,7 @@ class Envoy:
 
     def __init__(self, tmp: Path, config: dict, ports: dict, log_level: str = "info",
                  component_log_levels: str = "wasm:trace", wait_ready: bool = True,
-                 env: dict | None = None):
+                 env: dict | None = None, config_yaml: str | None = None):
         self.tmp = tmp
         self.config_path = tmp / "envoy.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
@@ -294,7 +337,9 @@ class Envoy:
         self.port = ports["listener"]
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(self.log_path, "wb")
-        cmd = [ENVOY, "-c", str(self.config_path), "--config-yaml", STATS_FRAGMENT.read_text(),
+        # `config_yaml`: what is merged into the bootstrap (a proto merge, as Istio's custom
+        # bootstrap and Envoy Gateway's Merge bootstrap are); the pack's stats fragment by default.
+        cmd = [ENVOY, "-c", str(self.config_path), "--config-yaml", config_yaml or STATS_FRAGMENT.read_text(),
                "--use-dynamic-base-id", "--concurrency", "1", "--file-flush-interval-msec", "50",
                "-l", log_level]
         if component_log_levels:

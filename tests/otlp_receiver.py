@@ -63,8 +63,9 @@ class OtlpReceiver:
 class OtlpLogsReceiver:
     """A real OTLP/HTTP logs receiver (POST /v1/logs, protobuf) decoding with the official
     `opentelemetry-proto` messages, as a Collector's otlphttp receiver would. `status` is what it
-    answers (set it to 500 to fail every export), after `delay` seconds (a slow receiver); every
-    request is kept, decoded and raw."""
+    answers (set it to 500 to fail every export), after `delay` seconds (a slow receiver);
+    `fail_next` requests are answered 500 first (a receiver failing for a moment); every request
+    is kept, decoded and raw."""
 
     def __init__(self, status: int = 200):
         import http.server
@@ -74,6 +75,7 @@ class OtlpLogsReceiver:
         self.port = free_port()
         self.status = status
         self.delay = 0.0
+        self.fail_next = 0
         self.lock = threading.Lock()
         self.records: list[dict] = []
         self.raw: list[bytes] = []
@@ -86,7 +88,11 @@ class OtlpLogsReceiver:
                 with receiver.lock:
                     receiver.raw.append(body)
                     receiver.requests.append({"path": self.path, "content_type": self.headers.get("content-type")})
-                    if receiver.status == 200:
+                    status = receiver.status
+                    if receiver.fail_next > 0:
+                        receiver.fail_next -= 1
+                        status = 500
+                    if status == 200:
                         request = logs_service_pb2.ExportLogsServiceRequest.FromString(body)
                         for resource_logs in request.resource_logs:
                             resource = {a.key: _value(a.value) for a in resource_logs.resource.attributes}
@@ -104,7 +110,7 @@ class OtlpLogsReceiver:
                 if receiver.delay:
                     import time
                     time.sleep(receiver.delay)
-                self.send_response(receiver.status)
+                self.send_response(status)
                 self.send_header("content-type", "application/x-protobuf")
                 self.send_header("content-length", "0")
                 self.end_headers()

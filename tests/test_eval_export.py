@@ -12,7 +12,8 @@ import uuid
 import openai
 import pytest
 
-from harness import ROOT, as_bundle, hcm_of, wait_until
+from harness import eval_exporting as exporting
+from harness import chat_body, wait_until
 from otlp_receiver import OtlpLogsReceiver
 
 CANARY_EMAIL = "eval.canary.7f3a@example.com"
@@ -26,42 +27,6 @@ def receiver():
     r = OtlpLogsReceiver()
     yield r
     r.stop()
-
-
-def exporting(port: int, bundle: bool = False, exporter: dict | None = None):
-    """The demo with `evaluation` on in the redaction filter and the exporter service sending to
-    127.0.0.1:`port`."""
-    def mutate(config: dict) -> None:
-        for f in hcm_of(config)["http_filters"]:
-            wasm = f.get("typed_config", {}).get("config", {})
-            if wasm.get("name") == "llmobs_pii_redaction":
-                pii = json.loads(wasm["configuration"]["value"])
-                pii["evaluation"] = {"enabled": True}
-                wasm["configuration"]["value"] = json.dumps(pii)
-        config["static_resources"]["clusters"].append({
-            "name": "eval_receiver", "type": "STATIC", "connect_timeout": "1s",
-            "load_assignment": {"cluster_name": "eval_receiver", "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
-        })
-        settings = {"cluster": "eval_receiver", "flush_interval_ms": 50, "service_name": "llmobs-e2e"}
-        settings.update(exporter or {})
-        config["bootstrap_extensions"] = [{
-            "name": "envoy.bootstrap.wasm",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.wasm.v3.WasmService",
-                "singleton": True,
-                "config": {
-                    "name": "llmobs_eval_exporter", "root_id": "llmobs_eval_exporter",
-                    "vm_config": {"vm_id": "llmobs_eval_exporter", "runtime": "envoy.wasm.runtime.v8",
-                                  "code": {"local": {"filename": str(ROOT / "dist" / "llmobs_eval_exporter.wasm")}}},
-                    "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                                      "value": json.dumps(settings)},
-                },
-            },
-        }]
-        if bundle:
-            as_bundle(config)
-    return mutate
 
 
 def client(envoy) -> openai.OpenAI:
@@ -172,3 +137,73 @@ def test_with_the_receiver_down_the_exporter_holds_no_more_than_its_cap_and_coun
     held = envoy.metric("llmobs_eval_export_queue_bytes")
     assert 0 < held <= 8 * 1024 * 1024
     assert envoy.metric("llmobs_eval_export_exchanges", result="enqueued") == 12
+
+
+WASM_PAGE = 64 * 1024
+
+
+def bounded(before: float, after: float) -> bool:
+    """bench/soak.py's rule: linear memory grows by whole 64 KiB pages and never shrinks, so a
+    module may grow by two pages or 5%, whichever is larger; a leak grows without end."""
+    return after - before <= max(2 * WASM_PAGE, 0.05 * before)
+
+
+def send_consented(envoy, count: int, threads: int = 4) -> list[int]:
+    """`count` consented chat requests over `threads` keep-alive connections; their statuses."""
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = json.dumps(chat_body("Please summarize our refund policy for a customer.")).encode()
+
+    def worker(n: int) -> list[int]:
+        conn = http.client.HTTPConnection("127.0.0.1", envoy.port, timeout=30)
+        statuses = []
+        for _ in range(n):
+            conn.request("POST", "/v1/chat/completions", body,
+                         {"content-type": "application/json", "x-llmobs-consent": "eval"})
+            resp = conn.getresponse()
+            resp.read()
+            statuses.append(resp.status)
+        conn.close()
+        return statuses
+
+    share = [count // threads + (i < count % threads) for i in range(threads)]
+    with ThreadPoolExecutor(threads) as pool:
+        return [s for part in pool.map(worker, share) for s in part]
+
+
+def test_soak_with_the_receiver_down_keeps_the_exporter_and_the_filters_memory_flat(start_envoy, receiver):
+    """Thousands of consented exchanges while the receiver is down: every batch fails, is retried
+    and given up, and the queue behind it overflows; requests all succeed, every record is
+    accounted for, and neither the exporter's nor the HTTP filters' linear memory grows after a
+    warm-up that filled the queue to its cap."""
+    receiver.stop()
+    # Batches of 20 held half a second between their two attempts drain 40 records a second, far
+    # fewer than the requests bring: the queue fills to its cap of 100 and overflows all along.
+    limits = {"max_queued_records": 100, "batch_max_records": 20,
+              "retry": {"initial_backoff_ms": 500, "max_backoff_ms": 500, "max_attempts": 2}}
+    envoy = start_envoy(mutate=exporting(receiver.port, exporter=limits))
+    plugins = ("llmobs_eval_exporter", "llmobs_pii_redaction", "llmobs_correlation", "llmobs_token_accounting")
+
+    def memory() -> dict[str, float]:
+        return {p: envoy.metric("llmobs_wasm_memory_bytes", plugin=p) for p in plugins}
+
+    # Warm-up: enough records to fill the queue to its cap several times over.
+    assert set(send_consented(envoy, 500)) == {200}
+    wait_until(lambda: envoy.metric("llmobs_eval_export_records_dropped", reason="queue_full") > 0, 10,
+               "the queue to have been full")
+    before = memory()
+    assert all(v >= WASM_PAGE for v in before.values()), before
+    assert set(send_consented(envoy, 3000)) == {200}, "the receiver being down never fails a request"
+    after = memory()
+    grown = {p: (before[p], after[p]) for p in plugins if not bounded(before[p], after[p])}
+    assert grown == {}, "linear memory (bytes before, after) grew past two pages or 5%"
+    # Every record is accounted for: sent none, dropped (full queue or out of attempts) or still
+    # held, and what is held stays under the record cap's bytes.
+    enqueued = envoy.metric("llmobs_eval_export_exchanges", result="enqueued")
+    assert enqueued == 3500
+    assert envoy.metric("llmobs_eval_export_records_sent") == 0
+    wait_until(lambda: envoy.metric("llmobs_eval_export_queue_bytes") == 0, 15, "the held batches to be given up")
+    dropped = {r: envoy.metric("llmobs_eval_export_records_dropped", reason=r) for r in ("queue_full", "max_attempts")}
+    assert dropped["queue_full"] > 0 and dropped["max_attempts"] > 0, dropped
+    assert sum(dropped.values()) == enqueued, dropped

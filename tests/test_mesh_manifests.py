@@ -337,7 +337,7 @@ def test_the_pseudonym_key_reaches_the_vm_only_from_the_host_environment():
 
 
 def test_the_wasm_plugins_select_the_labelled_workloads_and_the_llm_egress_gateway():
-    deployment = first("Deployment")
+    deployment = first("Deployment", "chat-backend")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     gateways = {json.dumps(g["spec"]["selector"], sort_keys=True) for g in of_kind("Gateway") if "selector" in g["spec"]}
     for plugin in of_kind("WasmPlugin"):
@@ -407,12 +407,12 @@ def test_the_redaction_cap_fits_the_proxies_buffer_limits():
 
 
 def test_the_istio_stats_bootstrap_is_the_packs_stats_fragment():
-    (configmap,) = of_kind("ConfigMap")
+    configmap = first("ConfigMap", "llmobs-stats-bootstrap")
     shipped = json.loads(configmap["data"]["custom_bootstrap.json"])
     fragment = yaml.safe_load((ROOT / "envoy" / "stats-config.yaml").read_text())
     assert shipped == fragment, ("envoy/istio/stats-bootstrap-configmap.yaml is out of date: regenerate its "
                                  "custom_bootstrap.json with scripts/sync-stats-config")
-    annotations = first("Deployment")["spec"]["template"]["metadata"]["annotations"]
+    annotations = first("Deployment", "chat-backend")["spec"]["template"]["metadata"]["annotations"]
     assert annotations["sidecar.istio.io/bootstrapOverride"] == configmap["metadata"]["name"]
 
 
@@ -427,6 +427,94 @@ def test_the_envoy_gateway_proxies_merge_the_packs_stats_fragment_into_their_boo
                                  "rewrite spec.bootstrap.value with scripts/sync-stats-config")
     gateway = first("Gateway", "llm-gateway")
     assert gateway["spec"]["infrastructure"]["parametersRef"]["name"] == proxy["metadata"]["name"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation export: the exporter is a bootstrap Wasm service, added through the proxy's
+# bootstrap (docs/mesh.md, "Evaluation export in the mesh")
+
+EXPORTER_MODULE = ROOT / "dist" / "llmobs_eval_exporter.wasm"
+
+
+def exporter_bootstraps() -> dict[str, tuple[dict, dict, list[dict], list[dict]]]:
+    """Where -> (bootstrap merged into the proxy's, the pod spec or EnvoyProxy carrying the module,
+    its volumes, the proxy container's volume mounts)."""
+    configmap = first("ConfigMap", "llmobs-eval-bootstrap")
+    workload = first("Deployment", "chat-backend-eval-export")
+    pod = workload["spec"]["template"]["spec"]
+    sidecar = next(c for c in pod["containers"] if c["name"] == "istio-proxy")
+    proxy = first("EnvoyProxy", "llm-gateway-proxy-eval-export")
+    deployment = proxy["spec"]["provider"]["kubernetes"]["envoyDeployment"]
+    return {
+        "istio": (json.loads(configmap["data"]["custom_bootstrap.json"]), workload,
+                  pod["volumes"], sidecar["volumeMounts"]),
+        "envoy-gateway": (yaml.safe_load(proxy["spec"]["bootstrap"]["value"]), proxy,
+                          deployment["pod"]["volumes"], deployment["container"]["volumeMounts"]),
+    }
+
+
+def test_the_exporter_bootstraps_add_the_exporter_its_cluster_and_the_packs_stats_fragment():
+    bootstraps = exporter_bootstraps()
+    fragment = yaml.safe_load((ROOT / "envoy" / "stats-config.yaml").read_text())
+    assert bootstraps["istio"][0] == bootstraps["envoy-gateway"][0], "one exporter set-up for both meshes"
+    for where, (bootstrap, owner, volumes, mounts) in bootstraps.items():
+        assert bootstrap["stats_config"] == fragment["stats_config"], \
+            f"{where}: the stats fragment is out of date: run scripts/sync-stats-config"
+        (service,) = bootstrap["bootstrap_extensions"]
+        typed = service["typed_config"]
+        assert service["name"] == "envoy.bootstrap.wasm" and typed["singleton"] is True
+        vm = typed["config"]["vm_config"]
+        # The HTTP filters find the queue by this vm_id (evaluation.exporter_vm_id's default).
+        assert vm["vm_id"] == "llmobs_eval_exporter" == typed["config"]["root_id"]
+        settings = json.loads(typed["config"]["configuration"]["value"])
+        assert [c["name"] for c in bootstrap["static_resources"]["clusters"]] == [settings["cluster"]]
+        # The module path is inside the read-only mount of the module's ConfigMap.
+        module = Path(vm["code"]["local"]["filename"])
+        (mount,) = [m for m in mounts if module.parent == Path(m["mountPath"])]
+        assert mount.get("readOnly") is True
+        (volume,) = [v for v in volumes if v["name"] == mount["name"]]
+        assert volume["configMap"]["name"] == "llmobs-eval-exporter-wasm", where
+    workload = bootstraps["istio"][1]
+    annotations = workload["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["sidecar.istio.io/bootstrapOverride"] == "llmobs-eval-bootstrap"
+    assert bootstraps["envoy-gateway"][1]["spec"]["bootstrap"]["type"] == "Merge"
+
+
+def test_the_exporter_module_fits_in_the_configmap_that_carries_it():
+    # A ConfigMap holds at most 1 MiB; binaryData is base64, 4 bytes for every 3.
+    assert EXPORTER_MODULE.stat().st_size * 4 / 3 < 0.9 * 1024 * 1024
+
+
+@pytest.mark.parametrize("where", ["istio", "envoy-gateway"])
+def test_the_exporter_bootstrap_of_the_manifests_merged_into_envoy_exports_consented_exchanges(where, start_envoy):
+    """The manifest's bootstrap merged into a real Envoy's exactly as Istio (custom bootstrap,
+    `--config-yaml`) and Envoy Gateway (`type: Merge`) do, only the module path and the
+    collector's address pointed at this machine: the exporter starts, and a consented exchange
+    reaches a real OTLP/HTTP receiver with the stats tags of the fragment in force."""
+    from otlp_receiver import OtlpLogsReceiver
+
+    from harness import enable_evaluation
+
+    bootstrap = copy.deepcopy(exporter_bootstraps()[where][0])
+    config = bootstrap["bootstrap_extensions"][0]["typed_config"]["config"]
+    config["vm_config"]["code"]["local"]["filename"] = str(EXPORTER_MODULE)
+    receiver = OtlpLogsReceiver()
+    try:
+        (cluster,) = bootstrap["static_resources"]["clusters"]
+        address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+        address["socket_address"] = {"address": "127.0.0.1", "port_value": receiver.port}
+        envoy = start_envoy(mutate=enable_evaluation, config_yaml=json.dumps(bootstrap))
+        status, _ = post_as_provider(envoy.port, "/v1/chat/completions",
+                                     {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+                                     {"x-llmobs-consent": "eval"})
+        assert status == 200
+        assert envoy.wait_metric("llmobs_eval_export_records_sent", 1) == 1
+        (record,) = receiver.received()
+        assert record["resource"]["service.name"] == "llmobs"
+        assert record["attributes"]["event.name"] == "llmobs.eval.exchange"
+        assert envoy.metric("llmobs_wasm_memory_bytes", plugin="llmobs_eval_exporter") > 0
+    finally:
+        receiver.stop()
 
 
 # ---------------------------------------------------------------------------------------------

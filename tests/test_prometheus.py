@@ -17,7 +17,8 @@ import openai
 import pytest
 import yaml
 
-from harness import PII_KEY_B64, ROOT, Envoy, build_config, free_port, http_get, post_json, wait_until
+from harness import PII_KEY_B64, ROOT, Envoy, build_config, eval_exporting, free_port, http_get, post_json, wait_until
+from otlp_receiver import OtlpLogsReceiver
 
 PROMETHEUS = "/usr/bin/prometheus"
 ALERTS = ROOT / "envoy" / "prometheus" / "alerts.yaml"
@@ -84,16 +85,41 @@ class Prometheus:
         self._log.close()
 
 
-def drive(envoy: Envoy, upstream) -> dict:
+# The stack's evaluation exporter holds one record at most and waits 1.5 s before a retry, so one
+# round of export_round() gives every export series a step: a failed batch, its retry sent, the
+# record behind it dropped (queue_full), and bytes held long enough for a scrape to see them.
+EVAL_EXPORTER = {"max_queued_records": 1, "batch_max_records": 1,
+                 "retry": {"initial_backoff_ms": 1500, "max_backoff_ms": 1500, "max_attempts": 3}}
+
+
+def export_round(envoy: Envoy, receiver: OtlpLogsReceiver) -> int:
+    """Two consented exchanges while the receiver fails its next export: the first record's batch
+    fails and is held for its retry (then sent), the second finds the exporter full. Returns the
+    output tokens the SDK reported."""
+    oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
+    sent = envoy.metric("llmobs_eval_export_records_sent")
+    full = envoy.metric("llmobs_eval_export_records_dropped", reason="queue_full")
+    receiver.fail_next = 1
+    output_tokens = 0
+    for _ in range(2):
+        r = oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "evaluate me"}],
+                                       extra_headers={"x-llmobs-consent": "eval", "x-llmobs-tenant": "acme"})
+        output_tokens += r.usage.completion_tokens
+    assert envoy.wait_metric("llmobs_eval_export_records_dropped", full + 1, reason="queue_full") == full + 1
+    assert envoy.wait_metric("llmobs_eval_export_records_sent", sent + 1) == sent + 1
+    return output_tokens
+
+
+def drive(envoy: Envoy, upstream, receiver: OtlpLogsReceiver) -> dict:
     """One round of traffic that every dashboard panel reads (tokens, PII, a stream, a parse
-    failure, errors, probes). Returns the output tokens the SDKs reported, by (provider, model,
-    tenant)."""
+    failure, errors, probes, evaluation export). Returns the output tokens the SDKs reported, by
+    (provider, model, tenant)."""
     oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
     an = anthropic.Anthropic(base_url=envoy.url + "/anthropic", api_key="sk-ant-test", max_retries=0)
     reported = {}
     r = oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"write to {EMAIL}"}],
                                    extra_headers={"x-llmobs-tenant": "acme"})
-    reported[("openai", "gpt-4o-mini", "acme")] = r.usage.completion_tokens
+    reported[("openai", "gpt-4o-mini", "acme")] = r.usage.completion_tokens + export_round(envoy, receiver)
     # Quality signals: retrieval reports (a full one, an empty one, an invalid one) and client
     # feedback (a thumbs-down, a thumbs-up, a refused one).
     for diag in ("chunks=12; dropped=3; top_score=0.82; sparse_skipped=1; empty=0", "empty=1", "chunks=2; dropped=3"):
@@ -157,14 +183,17 @@ def stack(tmp_path_factory, upstream):
     # With the shipped price table, so the spend series the rules and dashboards read exist.
     token_accounting = {"tenant_header": "x-llmobs-tenant", "model_label": {"max_distinct": 2},
                         "prices": json.loads((ROOT / "envoy" / "prices" / "default.json").read_text())}
-    config, ports = build_config(tmp, upstream.port, {"llmobs_token_accounting": token_accounting})
+    # With evaluation export on and its exporter sending to a real OTLP/HTTP receiver.
+    receiver = OtlpLogsReceiver()
+    config, ports = build_config(tmp, upstream.port, {"llmobs_token_accounting": token_accounting},
+                                 mutate=eval_exporting(receiver.port, exporter=EVAL_EXPORTER))
     envoy = Envoy(tmp, config, ports)
     prom = None
     try:
         prom = Prometheus(tmp, ports["admin"])
-        reported = [drive(envoy, upstream)]
+        reported = [drive(envoy, upstream, receiver)]
         wait_until(lambda: scraped(prom, envoy), 20, "Prometheus to scrape the first round")
-        reported.append(drive(envoy, upstream))
+        reported.append(drive(envoy, upstream, receiver))
         wait_until(lambda: scraped(prom, envoy), 20, "Prometheus to scrape the second round")
         totals = {k: sum(r[k] for r in reported) for k in reported[0]}
         yield envoy, prom, totals
@@ -172,6 +201,7 @@ def stack(tmp_path_factory, upstream):
         if prom:
             prom.stop()
         envoy.stop()
+        receiver.stop()
 
 
 def fill(expr: str) -> str:

@@ -3,7 +3,7 @@ use llmobs_core::evaluation::config::ExporterConfig;
 use llmobs_core::evaluation::otlp;
 use llmobs_core::host::{Host, LogLevel, MetricId, Stats};
 use llmobs_core::metric::{self, Handles};
-use llmobs_wasm_host::{configure, log, ProxyHost};
+use llmobs_wasm_host::{configure, log, MemoryGauge, ProxyHost};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, RootContext};
 use proxy_wasm::types::MapType;
@@ -22,6 +22,9 @@ pub struct Exporter {
     published_bytes: Option<u64>,
     /// The token of the export request in flight.
     pending: Option<u32>,
+    /// `llmobs.wasm_memory_bytes{plugin}`, sampled on every tick: with the receiver down the
+    /// exporter is what holds records, so its memory is the one to watch (bounded by its caps).
+    memory: Option<MemoryGauge>,
 }
 
 fn now_ms() -> u64 {
@@ -137,6 +140,7 @@ impl RootContext for Exporter {
         let mut host = ProxyHost::default();
         if self.queue_bytes.is_none() {
             self.queue_bytes = host.define_gauge("llmobs.eval_export.queue_bytes").ok();
+            self.memory = Some(MemoryGauge::define("llmobs_eval_exporter"));
             if let Ok(info) = host.define_gauge(&llmobs_core::build::info_metric("llmobs_eval_exporter")) {
                 host.set_gauge(info, 1);
             }
@@ -161,6 +165,9 @@ impl RootContext for Exporter {
     }
 
     fn on_tick(&mut self) {
+        if let Some(memory) = &self.memory {
+            memory.sample();
+        }
         self.flush();
     }
 }

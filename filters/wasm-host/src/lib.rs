@@ -22,6 +22,6 @@ mod stream;
 #[cfg(target_arch = "wasm32")]
 pub use proxy::{body_bytes, configure, log, plugin_configuration, replace_body, ProxyHost};
 #[cfg(target_arch = "wasm32")]
-pub use root::Root;
+pub use root::{MemoryGauge, Root};
 #[cfg(target_arch = "wasm32")]
 pub use stream::BundleStream;

@@ -25,8 +25,10 @@ pub struct Root<F> {
 /// `llmobs.wasm_memory_bytes{plugin}`: the VM's linear memory size. Wasm memory only grows, so
 /// a leak or an unbounded buffer shows as a rising step; checked at every new stream (one
 /// `memory.size` instruction) and written to the host only when it changed. Every worker's VM
-/// writes the same gauge, so it shows the latest sample of any of them.
-struct MemoryGauge {
+/// writes the same gauge, so it shows the latest sample of any of them. The evaluation exporter
+/// (a bootstrap service, no streams) samples it on its tick.
+#[derive(Debug)]
+pub struct MemoryGauge {
     metric: Option<MetricId>,
     published: Cell<usize>,
 }
@@ -34,7 +36,7 @@ struct MemoryGauge {
 impl MemoryGauge {
     /// Labelled with Envoy's plugin name (the filter config's `name`), as the rule-set gauge is;
     /// the module's own name when the host has none.
-    fn define(module: &str) -> Self {
+    pub fn define(module: &str) -> Self {
         let mut host = ProxyHost::default();
         let plugin = host.property(&["plugin_name"]).map(|p| String::from_utf8_lossy(&p).into_owned());
         let plugin = plugin.as_deref().unwrap_or(module);
@@ -44,7 +46,7 @@ impl MemoryGauge {
         gauge
     }
 
-    fn sample(&self) {
+    pub fn sample(&self) {
         let bytes = core::arch::wasm32::memory_size(0) * 65536;
         if let Some(metric) = self.metric {
             if bytes != self.published.get() {
