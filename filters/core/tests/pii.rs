@@ -379,6 +379,11 @@ fn national_ids_with_letters_need_their_check_character() {
     assert_eq!(found("CF RSSMRA85T10A562S"), [(Entity::ItFiscalCode, "RSSMRA85T10A562S")]);
     assert_eq!(found("NRIC S1234567D"), [(Entity::SgNric, "S1234567D")]);
     assert_eq!(found("hetu 131052-308T"), [(Entity::FiHetu, "131052-308T")]);
+    // A digit check character leaves no capital to gate on: found after the keyword only, since
+    // alone it reads as a date and four digits.
+    assert_eq!(found("henkilötunnus: 131052-3140"), [(Entity::FiHetu, "131052-3140")]);
+    assert_eq!(found("order 131052-3140"), []);
+    assert_eq!(found("HETU 131052-3141"), []);
     assert_eq!(found("PAN card ABCPE1234F"), [(Entity::InPan, "ABCPE1234F")]);
     // A wrong check character, a PAN without its keyword, glued to a word: nothing.
     for text in ["DNI 12345678A", "CF RSSMRA85T10A562T", "S1234567E", "code ABCPE1234F", "xAB123456C", "12345678Zed"] {
@@ -736,6 +741,13 @@ fn an_ipv4_tail_belongs_to_its_ipv6_address() {
     assert_eq!(found("at 12:30:45 and 00:1a:2b:3c:4d:5e"), []);
     assert_eq!(found("route fe80::1: unreachable"), [(Entity::Ipv6, "fe80::1")]);
     assert_eq!(found("ip:fe80::1 and [2001:db8::1]:443"), [(Entity::Ipv6, "fe80::1"), (Entity::Ipv6, "2001:db8::1")]);
+    // A label before the colon, even one ending in a hex letter, is not a group of the address.
+    assert_eq!(found("time:fe80::1"), [(Entity::Ipv6, "fe80::1")]);
+    assert_eq!(
+        found("value:3bc2:47ae:5626:5d4e:f6:f0cd:ec64:e24a;next"),
+        [(Entity::Ipv6, "3bc2:47ae:5626:5d4e:f6:f0cd:ec64:e24a")]
+    );
+    assert_eq!(found("1:2:3:4:5:6:7:8:9"), []);
     assert_eq!(found("at 2025-11-26T12:30:45.123Z in main.rs:12:8"), []);
     assert_eq!(found("v1.2.3.4, version 10.0.0.1, 10.0.0.1.2, Chrome/120.0.0.0"), []);
 }
@@ -811,7 +823,7 @@ fn the_limits_documented_in_pii_accuracy_md_hold() {
     assert_eq!(found("Room 12 415-555-0132"), []);
     assert_eq!(found("call +1 415 555 0132 2 times"), [(Entity::Phone, "+1 415 555 0132 2")]);
     assert_eq!(found("SSN123456789"), []);
-    assert_eq!(found("time:fe80::1"), []);
+    assert_eq!(found("cafe:fe80::1"), [(Entity::Ipv6, "cafe:fe80::1")]);
     assert_eq!(
         found("-----BEGIN PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu"),
         []

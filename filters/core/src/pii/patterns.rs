@@ -86,6 +86,7 @@ impl Pass {
                 Entity::DeTaxId,
                 Entity::FrNir,
                 Entity::SePersonnummer,
+                Entity::FiHetu,
             ],
             Pass::LetterIds => &[
                 Entity::UkNino,
@@ -816,13 +817,21 @@ fn confirm_iban(text: &[u8], digits_start: usize, value: &[u8]) -> Option<Found>
     })
 }
 
+/// Whether the word ending at `colon` (letters, digits, `_`) holds a character that is not a hex
+/// digit: a label such as `value` before `value:3bc2:...`, not a group of an address.
+fn label_before(text: &[u8], colon: usize) -> bool {
+    let head = text.get(colon.saturating_sub(64)..colon).unwrap_or_default();
+    head.iter().rev().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_').any(|b| !b.is_ascii_hexdigit())
+}
+
 fn confirm_ipv6(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<Found> {
     let hexish = |b: u8| b.is_ascii_hexdigit() || b == b':';
     let left_ok = match before(text, start) {
         None => true,
         Some(b) if is_word(b) => false,
-        // `1:2:3:4:5:6:7:8:9` must not yield `2:3:4:5:6:7:8:9`; `host:fe80::1` is fine.
-        Some(b':') => !before(text, start - 1).is_some_and(hexish),
+        // `1:2:3:4:5:6:7:8:9` must not yield `2:3:4:5:6:7:8:9`; `host:fe80::1` is fine, and so is
+        // `value:3bc2:...`: a word with a letter past `f` is a label, not a hex group.
+        Some(b':') => !before(text, start - 1).is_some_and(hexish) || label_before(text, start - 1),
         Some(b'.') => !before(text, start - 1).is_some_and(|b| b.is_ascii_alphanumeric()),
         Some(_) => true,
     };
