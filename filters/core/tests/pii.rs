@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use llmobs_core::pii::validate::{self, CardIssuer};
-use llmobs_core::pii::PhoneRegions;
 use llmobs_core::pii::{Detector, Entity, Match};
+use llmobs_core::pii::{PhoneRegions, TRUNK_LED_ALL};
 
 fn check(name: &str, f: fn(&[u8]) -> bool, cases: &[(&str, bool)]) {
     for (value, want) in cases {
@@ -346,6 +346,27 @@ fn national_phone_writings_follow_the_configured_regions() {
     assert_eq!(ch.scan(swiss).len(), 1);
     assert_eq!(PhoneRegions::from_codes(["CH", "XX"]), Err("XX".to_string()));
     assert_eq!(PhoneRegions::from_codes(["*"]), Ok(PhoneRegions::all()));
+}
+
+#[test]
+fn trunk_led_writings_of_every_region_are_found_with_trunk_all() {
+    let regions = |codes: &[&str]| PhoneRegions::from_codes(codes.iter().copied()).expect("known codes");
+    let only_ch = Detector::new(&[Entity::Phone]).with_phone_regions(regions(&["ch", TRUNK_LED_ALL]));
+    // Russia, Kazakhstan and Turkey are not listed: a trunk prefix, nine digits or more and the
+    // region's layout say phone by themselves; without `trunk:*` only the listed regions count.
+    for text in ["8 912 345-67-89", "8 (7172) 58 12 34", "0212 345 67 89"] {
+        assert_eq!(only_ch.scan(text).len(), 1, "{text}");
+        assert_eq!(Detector::default().scan(text).len(), 1, "{text}: in the default");
+        assert!(Detector::default().with_phone_regions(regions(&["ch"])).scan(text).is_empty(), "{text}");
+    }
+    // Writings without a trunk need their region listed: Hong Kong's `5123 4567` reads as an id.
+    assert!(Detector::default().scan("Order 5123 4567 shipped").is_empty());
+    let hk = Detector::default().with_phone_regions(regions(&["hk"]));
+    assert_eq!(hk.scan("Order 5123 4567 shipped").len(), 1);
+    // Mongolia's and Taiwan's trunk-led writings read as SSN-like numbers: only when listed.
+    assert!(only_ch.scan("ref 014 55 0000").is_empty());
+    let mn = Detector::new(&[Entity::Phone]).with_phone_regions(regions(&["mn", TRUNK_LED_ALL]));
+    assert_eq!(mn.scan("ref 014 55 0000").len(), 1);
 }
 
 #[test]

@@ -28,7 +28,7 @@ mod phone;
 mod phone_metadata;
 pub mod validate;
 
-pub use phone::{PhoneRegions, DEFAULT_PHONE_REGIONS};
+pub use phone::{PhoneRegions, DEFAULT_PHONE_REGIONS, TRUNK_LED_ALL, TRUNK_LED_EXCEPT};
 
 use std::cmp::Reverse;
 

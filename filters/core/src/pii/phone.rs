@@ -35,14 +35,55 @@ pub(super) struct Region {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhoneRegions {
     bits: [u64; 4],
+    /// Regions whose national writings count only when they start with the trunk prefix.
+    trunk_bits: [u64; 4],
 }
 
 /// The default `phone_regions`: the regions the corpus and the users of the pack write from most
 /// (docs/filters/pii-redaction.md lists them).
 pub const DEFAULT_PHONE_REGIONS: &[&str] = &[
-    "US", "CA", "GB", "IE", "DE", "AT", "CH", "FR", "BE", "LU", "NL", "ES", "PT", "IT", "DK", "SE", "NO", "FI", "PL",
-    "CZ", "SK", "SI", "HR", "HU", "RO", "GR", "AU", "NZ", "BR", "MX", "AR", "ZA", "IN", "JP", "SG",
+    "US",
+    "CA",
+    "GB",
+    "IE",
+    "DE",
+    "AT",
+    "CH",
+    "FR",
+    "BE",
+    "LU",
+    "NL",
+    "ES",
+    "PT",
+    "IT",
+    "DK",
+    "SE",
+    "NO",
+    "FI",
+    "PL",
+    "CZ",
+    "SK",
+    "SI",
+    "HR",
+    "HU",
+    "RO",
+    "GR",
+    "AU",
+    "NZ",
+    "BR",
+    "MX",
+    "AR",
+    "ZA",
+    "IN",
+    "JP",
+    "SG",
+    TRUNK_LED_ALL,
 ];
+
+/// In `phone_regions`: the trunk-led national writings of every region but [`TRUNK_LED_EXCEPT`]
+/// (trunk prefix, nine digits or more, one of the region's layouts: `8 912 345-67-89`,
+/// `0212 345 67 89`), in the default list; their writings without a trunk need the region listed.
+pub const TRUNK_LED_ALL: &str = "trunk:*";
 
 impl Default for PhoneRegions {
     fn default() -> Self {
@@ -53,7 +94,7 @@ impl Default for PhoneRegions {
 impl PhoneRegions {
     /// No national writings at all.
     pub fn none() -> PhoneRegions {
-        PhoneRegions { bits: [0; 4] }
+        PhoneRegions { bits: [0; 4], trunk_bits: [0; 4] }
     }
 
     /// Every region libphonenumber knows.
@@ -62,16 +103,21 @@ impl PhoneRegions {
         for i in 0..REGIONS.len() {
             r.set(i);
         }
+        r.trunk_bits = trunk_led_everywhere();
         r
     }
 
-    /// From ISO 3166 codes (`"CH"`, case-insensitive) or `"*"` for all; an unknown code is an
-    /// error naming it.
+    /// From ISO 3166 codes (`"CH"`, case-insensitive), `"*"` for all, and [`TRUNK_LED_ALL`] for
+    /// the trunk-led writings of the others; an unknown code is an error naming it.
     pub fn from_codes<'a>(codes: impl IntoIterator<Item = &'a str>) -> Result<PhoneRegions, String> {
         let mut r = PhoneRegions::none();
         for code in codes {
             if code == "*" {
                 return Ok(PhoneRegions::all());
+            }
+            if code.eq_ignore_ascii_case(TRUNK_LED_ALL) {
+                r.trunk_bits = trunk_led_everywhere();
+                continue;
             }
             let upper = code.to_ascii_uppercase();
             match REGIONS.iter().position(|region| region.code.as_slice() == upper.as_bytes()) {
@@ -80,6 +126,21 @@ impl PhoneRegions {
             }
         }
         Ok(r)
+    }
+
+    /// These regions' national writings too, but only those that start with the region's trunk
+    /// prefix (`0…`, nine digits or more, in one of its layouts): no grouped id or amount
+    /// without a leading zero reads as one of them.
+    pub fn with_trunk_led<'a>(mut self, codes: impl IntoIterator<Item = &'a str>) -> Result<PhoneRegions, String> {
+        let more = PhoneRegions::from_codes(codes)?;
+        for (mine, theirs) in self.trunk_bits.iter_mut().zip(more.bits) {
+            *mine |= theirs;
+        }
+        Ok(self)
+    }
+
+    fn trunk_led(&self, i: usize) -> bool {
+        self.trunk_bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
     fn set(&mut self, i: usize) {
@@ -91,6 +152,23 @@ impl PhoneRegions {
     fn has(&self, i: usize) -> bool {
         self.bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
+}
+
+/// Regions whose trunk-led national writings [`TRUNK_LED_ALL`] leaves out (searched when listed):
+/// theirs read as the SSN-like near misses of the committed corpus (`014 55 0000`, `085 00 5131`).
+pub const TRUNK_LED_EXCEPT: &[&str] = &["MN", "TW"];
+
+/// Every region but [`TRUNK_LED_EXCEPT`], as trunk-led bits.
+fn trunk_led_everywhere() -> [u64; 4] {
+    let mut bits = [0u64; 4];
+    for (i, region) in REGIONS.iter().enumerate() {
+        if !TRUNK_LED_EXCEPT.iter().any(|c| c.as_bytes() == region.code.as_slice()) {
+            if let Some(word) = bits.get_mut(i / 64) {
+                *word |= 1 << (i % 64);
+            }
+        }
+    }
+    bits
 }
 
 fn first_three(nsn: &[u8]) -> Option<u16> {
@@ -197,9 +275,11 @@ pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: 
         return false;
     }
     // After a word naming a phone, a valid number of any region counts (the word, not the
-    // region list, keeps ids and amounts out); without one only `regions`' writings do.
-    let searched = REGIONS.iter().enumerate().filter(|(i, _)| context || regions.has(*i)).map(|(_, r)| r);
-    searched.into_iter().any(|region| {
+    // region list, keeps ids and amounts out); without one only `regions`' writings do, and the
+    // trunk-led writings of the regions `trunk:*` adds.
+    let searched = REGIONS.iter().enumerate().filter(|(i, _)| context || regions.has(*i) || regions.trunk_led(*i));
+    searched.into_iter().any(|(i, region)| {
+        let every_writing = context || regions.has(i);
         let trunk = region.trunk;
         if !trunk.is_empty() && digits.starts_with(trunk) {
             let nsn = digits.get(trunk.len()..).unwrap_or_default();
@@ -226,7 +306,7 @@ pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: 
         let layout = || {
             (writing == Writing::Spaced || paren || nanp) && n >= 8 && !leading_one && layout_fits(region, groups, 0)
         };
-        nsn_valid(region, digits) && (context || layout())
+        every_writing && nsn_valid(region, digits) && (context || layout())
     }) || (context && (7..=8).contains(&n) && groups.len() <= 3)
 }
 
