@@ -313,7 +313,11 @@ fn phones_in_fakers_locale_writings_are_found() {
     // territories' numbers. Counts after a verb and bare short runs stay unreported.
     assert_eq!(phones("Tel. 26212"), ["26212"]);
     assert_eq!(phones("Mi número de teléfono es 312 345."), ["312 345"]);
-    assert_eq!(phones("Tél. : 20 12 34"), Vec::<&str>::new(), "pairs that read as a date");
+    // Three pairs joined by spaces after a phone word are a number (the Faroes); joined by dots
+    // or dashes they read as a date.
+    assert_eq!(phones("Tél. : 20 12 34"), ["20 12 34"]);
+    assert_eq!(phones("Please call me on 20.12.34 after 5pm."), Vec::<&str>::new(), "a date");
+    assert_eq!(phones("Liga-me para o 21-12-34 amanhã."), Vec::<&str>::new(), "a date");
     assert_eq!(phones("Tel. +98 9601"), ["+98 9601"]);
     assert_eq!(phones("Please call me on 7290 after 5pm."), Vec::<&str>::new(), "four digits are a year");
     for text in ["We want to reach 100000 users", "I called 12345 times", "calls: 31234", "see 26212", "+98 9601"] {
@@ -346,6 +350,18 @@ fn national_phone_writings_follow_the_configured_regions() {
     assert_eq!(ch.scan(swiss).len(), 1);
     assert_eq!(PhoneRegions::from_codes(["CH", "XX"]), Err("XX".to_string()));
     assert_eq!(PhoneRegions::from_codes(["*"]), Ok(PhoneRegions::all()));
+}
+
+#[test]
+fn parentheses_may_hold_the_trunk_and_the_area_code_apart() {
+    // Hungary writes `(06 1) 234 5678`: the trunk 06 and Budapest's area code 1.
+    assert_eq!(found("Noted (06 1) 234 5678 in the ticket"), [(Entity::Phone, "(06 1) 234 5678")]);
+    assert_eq!(found("text\\n(06 1) 234 5678 x4455\\n"), [(Entity::Phone, "(06 1) 234 5678 x4455")]);
+    assert_eq!(found("Mi número de teléfono es (8 12) 34-56-78."), [(Entity::Phone, "(8 12) 34-56-78")]);
+    // Not a list of numbers in parentheses, nor a calculation.
+    for text in ["scores (12 34) 56 78", "(2 3) 4567 8901", "see (1 2) 345 678"] {
+        assert_eq!(found(text), [], "{text}");
+    }
 }
 
 #[test]

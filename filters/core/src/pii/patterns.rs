@@ -132,7 +132,10 @@ impl Pass {
                 r"\+[0-9]{1,3}(?:[ .-]?(?:\([0-9]{1,5}\)|[0-9]{1,8})){0,8}",
                 r"|0(?:0|11)[ .-]?[1-9][0-9]{0,3}(?:[ .-]?(?:\([0-9]{1,5}\)|[0-9]{1,8})){1,8}",
             ),
-            Pass::PhoneParen => r"(?:[0-9][ .-])?\([0-9]{1,5}\)[ -]?(?:[0-9]{2,8}[ ./-]){0,4}[0-9]{2,10}",
+            // The parentheses may hold the trunk and the area code apart: `(06 1) 234 5678`.
+            Pass::PhoneParen => {
+                r"(?:[0-9][ .-])?\([0-9]{1,5}(?:[ -][0-9]{1,4})?\)[ -]?(?:[0-9]{2,8}[ ./-]){0,4}[0-9]{2,10}"
+            }
             // A bare run counts only after a word naming a phone (checked in `confirm`).
             Pass::PhoneNational => r"[0-9]{1,6}[ ./-](?:[0-9]{2,10}[ ./-]){0,4}[0-9]{2,10}|[0-9]{5,15}",
             // Check digits first; the country code is the two letters before.
@@ -485,7 +488,9 @@ fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &Ph
             && groups.first().is_some_and(|g| g.len() >= 2 && g.first() == Some(&b'0') && g.get(1) != Some(&b'0'))
             && value.iter().all(|&b| b.is_ascii_digit() || b == b'.');
         let loose = (value.contains(&b'.') && !dotted_trunk)
-            || (value.contains(&b'-') && digit_count < 10 && writing != phone::Writing::AreaDash);
+            || (value.contains(&b'-')
+                && digit_count < 10
+                && !matches!(writing, phone::Writing::AreaDash | phone::Writing::Dashed));
         // The phone word is looked for only when the writing alone does not do.
         validate::phone(value)
             || (pass == Pass::PhoneParen && country_in_parens(value, groups))
@@ -554,6 +559,9 @@ fn national_writing(value: &[u8], groups: &[&[u8]]) -> phone::Writing {
     let (init, tail) = seps.split_at(k - 1);
     if spaces(seps) || (k >= 2 && spaces(init) && tail == [&b"-"[..]] && last == 4) {
         return Writing::Spaced;
+    }
+    if k >= 3 && seps.iter().all(|s| *s == b"-") {
+        return Writing::Dashed;
     }
     if k >= 2
         && seps.first() == Some(&&b"-"[..])

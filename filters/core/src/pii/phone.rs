@@ -252,6 +252,9 @@ pub(super) enum Writing {
     ParenArea,
     /// Trunk and area code, a dash, then groups joined by spaces: the Swedish `08-28 52 31`.
     AreaDash,
+    /// Four groups or more joined by dashes only: `612-34-56-78`, `27-12-34-56` (three groups
+    /// so are ids, SSNs and NANP-like numbers: `874-043-6696`, `9677-99-9958`).
+    Dashed,
     /// Anything else (dashes, dots, slashes).
     Other,
 }
@@ -263,7 +266,11 @@ pub(super) enum Writing {
 /// (NANP numbers excepted: `415-555-0132` is checked as NANP). Every shape of digits is some
 /// region's valid number somewhere, so this is where precision is kept.
 pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: bool, writing: Writing) -> bool {
-    if groups.is_empty() || date_like(groups) {
+    // Three pairs joined by spaces after a word naming a phone are a short number (`Tél. : 20 12
+    // 34`, the Faroes), not a date: dates take dots, dashes or slashes, or a four-digit year.
+    let spaced_pairs =
+        context && writing == Writing::Spaced && groups.len() == 3 && groups.iter().all(|g| g.len() == 2);
+    if groups.is_empty() || (date_like(groups) && !spaced_pairs) {
         return false;
     }
     let Some((buf, n)) = concat(groups) else { return false };
@@ -304,7 +311,10 @@ pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: 
         let paren = writing == Writing::ParenArea && groups.first().is_some_and(|g| g.len() <= 2);
         let leading_one = !nanp && !paren && digits.first() == Some(&b'1');
         let layout = || {
-            (writing == Writing::Spaced || paren || nanp) && n >= 8 && !leading_one && layout_fits(region, groups, 0)
+            (matches!(writing, Writing::Spaced | Writing::Dashed) || paren || nanp)
+                && n >= 8
+                && !leading_one
+                && layout_fits(region, groups, 0)
         };
         every_writing && nsn_valid(region, digits) && (context || layout())
     }) || (context && (7..=8).contains(&n) && groups.len() <= 3)
@@ -584,6 +594,7 @@ mod tests {
         let spain = PhoneRegions::from_codes(["ES"]).unwrap_or_else(|_| PhoneRegions::none());
         assert!(national_valid(&g("612 34 56 78"), &spain, false, Writing::Spaced));
         assert!(!national_valid(&g("612-34-56-78"), &spain, false, Writing::Other));
+        assert!(national_valid(&g("612-34-56-78"), &spain, false, Writing::Dashed));
         assert!(national_valid(&g("612-34-56-78"), &spain, true, Writing::Other));
     }
 
