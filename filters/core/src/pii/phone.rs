@@ -139,10 +139,6 @@ impl PhoneRegions {
         Ok(self)
     }
 
-    fn trunk_led(&self, i: usize) -> bool {
-        self.trunk_bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
-    }
-
     fn set(&mut self, i: usize) {
         if let Some(word) = self.bits.get_mut(i / 64) {
             *word |= 1 << (i % 64);
@@ -169,6 +165,35 @@ fn trunk_led_everywhere() -> [u64; 4] {
         }
     }
     bits
+}
+
+/// The indices of the bits set in `bits`, in order.
+fn set_bits(bits: [u64; 4]) -> impl Iterator<Item = usize> {
+    bits.into_iter().enumerate().flat_map(|(w, mut word)| {
+        std::iter::from_fn(move || {
+            (word != 0).then(|| {
+                let bit = word.trailing_zeros() as usize;
+                word &= word - 1;
+                w * 64 + bit
+            })
+        })
+    })
+}
+
+/// The regions whose trunk prefix starts with the digit `d` (ASCII), as bits.
+fn trunk_first_digit_mask(d: u8) -> [u64; 4] {
+    static MASKS: std::sync::OnceLock<[[u64; 4]; 10]> = std::sync::OnceLock::new();
+    let masks = MASKS.get_or_init(|| {
+        let mut masks = [[0u64; 4]; 10];
+        for (i, region) in REGIONS.iter().enumerate() {
+            let first = region.trunk.first().map(|&t| usize::from(t.wrapping_sub(b'0')));
+            if let Some(word) = first.and_then(|f| masks.get_mut(f)).and_then(|m| m.get_mut(i / 64)) {
+                *word |= 1 << (i % 64);
+            }
+        }
+        masks
+    });
+    masks.get(usize::from(d.wrapping_sub(b'0'))).copied().unwrap_or([0; 4])
 }
 
 fn first_three(nsn: &[u8]) -> Option<u16> {
@@ -284,8 +309,17 @@ pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: 
     // After a word naming a phone, a valid number of any region counts (the word, not the
     // region list, keeps ids and amounts out); without one only `regions`' writings do, and the
     // trunk-led writings of the regions `trunk:*` adds.
-    let searched = REGIONS.iter().enumerate().filter(|(i, _)| context || regions.has(*i) || regions.trunk_led(*i));
-    searched.into_iter().any(|(i, region)| {
+    // Only the regions that can accept: every region after a phone word, else the listed ones and
+    // (eight digits or more) those of `trunk:*` whose trunk starts like the number, found by
+    // their bits rather than by walking all 245 regions for each candidate.
+    let mut bits = if context { PhoneRegions::all().bits } else { regions.bits };
+    if !context && n >= 8 {
+        let mask = digits.first().map_or([0; 4], |&d| trunk_first_digit_mask(d));
+        for ((b, t), m) in bits.iter_mut().zip(regions.trunk_bits).zip(mask) {
+            *b |= t & m;
+        }
+    }
+    set_bits(bits).filter_map(|i| REGIONS.get(i).map(|r| (i, r))).any(|(i, region)| {
         let every_writing = context || regions.has(i);
         let trunk = region.trunk;
         if !trunk.is_empty() && digits.starts_with(trunk) {
