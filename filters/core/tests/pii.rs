@@ -316,6 +316,9 @@ fn phones_in_fakers_locale_writings_are_found() {
     // Three pairs joined by spaces after a phone word are a number (the Faroes); joined by dots
     // or dashes they read as a date.
     assert_eq!(phones("Tél. : 20 12 34"), ["20 12 34"]);
+    // Single-digit groups inside a number (North Macedonia, Côte d'Ivoire).
+    assert_eq!(phones("Tel: 0800 1 23 45"), ["0800 1 23 45"]);
+    assert_eq!(phones("Chiamami al 21 23 4 56789 dopo pranzo."), ["21 23 4 56789"]);
     assert_eq!(phones("Please call me on 20.12.34 after 5pm."), Vec::<&str>::new(), "a date");
     assert_eq!(phones("Liga-me para o 21-12-34 amanhã."), Vec::<&str>::new(), "a date");
     assert_eq!(phones("Tel. +98 9601"), ["+98 9601"]);

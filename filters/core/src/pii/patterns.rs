@@ -136,8 +136,9 @@ impl Pass {
             Pass::PhoneParen => {
                 r"(?:[0-9][ .-])?\([0-9]{1,5}(?:[ -][0-9]{1,4})?\)[ -]?(?:[0-9]{2,8}[ ./-]){0,4}[0-9]{2,10}"
             }
-            // A bare run counts only after a word naming a phone (checked in `confirm`).
-            Pass::PhoneNational => r"[0-9]{1,6}[ ./-](?:[0-9]{2,10}[ ./-]){0,4}[0-9]{2,10}|[0-9]{5,15}",
+            // A bare run counts only after a word naming a phone (checked in `confirm`). Inner
+            // groups may be one digit (`0800 1 23 45`, `21 23 4 56789`).
+            Pass::PhoneNational => r"[0-9]{1,6}[ ./-](?:[0-9]{1,10}[ ./-]){0,4}[0-9]{2,10}|[0-9]{5,15}",
             // Check digits first; the country code is the two letters before.
             Pass::Iban => r"[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?",
             Pass::Ipv4 => r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}",
