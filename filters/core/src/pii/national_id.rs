@@ -281,7 +281,7 @@ pub(super) fn classify(text: &[u8], start: usize, value: &[u8], enabled: impl Fn
         return Some(Entity::FrNir);
     }
     // A HETU whose check character is a digit has no capital for the letter pass to gate on
-    // (`131052-3081`): after its keyword. Alone it reads as a date and four digits.
+    // (`131052-3140`): after its keyword. Alone it reads as a date and four digits.
     if enabled(Entity::FiHetu) && (one_sep(b'-') || one_sep(b'+')) && hetu(value) && kw(Entity::FiHetu) {
         return Some(Entity::FiHetu);
     }

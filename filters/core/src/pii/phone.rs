@@ -40,44 +40,10 @@ pub struct PhoneRegions {
 }
 
 /// The default `phone_regions`: the regions the corpus and the users of the pack write from most
-/// (docs/filters/pii-redaction.md lists them).
+/// (docs/filters/pii-redaction.md lists them), and [`TRUNK_LED_ALL`].
 pub const DEFAULT_PHONE_REGIONS: &[&str] = &[
-    "US",
-    "CA",
-    "GB",
-    "IE",
-    "DE",
-    "AT",
-    "CH",
-    "FR",
-    "BE",
-    "LU",
-    "NL",
-    "ES",
-    "PT",
-    "IT",
-    "DK",
-    "SE",
-    "NO",
-    "FI",
-    "PL",
-    "CZ",
-    "SK",
-    "SI",
-    "HR",
-    "HU",
-    "RO",
-    "GR",
-    "AU",
-    "NZ",
-    "BR",
-    "MX",
-    "AR",
-    "ZA",
-    "IN",
-    "JP",
-    "SG",
-    TRUNK_LED_ALL,
+    "US", "CA", "GB", "IE", "DE", "AT", "CH", "FR", "BE", "LU", "NL", "ES", "PT", "IT", "DK", "SE", "NO", "FI", "PL",
+    "CZ", "SK", "SI", "HR", "HU", "RO", "GR", "AU", "NZ", "BR", "MX", "AR", "ZA", "IN", "JP", "SG", "trunk:*",
 ];
 
 /// In `phone_regions`: the trunk-led national writings of every region but [`TRUNK_LED_EXCEPT`]
@@ -308,10 +274,10 @@ pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: 
     }
     // After a word naming a phone, a valid number of any region counts (the word, not the
     // region list, keeps ids and amounts out); without one only `regions`' writings do, and the
-    // trunk-led writings of the regions `trunk:*` adds.
-    // Only the regions that can accept: every region after a phone word, else the listed ones and
-    // (eight digits or more) those of `trunk:*` whose trunk starts like the number, found by
-    // their bits rather than by walking all 245 regions for each candidate.
+    // trunk-led writings of the regions `trunk:*` adds. Only the regions that can accept are
+    // visited, by their bits rather than by walking all 245 regions for each candidate: the
+    // listed ones, and (eight digits or more) those of `trunk:*` whose trunk starts like the
+    // number.
     let mut bits = if context { PhoneRegions::all().bits } else { regions.bits };
     if !context && n >= 8 {
         let mask = digits.first().map_or([0; 4], |&d| trunk_first_digit_mask(d));
