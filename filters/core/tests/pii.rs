@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use llmobs_core::pii::validate::{self, CardIssuer};
-use llmobs_core::pii::PhoneRegions;
 use llmobs_core::pii::{Detector, Entity, Match};
+use llmobs_core::pii::{PhoneRegions, TRUNK_LED_ALL};
 
 fn check(name: &str, f: fn(&[u8]) -> bool, cases: &[(&str, bool)]) {
     for (value, want) in cases {
@@ -313,7 +313,14 @@ fn phones_in_fakers_locale_writings_are_found() {
     // territories' numbers. Counts after a verb and bare short runs stay unreported.
     assert_eq!(phones("Tel. 26212"), ["26212"]);
     assert_eq!(phones("Mi número de teléfono es 312 345."), ["312 345"]);
-    assert_eq!(phones("Tél. : 20 12 34"), Vec::<&str>::new(), "pairs that read as a date");
+    // Three pairs joined by spaces after a phone word are a number (the Faroes); joined by dots
+    // or dashes they read as a date.
+    assert_eq!(phones("Tél. : 20 12 34"), ["20 12 34"]);
+    // Single-digit groups inside a number (North Macedonia, Côte d'Ivoire).
+    assert_eq!(phones("Tel: 0800 1 23 45"), ["0800 1 23 45"]);
+    assert_eq!(phones("Chiamami al 21 23 4 56789 dopo pranzo."), ["21 23 4 56789"]);
+    assert_eq!(phones("Please call me on 20.12.34 after 5pm."), Vec::<&str>::new(), "a date");
+    assert_eq!(phones("Liga-me para o 21-12-34 amanhã."), Vec::<&str>::new(), "a date");
     assert_eq!(phones("Tel. +98 9601"), ["+98 9601"]);
     assert_eq!(phones("Please call me on 7290 after 5pm."), Vec::<&str>::new(), "four digits are a year");
     for text in ["We want to reach 100000 users", "I called 12345 times", "calls: 31234", "see 26212", "+98 9601"] {
@@ -349,6 +356,39 @@ fn national_phone_writings_follow_the_configured_regions() {
 }
 
 #[test]
+fn parentheses_may_hold_the_trunk_and_the_area_code_apart() {
+    // Hungary writes `(06 1) 234 5678`: the trunk 06 and Budapest's area code 1.
+    assert_eq!(found("Noted (06 1) 234 5678 in the ticket"), [(Entity::Phone, "(06 1) 234 5678")]);
+    assert_eq!(found("text\\n(06 1) 234 5678 x4455\\n"), [(Entity::Phone, "(06 1) 234 5678 x4455")]);
+    assert_eq!(found("Mi número de teléfono es (8 12) 34-56-78."), [(Entity::Phone, "(8 12) 34-56-78")]);
+    // Not a list of numbers in parentheses, nor a calculation.
+    for text in ["scores (12 34) 56 78", "(2 3) 4567 8901", "see (1 2) 345 678"] {
+        assert_eq!(found(text), [], "{text}");
+    }
+}
+
+#[test]
+fn trunk_led_writings_of_every_region_are_found_with_trunk_all() {
+    let regions = |codes: &[&str]| PhoneRegions::from_codes(codes.iter().copied()).expect("known codes");
+    let only_ch = Detector::new(&[Entity::Phone]).with_phone_regions(regions(&["ch", TRUNK_LED_ALL]));
+    // Russia, Kazakhstan and Turkey are not listed: a trunk prefix, nine digits or more and the
+    // region's layout say phone by themselves; without `trunk:*` only the listed regions count.
+    for text in ["8 912 345-67-89", "8 (7172) 58 12 34", "0212 345 67 89"] {
+        assert_eq!(only_ch.scan(text).len(), 1, "{text}");
+        assert_eq!(Detector::default().scan(text).len(), 1, "{text}: in the default");
+        assert!(Detector::default().with_phone_regions(regions(&["ch"])).scan(text).is_empty(), "{text}");
+    }
+    // Writings without a trunk need their region listed: Hong Kong's `5123 4567` reads as an id.
+    assert!(Detector::default().scan("Order 5123 4567 shipped").is_empty());
+    let hk = Detector::default().with_phone_regions(regions(&["hk"]));
+    assert_eq!(hk.scan("Order 5123 4567 shipped").len(), 1);
+    // Mongolia's and Taiwan's trunk-led writings read as SSN-like numbers: only when listed.
+    assert!(only_ch.scan("ref 014 55 0000").is_empty());
+    let mn = Detector::new(&[Entity::Phone]).with_phone_regions(regions(&["mn", TRUNK_LED_ALL]));
+    assert_eq!(mn.scan("ref 014 55 0000").len(), 1);
+}
+
+#[test]
 fn national_ids_need_their_check_digits_and_a_keyword_or_their_printed_form() {
     // Printed forms that stand alone.
     assert_eq!(found("CPF 529.982.247-25 ok"), [(Entity::BrCpf, "529.982.247-25")]);
@@ -379,6 +419,11 @@ fn national_ids_with_letters_need_their_check_character() {
     assert_eq!(found("CF RSSMRA85T10A562S"), [(Entity::ItFiscalCode, "RSSMRA85T10A562S")]);
     assert_eq!(found("NRIC S1234567D"), [(Entity::SgNric, "S1234567D")]);
     assert_eq!(found("hetu 131052-308T"), [(Entity::FiHetu, "131052-308T")]);
+    // A digit check character leaves no capital to gate on: found after the keyword only, since
+    // alone it reads as a date and four digits.
+    assert_eq!(found("henkilötunnus: 131052-3140"), [(Entity::FiHetu, "131052-3140")]);
+    assert_eq!(found("order 131052-3140"), []);
+    assert_eq!(found("HETU 131052-3141"), []);
     assert_eq!(found("PAN card ABCPE1234F"), [(Entity::InPan, "ABCPE1234F")]);
     // A wrong check character, a PAN without its keyword, glued to a word: nothing.
     for text in ["DNI 12345678A", "CF RSSMRA85T10A562T", "S1234567E", "code ABCPE1234F", "xAB123456C", "12345678Zed"] {
@@ -736,6 +781,13 @@ fn an_ipv4_tail_belongs_to_its_ipv6_address() {
     assert_eq!(found("at 12:30:45 and 00:1a:2b:3c:4d:5e"), []);
     assert_eq!(found("route fe80::1: unreachable"), [(Entity::Ipv6, "fe80::1")]);
     assert_eq!(found("ip:fe80::1 and [2001:db8::1]:443"), [(Entity::Ipv6, "fe80::1"), (Entity::Ipv6, "2001:db8::1")]);
+    // A label before the colon, even one ending in a hex letter, is not a group of the address.
+    assert_eq!(found("time:fe80::1"), [(Entity::Ipv6, "fe80::1")]);
+    assert_eq!(
+        found("value:3bc2:47ae:5626:5d4e:f6:f0cd:ec64:e24a;next"),
+        [(Entity::Ipv6, "3bc2:47ae:5626:5d4e:f6:f0cd:ec64:e24a")]
+    );
+    assert_eq!(found("1:2:3:4:5:6:7:8:9"), []);
     assert_eq!(found("at 2025-11-26T12:30:45.123Z in main.rs:12:8"), []);
     assert_eq!(found("v1.2.3.4, version 10.0.0.1, 10.0.0.1.2, Chrome/120.0.0.0"), []);
 }
@@ -811,7 +863,7 @@ fn the_limits_documented_in_pii_accuracy_md_hold() {
     assert_eq!(found("Room 12 415-555-0132"), []);
     assert_eq!(found("call +1 415 555 0132 2 times"), [(Entity::Phone, "+1 415 555 0132 2")]);
     assert_eq!(found("SSN123456789"), []);
-    assert_eq!(found("time:fe80::1"), []);
+    assert_eq!(found("cafe:fe80::1"), [(Entity::Ipv6, "cafe:fe80::1")]);
     assert_eq!(
         found("-----BEGIN PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu"),
         []

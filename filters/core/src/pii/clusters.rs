@@ -83,8 +83,8 @@ fn is_hex_or_colon(b: Option<&u8>) -> bool {
 }
 
 /// Whether the run of hex digits, colons and dots around `colon` has two colons and is not glued
-/// to a word on either side (a candidate inside a run glued to a word is always rejected:
-/// `T12:34:56.789Z`, `main.rs:12:8`).
+/// to a word on its right (a candidate inside a run glued to a word on the right is always
+/// rejected: `T12:34:56.789Z`).
 pub(super) fn ipv6_run_is_clear(text: &[u8], colon: usize) -> bool {
     let in_run = |b: &u8| b.is_ascii_hexdigit() || *b == b':' || *b == b'.';
     let head = text.get(colon.saturating_sub(48)..colon).unwrap_or_default();
@@ -95,14 +95,12 @@ pub(super) fn ipv6_run_is_clear(text: &[u8], colon: usize) -> bool {
     let glued = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
     let run = text.get(start..end).unwrap_or_default();
     let colons = run.iter().filter(|&&b| b == b':').count();
-    // A run starting with `:` may hold `ip:fe80::1`'s address; one ending in `:` or `.` may be
-    // followed by punctuation-like text (`fe80::1: x`).
-    let glued_left = run.first() != Some(&b':')
-        && glued(start.checked_sub(1).and_then(|i| text.get(i)))
-        && !escape_ends_at(text, start)
-        && unicode_escape_end(text, start).is_none();
+    // A run ending in `:` or `.` may be followed by punctuation-like text (`fe80::1: x`). A run
+    // glued to a word on its left may still hold an address after a colon (`ip:fe80::1`,
+    // `value:3bc2:...`, `time:fe80::1`: the word is a label), so the left is not checked here;
+    // `confirm_ipv6` decides.
     let glued_right = !matches!(run.last(), Some(b':' | b'.')) && glued(text.get(end));
-    colons >= 2 && !glued_left && !glued_right
+    colons >= 2 && !glued_right
 }
 
 /// Calls `f` with every colon that has a hex digit or a colon on both sides: every IPv6 address

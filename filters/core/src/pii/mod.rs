@@ -28,7 +28,7 @@ mod phone;
 mod phone_metadata;
 pub mod validate;
 
-pub use phone::{PhoneRegions, DEFAULT_PHONE_REGIONS};
+pub use phone::{PhoneRegions, DEFAULT_PHONE_REGIONS, TRUNK_LED_ALL, TRUNK_LED_EXCEPT};
 
 use std::cmp::Reverse;
 
@@ -331,8 +331,12 @@ impl Detector {
                 }
                 let to = (colon + 57).min(bytes.len());
                 let from = colon.saturating_sub(45).max(covered);
-                covered =
-                    self.run(*pass, re, bytes, Window { from, to, last_start: Some(colon) }, &mut found).max(colon + 1);
+                // Where a whole-text pass would search next: one byte past a rejected candidate
+                // (`e:fe80::1` in `time:fe80::1` hides `fe80::1`), past an accepted one.
+                covered = self
+                    .run_to(*pass, re, bytes, Window { from, to, last_start: Some(colon) }, &mut found)
+                    .1
+                    .max(colon + 1);
                 covered
             });
         }

@@ -234,6 +234,7 @@ const KEYWORDS: &[(Entity, &[(&str, bool)])] = &[
     ),
     (Entity::FrNir, &[("nir", true), ("sécurité sociale", false), ("securite sociale", false), ("insee", false)]),
     (Entity::SePersonnummer, &[("personnummer", false), ("personnr", false)]),
+    (Entity::FiHetu, &[("hetu", true), ("henkilötunnus", false), ("henkilotunnus", false), ("sotu", true)]),
     (Entity::InPan, &[("pan", true), ("permanent account", false), ("income tax", false)]),
 ];
 
@@ -278,6 +279,11 @@ pub(super) fn classify(text: &[u8], start: usize, value: &[u8], enabled: impl Fn
     }
     if enabled(Entity::FrNir) && nir(d) && (sep.is_none() || one_sep(b' ')) {
         return Some(Entity::FrNir);
+    }
+    // A HETU whose check character is a digit has no capital for the letter pass to gate on
+    // (`131052-3140`): after its keyword. Alone it reads as a date and four digits.
+    if enabled(Entity::FiHetu) && (one_sep(b'-') || one_sep(b'+')) && hetu(value) && kw(Entity::FiHetu) {
+        return Some(Entity::FiHetu);
     }
     // A dashed personnummer alone was measured at precision 0.95 (`order no. 290591-3329` is a
     // date and a Luhn digit too): only after its keyword.

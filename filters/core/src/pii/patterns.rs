@@ -86,6 +86,7 @@ impl Pass {
                 Entity::DeTaxId,
                 Entity::FrNir,
                 Entity::SePersonnummer,
+                Entity::FiHetu,
             ],
             Pass::LetterIds => &[
                 Entity::UkNino,
@@ -131,9 +132,13 @@ impl Pass {
                 r"\+[0-9]{1,3}(?:[ .-]?(?:\([0-9]{1,5}\)|[0-9]{1,8})){0,8}",
                 r"|0(?:0|11)[ .-]?[1-9][0-9]{0,3}(?:[ .-]?(?:\([0-9]{1,5}\)|[0-9]{1,8})){1,8}",
             ),
-            Pass::PhoneParen => r"(?:[0-9][ .-])?\([0-9]{1,5}\)[ -]?(?:[0-9]{2,8}[ ./-]){0,4}[0-9]{2,10}",
-            // A bare run counts only after a word naming a phone (checked in `confirm`).
-            Pass::PhoneNational => r"[0-9]{1,6}[ ./-](?:[0-9]{2,10}[ ./-]){0,4}[0-9]{2,10}|[0-9]{5,15}",
+            // The parentheses may hold the trunk and the area code apart: `(06 1) 234 5678`.
+            Pass::PhoneParen => {
+                r"(?:[0-9][ .-])?\([0-9]{1,5}(?:[ -][0-9]{1,4})?\)[ -]?(?:[0-9]{2,8}[ ./-]){0,4}[0-9]{2,10}"
+            }
+            // A bare run counts only after a word naming a phone (checked in `confirm`). Inner
+            // groups may be one digit (`0800 1 23 45`, `21 23 4 56789`).
+            Pass::PhoneNational => r"[0-9]{1,6}[ ./-](?:[0-9]{1,10}[ ./-]){0,4}[0-9]{2,10}|[0-9]{5,15}",
             // Check digits first; the country code is the two letters before.
             Pass::Iban => r"[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?",
             Pass::Ipv4 => r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}",
@@ -484,7 +489,9 @@ fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &Ph
             && groups.first().is_some_and(|g| g.len() >= 2 && g.first() == Some(&b'0') && g.get(1) != Some(&b'0'))
             && value.iter().all(|&b| b.is_ascii_digit() || b == b'.');
         let loose = (value.contains(&b'.') && !dotted_trunk)
-            || (value.contains(&b'-') && digit_count < 10 && writing != phone::Writing::AreaDash);
+            || (value.contains(&b'-')
+                && digit_count < 10
+                && !matches!(writing, phone::Writing::AreaDash | phone::Writing::Dashed));
         // The phone word is looked for only when the writing alone does not do.
         validate::phone(value)
             || (pass == Pass::PhoneParen && country_in_parens(value, groups))
@@ -553,6 +560,9 @@ fn national_writing(value: &[u8], groups: &[&[u8]]) -> phone::Writing {
     let (init, tail) = seps.split_at(k - 1);
     if spaces(seps) || (k >= 2 && spaces(init) && tail == [&b"-"[..]] && last == 4) {
         return Writing::Spaced;
+    }
+    if k >= 3 && seps.iter().all(|s| *s == b"-") {
+        return Writing::Dashed;
     }
     if k >= 2
         && seps.first() == Some(&&b"-"[..])
@@ -816,13 +826,21 @@ fn confirm_iban(text: &[u8], digits_start: usize, value: &[u8]) -> Option<Found>
     })
 }
 
+/// Whether the word ending at `colon` (letters, digits, `_`) holds a character that is not a hex
+/// digit: a label such as `value` before `value:3bc2:...`, not a group of an address.
+fn label_before(text: &[u8], colon: usize) -> bool {
+    let head = text.get(colon.saturating_sub(64)..colon).unwrap_or_default();
+    head.iter().rev().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_').any(|b| !b.is_ascii_hexdigit())
+}
+
 fn confirm_ipv6(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<Found> {
     let hexish = |b: u8| b.is_ascii_hexdigit() || b == b':';
     let left_ok = match before(text, start) {
         None => true,
         Some(b) if is_word(b) => false,
-        // `1:2:3:4:5:6:7:8:9` must not yield `2:3:4:5:6:7:8:9`; `host:fe80::1` is fine.
-        Some(b':') => !before(text, start - 1).is_some_and(hexish),
+        // `1:2:3:4:5:6:7:8:9` must not yield `2:3:4:5:6:7:8:9`; `host:fe80::1` is fine, and so is
+        // `value:3bc2:...`: a word with a letter past `f` is a label, not a hex group.
+        Some(b':') => !before(text, start - 1).is_some_and(hexish) || label_before(text, start - 1),
         Some(b'.') => !before(text, start - 1).is_some_and(|b| b.is_ascii_alphanumeric()),
         Some(_) => true,
     };

@@ -35,14 +35,21 @@ pub(super) struct Region {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhoneRegions {
     bits: [u64; 4],
+    /// Regions whose national writings count only when they start with the trunk prefix.
+    trunk_bits: [u64; 4],
 }
 
 /// The default `phone_regions`: the regions the corpus and the users of the pack write from most
-/// (docs/filters/pii-redaction.md lists them).
+/// (docs/filters/pii-redaction.md lists them), and [`TRUNK_LED_ALL`].
 pub const DEFAULT_PHONE_REGIONS: &[&str] = &[
     "US", "CA", "GB", "IE", "DE", "AT", "CH", "FR", "BE", "LU", "NL", "ES", "PT", "IT", "DK", "SE", "NO", "FI", "PL",
-    "CZ", "SK", "SI", "HR", "HU", "RO", "GR", "AU", "NZ", "BR", "MX", "AR", "ZA", "IN", "JP", "SG",
+    "CZ", "SK", "SI", "HR", "HU", "RO", "GR", "AU", "NZ", "BR", "MX", "AR", "ZA", "IN", "JP", "SG", "trunk:*",
 ];
+
+/// In `phone_regions`: the trunk-led national writings of every region but [`TRUNK_LED_EXCEPT`]
+/// (trunk prefix, nine digits or more, one of the region's layouts: `8 912 345-67-89`,
+/// `0212 345 67 89`), in the default list; their writings without a trunk need the region listed.
+pub const TRUNK_LED_ALL: &str = "trunk:*";
 
 impl Default for PhoneRegions {
     fn default() -> Self {
@@ -53,7 +60,7 @@ impl Default for PhoneRegions {
 impl PhoneRegions {
     /// No national writings at all.
     pub fn none() -> PhoneRegions {
-        PhoneRegions { bits: [0; 4] }
+        PhoneRegions { bits: [0; 4], trunk_bits: [0; 4] }
     }
 
     /// Every region libphonenumber knows.
@@ -62,16 +69,21 @@ impl PhoneRegions {
         for i in 0..REGIONS.len() {
             r.set(i);
         }
+        r.trunk_bits = trunk_led_everywhere();
         r
     }
 
-    /// From ISO 3166 codes (`"CH"`, case-insensitive) or `"*"` for all; an unknown code is an
-    /// error naming it.
+    /// From ISO 3166 codes (`"CH"`, case-insensitive), `"*"` for all, and [`TRUNK_LED_ALL`] for
+    /// the trunk-led writings of the others; an unknown code is an error naming it.
     pub fn from_codes<'a>(codes: impl IntoIterator<Item = &'a str>) -> Result<PhoneRegions, String> {
         let mut r = PhoneRegions::none();
         for code in codes {
             if code == "*" {
                 return Ok(PhoneRegions::all());
+            }
+            if code.eq_ignore_ascii_case(TRUNK_LED_ALL) {
+                r.trunk_bits = trunk_led_everywhere();
+                continue;
             }
             let upper = code.to_ascii_uppercase();
             match REGIONS.iter().position(|region| region.code.as_slice() == upper.as_bytes()) {
@@ -80,6 +92,17 @@ impl PhoneRegions {
             }
         }
         Ok(r)
+    }
+
+    /// These regions' national writings too, but only those that start with the region's trunk
+    /// prefix (`0…`, nine digits or more, in one of its layouts): no grouped id or amount
+    /// without a leading zero reads as one of them.
+    pub fn with_trunk_led<'a>(mut self, codes: impl IntoIterator<Item = &'a str>) -> Result<PhoneRegions, String> {
+        let more = PhoneRegions::from_codes(codes)?;
+        for (mine, theirs) in self.trunk_bits.iter_mut().zip(more.bits) {
+            *mine |= theirs;
+        }
+        Ok(self)
     }
 
     fn set(&mut self, i: usize) {
@@ -91,6 +114,52 @@ impl PhoneRegions {
     fn has(&self, i: usize) -> bool {
         self.bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
+}
+
+/// Regions whose trunk-led national writings [`TRUNK_LED_ALL`] leaves out (searched when listed):
+/// theirs read as the SSN-like near misses of the committed corpus (`014 55 0000`, `085 00 5131`).
+pub const TRUNK_LED_EXCEPT: &[&str] = &["MN", "TW"];
+
+/// Every region but [`TRUNK_LED_EXCEPT`], as trunk-led bits.
+fn trunk_led_everywhere() -> [u64; 4] {
+    let mut bits = [0u64; 4];
+    for (i, region) in REGIONS.iter().enumerate() {
+        if !TRUNK_LED_EXCEPT.iter().any(|c| c.as_bytes() == region.code.as_slice()) {
+            if let Some(word) = bits.get_mut(i / 64) {
+                *word |= 1 << (i % 64);
+            }
+        }
+    }
+    bits
+}
+
+/// The indices of the bits set in `bits`, in order.
+fn set_bits(bits: [u64; 4]) -> impl Iterator<Item = usize> {
+    bits.into_iter().enumerate().flat_map(|(w, mut word)| {
+        std::iter::from_fn(move || {
+            (word != 0).then(|| {
+                let bit = word.trailing_zeros() as usize;
+                word &= word - 1;
+                w * 64 + bit
+            })
+        })
+    })
+}
+
+/// The regions whose trunk prefix starts with the digit `d` (ASCII), as bits.
+fn trunk_first_digit_mask(d: u8) -> [u64; 4] {
+    static MASKS: std::sync::OnceLock<[[u64; 4]; 10]> = std::sync::OnceLock::new();
+    let masks = MASKS.get_or_init(|| {
+        let mut masks = [[0u64; 4]; 10];
+        for (i, region) in REGIONS.iter().enumerate() {
+            let first = region.trunk.first().map(|&t| usize::from(t.wrapping_sub(b'0')));
+            if let Some(word) = first.and_then(|f| masks.get_mut(f)).and_then(|m| m.get_mut(i / 64)) {
+                *word |= 1 << (i % 64);
+            }
+        }
+        masks
+    });
+    masks.get(usize::from(d.wrapping_sub(b'0'))).copied().unwrap_or([0; 4])
 }
 
 fn first_three(nsn: &[u8]) -> Option<u16> {
@@ -174,6 +243,9 @@ pub(super) enum Writing {
     ParenArea,
     /// Trunk and area code, a dash, then groups joined by spaces: the Swedish `08-28 52 31`.
     AreaDash,
+    /// Four groups or more joined by dashes only: `612-34-56-78`, `27-12-34-56` (three groups
+    /// so are ids, SSNs and NANP-like numbers: `874-043-6696`, `9677-99-9958`).
+    Dashed,
     /// Anything else (dashes, dots, slashes).
     Other,
 }
@@ -185,7 +257,11 @@ pub(super) enum Writing {
 /// (NANP numbers excepted: `415-555-0132` is checked as NANP). Every shape of digits is some
 /// region's valid number somewhere, so this is where precision is kept.
 pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: bool, writing: Writing) -> bool {
-    if groups.is_empty() || date_like(groups) {
+    // Three pairs joined by spaces after a word naming a phone are a short number (`Tél. : 20 12
+    // 34`, the Faroes), not a date: dates take dots, dashes or slashes, or a four-digit year.
+    let spaced_pairs =
+        context && writing == Writing::Spaced && groups.len() == 3 && groups.iter().all(|g| g.len() == 2);
+    if groups.is_empty() || (date_like(groups) && !spaced_pairs) {
         return false;
     }
     let Some((buf, n)) = concat(groups) else { return false };
@@ -197,9 +273,20 @@ pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: 
         return false;
     }
     // After a word naming a phone, a valid number of any region counts (the word, not the
-    // region list, keeps ids and amounts out); without one only `regions`' writings do.
-    let searched = REGIONS.iter().enumerate().filter(|(i, _)| context || regions.has(*i)).map(|(_, r)| r);
-    searched.into_iter().any(|region| {
+    // region list, keeps ids and amounts out); without one only `regions`' writings do, and the
+    // trunk-led writings of the regions `trunk:*` adds. Only the regions that can accept are
+    // visited, by their bits rather than by walking all 245 regions for each candidate: the
+    // listed ones, and (eight digits or more) those of `trunk:*` whose trunk starts like the
+    // number.
+    let mut bits = if context { PhoneRegions::all().bits } else { regions.bits };
+    if !context && n >= 8 {
+        let mask = digits.first().map_or([0; 4], |&d| trunk_first_digit_mask(d));
+        for ((b, t), m) in bits.iter_mut().zip(regions.trunk_bits).zip(mask) {
+            *b |= t & m;
+        }
+    }
+    set_bits(bits).filter_map(|i| REGIONS.get(i).map(|r| (i, r))).any(|(i, region)| {
+        let every_writing = context || regions.has(i);
         let trunk = region.trunk;
         if !trunk.is_empty() && digits.starts_with(trunk) {
             let nsn = digits.get(trunk.len()..).unwrap_or_default();
@@ -224,9 +311,12 @@ pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: 
         let paren = writing == Writing::ParenArea && groups.first().is_some_and(|g| g.len() <= 2);
         let leading_one = !nanp && !paren && digits.first() == Some(&b'1');
         let layout = || {
-            (writing == Writing::Spaced || paren || nanp) && n >= 8 && !leading_one && layout_fits(region, groups, 0)
+            (matches!(writing, Writing::Spaced | Writing::Dashed) || paren || nanp)
+                && n >= 8
+                && !leading_one
+                && layout_fits(region, groups, 0)
         };
-        nsn_valid(region, digits) && (context || layout())
+        every_writing && nsn_valid(region, digits) && (context || layout())
     }) || (context && (7..=8).contains(&n) && groups.len() <= 3)
 }
 
@@ -504,6 +594,7 @@ mod tests {
         let spain = PhoneRegions::from_codes(["ES"]).unwrap_or_else(|_| PhoneRegions::none());
         assert!(national_valid(&g("612 34 56 78"), &spain, false, Writing::Spaced));
         assert!(!national_valid(&g("612-34-56-78"), &spain, false, Writing::Other));
+        assert!(national_valid(&g("612-34-56-78"), &spain, false, Writing::Dashed));
         assert!(national_valid(&g("612-34-56-78"), &spain, true, Writing::Other));
     }
 
