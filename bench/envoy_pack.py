@@ -161,6 +161,9 @@ def main() -> int:
         (work / f"{w}.json").write_bytes(body)
         manifests[w] = pack.write_manifest(work / f"{w}.tsv", [(PATH, "-", work / f"{w}.json")])
     bundle_built = pack.BUNDLE_WASM.exists()
+    if args.bundle_baseline is not None:
+        # Envoy runs in its own directory: the module's path must not be relative to ours.
+        args.bundle_baseline = args.bundle_baseline.resolve(strict=True)
     configs = configurations(bundle_built, args.bundle_baseline)
 
     upstream = pack.FastUpstream(work / "responses", work / "upstream.log")
