@@ -26,6 +26,7 @@ ENVOY = harness.ENVOY
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target" / "bench"))
 FAST_UPSTREAM = TARGET / "release" / "fast-upstream"
 FLOOR_WASM = TARGET / "wasm32-wasip1" / "release" / "floor_filter.wasm"
+REFERENCE_WASM = TARGET / "wasm32-wasip1" / "release" / "reference_filter.wasm"
 BUNDLE_WASM = ROOT / "dist" / "llmobs_bundle.wasm"
 WRK_SCRIPT = ROOT / "bench" / "wrk_requests.lua"
 FILTERS = ["llmobs_correlation", "llmobs_pii_redaction", "llmobs_token_accounting", "llmobs_error_normalization"]
@@ -105,12 +106,19 @@ def floor_filter(configuration: dict | None = None) -> dict:
     return _wasm_filter("llmobs_floor", FLOOR_WASM, "FAIL_OPEN", configuration)
 
 
-def bundle_filter() -> dict:
+def reference_filter() -> dict:
+    """The "necessary work" reference (bench/reference-filter): the host I/O the bundle cannot
+    avoid, and nothing else."""
+    return _wasm_filter("llmobs_reference", REFERENCE_WASM, "FAIL_OPEN", None)
+
+
+def bundle_filter(wasm: Path = BUNDLE_WASM) -> dict:
     """One filter, FAIL_CLOSED (redaction inside must not fail open), a section per behaviour,
-    each the demo's configuration for that filter."""
+    each the demo's configuration for that filter. `wasm`: another build of the bundle (a
+    before/after comparison in one run)."""
     demo = demo_filter_configs()
     configuration = {BUNDLE_SECTIONS[name]: demo[name] for name in FILTERS}
-    return _wasm_filter("llmobs_bundle", BUNDLE_WASM, "FAIL_CLOSED", configuration, ["LLMOBS_PII_KEY"])
+    return _wasm_filter("llmobs_bundle", wasm, "FAIL_CLOSED", configuration, ["LLMOBS_PII_KEY"])
 
 
 def envoy_config(directory: Path, upstream_port: int, keep: list[str] | None = None,

@@ -53,7 +53,7 @@ pub fn name(base: &str, labels: &[(&str, &str)]) -> String {
         out.push('.');
         out.push_str(key);
         out.push('=');
-        out.push_str(&label_value(value));
+        push_label_value(&mut out, value);
         out.push(';');
     }
     out
@@ -63,7 +63,24 @@ pub fn name(base: &str, labels: &[(&str, &str)]) -> String {
 /// becomes `_`, so a value can neither end its own tag early nor start another. Dots stay:
 /// model names such as `claude-3.5-sonnet` keep their shape.
 pub fn label_value(value: &str) -> String {
-    value.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' { c } else { '_' }).collect()
+    let mut out = String::with_capacity(value.len());
+    push_label_value(&mut out, value);
+    out
+}
+
+fn label_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'
+}
+
+/// Appends [`label_value`]`(value)` to `out`. Names are built for every metric update of every
+/// request, and almost every value is already safe: copied whole then, without a character walk
+/// or a string of its own.
+fn push_label_value(out: &mut String, value: &str) {
+    if value.bytes().all(|b| label_char(char::from(b))) {
+        out.push_str(value);
+    } else {
+        out.extend(value.chars().map(|c| if label_char(c) { c } else { '_' }));
+    }
 }
 
 /// The label for a boolean flag.
@@ -91,6 +108,14 @@ mod tests {
     fn a_value_cannot_inject_another_tag() {
         assert_eq!(name("m", &[("k", "a;.x=y")]), "m.k=a_.x_y;");
         assert_eq!(name("m", &[("model", "claude-3.5")]), "m.model=claude-3.5;");
+    }
+
+    #[test]
+    fn every_character_outside_the_safe_set_becomes_one_underscore() {
+        // One `_` per character, not per byte: `é` is two bytes.
+        assert_eq!(label_value("gpt-4o é/mini 🙂"), "gpt-4o___mini__");
+        assert_eq!(name("m", &[("a", "x y"), ("b", "ok.1_-")]), "m.a=x_y;.b=ok.1_-;");
+        assert_eq!(label_value(""), "");
     }
 
     #[test]

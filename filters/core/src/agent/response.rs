@@ -19,6 +19,7 @@
 use crate::token_accounting::provider::Wire;
 use memchr::memmem;
 use serde_json::Value;
+use std::sync::LazyLock;
 
 /// Names kept per response; further calls are counted without a name.
 const MAX_CALLS: usize = 256;
@@ -54,8 +55,27 @@ pub struct ResponseTools {
     server_ids: Vec<(String, String)>,
 }
 
+/// Finders for the quick byte searches, built once per VM: `memmem::find` builds one per call,
+/// which on a short stream event cost about as much as the search itself.
+type Needles<const N: usize> = LazyLock<[memmem::Finder<'static>; N]>;
+static CHAT_TOOLS: Needles<2> = LazyLock::new(|| finders([b"tool_calls", b"function_call"]));
+static RESPONSES_ITEM_DONE: Needles<1> = LazyLock::new(|| finders([b"response.output_item.done"]));
+static ANTHROPIC_BLOCK_START: Needles<1> = LazyLock::new(|| finders([b"content_block_start"]));
+static GEMINI_TOOLS: Needles<3> =
+    LazyLock::new(|| finders([b"functionCall", b"executableCode", b"codeExecutionResult"]));
+
+fn finders<const N: usize>(needles: [&'static [u8]; N]) -> [memmem::Finder<'static>; N] {
+    needles.map(memmem::Finder::new)
+}
+
+/// Whether `data` holds any of `needles`: for a whole body, read once per response.
 fn has(data: &[u8], needles: &[&[u8]]) -> bool {
     needles.iter().any(|n| memmem::find(data, n).is_some())
+}
+
+/// [`has`] with finders built once: for stream events, searched once per event.
+fn has_any(data: &[u8], needles: &[memmem::Finder<'static>]) -> bool {
+    needles.iter().any(|n| n.find(data).is_some())
 }
 
 fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -125,12 +145,12 @@ impl ResponseTools {
     /// One streamed JSON document (SSE `data` or JSON-array element).
     pub fn on_stream_document(&mut self, wire: Wire, data: &[u8]) {
         match wire {
-            Wire::OpenAiChat if has(data, &[b"tool_calls", b"function_call"]) => {
+            Wire::OpenAiChat if has_any(data, &*CHAT_TOOLS) => {
                 if let Some(doc) = Self::parse(data) {
                     self.chat(&doc, true);
                 }
             }
-            Wire::OpenAiResponses if has(data, &[b"response.output_item.done"]) => {
+            Wire::OpenAiResponses if has_any(data, &*RESPONSES_ITEM_DONE) => {
                 if let Some(doc) = Self::parse(data) {
                     if text(&doc, "type") == Some("response.output_item.done") {
                         if let Some(item) = doc.get("item") {
@@ -139,7 +159,7 @@ impl ResponseTools {
                     }
                 }
             }
-            Wire::AnthropicMessages if has(data, &[b"content_block_start"]) => {
+            Wire::AnthropicMessages if has_any(data, &*ANTHROPIC_BLOCK_START) => {
                 if let Some(doc) = Self::parse(data) {
                     if text(&doc, "type") == Some("content_block_start") {
                         if let Some(block) = doc.get("content_block") {
@@ -259,7 +279,7 @@ impl ResponseTools {
     }
 
     fn on_gemini(&mut self, data: &[u8]) {
-        if !has(data, &[b"functionCall", b"executableCode", b"codeExecutionResult"]) {
+        if !has_any(data, &*GEMINI_TOOLS) {
             return;
         }
         let Some(doc) = Self::parse(data) else { return };
