@@ -17,7 +17,8 @@ import openai
 import pytest
 import yaml
 
-from harness import PII_KEY_B64, ROOT, Envoy, build_config, eval_exporting, free_port, http_get, post_json, wait_until
+from harness import (PII_KEY_B64, ROOT, Envoy, build_config, eval_exporting, free_port, hcm_of, http_get, post_json,
+                     wait_until)
 from otlp_receiver import OtlpLogsReceiver
 
 PROMETHEUS = "/usr/bin/prometheus"
@@ -25,6 +26,9 @@ ALERTS = ROOT / "envoy" / "prometheus" / "alerts.yaml"
 DASHBOARD = ROOT / "envoy" / "grafana" / "llmobs-dashboard.json"
 ALERTS_DOC = ROOT / "docs" / "alerts.md"
 EMAIL = "jane.roe@example.com"  # a PII value the filter must keep out of every series
+# A value only a rule on trial finds (RULE_ON_TRIAL): counted as a would-be block, changing nothing.
+TICKET = "TKT-123456"
+RULE_ON_TRIAL = {"entity": "ticket_id", "pattern": "\\bTKT-[0-9]{6}\\b", "shadow": "block"}
 # What the dashboard's variables and Grafana's interval macros become in the test.
 MACROS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "5m"}
 
@@ -110,14 +114,31 @@ def export_round(envoy: Envoy, receiver: OtlpLogsReceiver) -> int:
     return output_tokens
 
 
+def with_rule_on_trial(mutate):
+    """A `mutate` for build_config: `mutate`, then the demo's PII rules plus RULE_ON_TRIAL, a
+    custom rule with only `shadow` (not in force), so the trial panel has data while the rules in
+    force, and every other series, stay the demo's."""
+    def both(config: dict) -> None:
+        mutate(config)
+        for f in hcm_of(config)["http_filters"]:
+            wasm = f.get("typed_config", {}).get("config", {})
+            if wasm.get("name") == "llmobs_pii_redaction":
+                pii = json.loads(wasm["configuration"]["value"])
+                pii["custom_rules"] = [*pii.get("custom_rules", []), RULE_ON_TRIAL]
+                wasm["configuration"]["value"] = json.dumps(pii)
+    return both
+
+
 def drive(envoy: Envoy, upstream, receiver: OtlpLogsReceiver) -> dict:
-    """One round of traffic that every dashboard panel reads (tokens, PII, a stream, a parse
-    failure, errors, probes, evaluation export). Returns the output tokens the SDKs reported, by
-    (provider, model, tenant)."""
+    """One round of traffic that every dashboard panel reads (tokens, PII, a rule on trial, a
+    stream, a parse failure, errors, probes, evaluation export). Returns the output tokens the
+    SDKs reported, by (provider, model, tenant)."""
     oa = openai.OpenAI(base_url=envoy.url + "/v1", api_key="sk-test", max_retries=0)
     an = anthropic.Anthropic(base_url=envoy.url + "/anthropic", api_key="sk-ant-test", max_retries=0)
     reported = {}
-    r = oa.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"write to {EMAIL}"}],
+    # The e-mail address is pseudonymized (in force); the ticket only counted (on trial).
+    r = oa.chat.completions.create(model="gpt-4o-mini",
+                                   messages=[{"role": "user", "content": f"write to {EMAIL} about {TICKET}"}],
                                    extra_headers={"x-llmobs-tenant": "acme"})
     reported[("openai", "gpt-4o-mini", "acme")] = r.usage.completion_tokens + export_round(envoy, receiver)
     # Quality signals: retrieval reports (a full one, an empty one, an invalid one) and client
@@ -186,7 +207,7 @@ def stack(tmp_path_factory, upstream):
     # With evaluation export on and its exporter sending to a real OTLP/HTTP receiver.
     receiver = OtlpLogsReceiver()
     config, ports = build_config(tmp, upstream.port, {"llmobs_token_accounting": token_accounting},
-                                 mutate=eval_exporting(receiver.port, exporter=EVAL_EXPORTER))
+                                 mutate=with_rule_on_trial(eval_exporting(receiver.port, exporter=EVAL_EXPORTER)))
     envoy = Envoy(tmp, config, ports)
     prom = None
     try:
@@ -255,8 +276,19 @@ def test_no_series_or_label_in_prometheus_carries_the_pii_value_or_the_keys(stac
     _, prom, _ = stack
     series = json.dumps(prom.api("series", **{"match[]": ['{__name__=~".+"}']}))
     assert "llmobs_pii_detections" in series
-    for secret in (EMAIL, "sk-test", "sk-ant-test", PII_KEY_B64):
+    for secret in (EMAIL, TICKET, "sk-test", "sk-ant-test", PII_KEY_B64):
         assert secret not in series
+
+
+def test_the_rule_on_trial_is_counted_as_a_would_be_block_and_not_as_a_detection_in_force(stack):
+    """The trial panel reads what RULE_ON_TRIAL would have done (one ticket per round, two rounds);
+    the PII detections panel, which reads the rules in force, never sees its entity."""
+    _, prom, _ = stack
+    trial = prom.query('sum by (entity, action, direction) (llmobs_pii_shadow_detections)')
+    assert {(t["metric"]["entity"], t["metric"]["action"], t["metric"]["direction"]): float(t["value"][1])
+            for t in trial} == {("ticket_id", "block", "request"): 2.0}
+    assert prom.query('count(llmobs_pii_detections{entity="ticket_id"})') == []
+    assert [b["metric"] for b in prom.query("llmobs_pii_blocked > 0")] == [], "a trial blocks nothing"
 
 
 def test_prometheus_loads_every_rule_of_alerts_yaml_and_evaluates_it_without_error(stack):
