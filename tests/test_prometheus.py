@@ -9,6 +9,7 @@ import json
 import math
 import re
 import subprocess
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -187,11 +188,24 @@ def drive(envoy: Envoy, upstream, receiver: OtlpLogsReceiver) -> dict:
     return reported
 
 
-def scraped(prom: Prometheus, envoy: Envoy) -> bool:
-    """Prometheus holds Envoy's current request count (so the latest traffic was scraped)."""
+# Envoy merges histograms only at a stats flush (harness: every 0.25 s) while counters are live,
+# so a scrape that already holds a round's request count can predate the flush that carries the
+# round's histograms. A histogram series first appears already holding round one's observation,
+# so the only increase a rate can see is round two's; if the last scrape predates its flush, the
+# rate is zero and the quantile NaN (a flaky failure seen on the time-to-first-chunk panel under
+# load). Waiting for a scrape at least this long after the round rules that out.
+HISTOGRAM_SETTLE_S = 1.0
+
+
+def scraped(prom: Prometheus, envoy: Envoy, round_ended: float) -> bool:
+    """Prometheus holds Envoy's current request count from a scrape taken after the round's
+    histograms were flushed (so the latest traffic was scraped, histograms included)."""
     want = envoy.metric("llmobs_token_accounting_requests")
     got = prom.query("sum(llmobs_token_accounting_requests)")
-    return bool(got) and float(got[0]["value"][1]) == want
+    if not got or float(got[0]["value"][1]) != want:
+        return False
+    taken = prom.query("max(timestamp(llmobs_token_accounting_requests))")
+    return bool(taken) and float(taken[0]["value"][1]) >= round_ended + HISTOGRAM_SETTLE_S
 
 
 @pytest.fixture(scope="module")
@@ -213,9 +227,11 @@ def stack(tmp_path_factory, upstream):
     try:
         prom = Prometheus(tmp, ports["admin"])
         reported = [drive(envoy, upstream, receiver)]
-        wait_until(lambda: scraped(prom, envoy), 20, "Prometheus to scrape the first round")
+        ended = time.time()
+        wait_until(lambda: scraped(prom, envoy, ended), 20, "Prometheus to scrape the first round")
         reported.append(drive(envoy, upstream, receiver))
-        wait_until(lambda: scraped(prom, envoy), 20, "Prometheus to scrape the second round")
+        ended = time.time()
+        wait_until(lambda: scraped(prom, envoy, ended), 20, "Prometheus to scrape the second round")
         totals = {k: sum(r[k] for r in reported) for k in reported[0]}
         yield envoy, prom, totals
     finally:
