@@ -266,12 +266,12 @@ pub fn record<H: Host>(
     match table.price(provider, model, usage) {
         Ok(cost) => {
             labels.push(("currency", &table.currency));
-            handles.count(host, metric::name("llmobs.token_accounting.cost_micros", &labels), cost.micros());
+            handles.add(host, "llmobs.token_accounting.cost_micros", &labels, cost.micros());
             host.set_filter_state(fs::COST, cost.decimal().as_bytes());
         }
         Err(why) => {
             labels.push(("reason", why.label()));
-            handles.count(host, metric::name("llmobs.token_accounting.unpriced", &labels), 1);
+            handles.add(host, "llmobs.token_accounting.unpriced", &labels, 1);
         }
     }
 }

@@ -14,6 +14,7 @@ mod error_normalization;
 mod evaluation;
 mod feedback;
 mod framing;
+mod metric;
 mod minting;
 mod pii;
 mod pii_independent;

@@ -152,7 +152,7 @@ impl AgentSignals {
     fn bounded<H: Host>(&self, host: &mut H, label: &BoundedLabel, key: &str, raw: Option<&str>) -> String {
         let admitted = label.admit(host, raw);
         if admitted.overflowed {
-            self.handles.count(host, metric::name("llmobs.label_overflow", &[("label", key)]), 1);
+            self.handles.add(host, "llmobs.label_overflow", &[("label", key)], 1);
         }
         admitted.value
     }
@@ -186,7 +186,8 @@ impl AgentSignals {
         for result in &results {
             let tool = self.tool_label(host, result.name);
             if answered {
-                let name = metric::name(
+                self.handles.add(
+                    host,
                     "llmobs.agent.tool_results",
                     &[
                         ("gen_ai.provider.name", labels.provider),
@@ -194,13 +195,14 @@ impl AgentSignals {
                         ("prompt_version", prompt_version),
                         ("synthetic", labels.synthetic),
                     ],
+                    1,
                 );
-                self.handles.count(host, name, 1);
             }
             let Some(source) = result.error else { continue };
             errors += 1;
             if answered {
-                let name = metric::name(
+                self.handles.add(
+                    host,
                     "llmobs.agent.tool_errors",
                     &[
                         ("gen_ai.provider.name", labels.provider),
@@ -209,8 +211,8 @@ impl AgentSignals {
                         ("prompt_version", prompt_version),
                         ("synthetic", labels.synthetic),
                     ],
+                    1,
                 );
-                self.handles.count(host, name, 1);
             }
             if !error_names.contains(&tool) && error_names.len() < MAX_LOGGED_NAMES {
                 error_names.push(tool);
@@ -226,10 +228,10 @@ impl AgentSignals {
                 ("tenant", labels.tenant),
             ];
             if request.starts_session() {
-                self.handles.count(host, metric::name("llmobs.agent.sessions_started", &session), 1);
+                self.handles.add(host, "llmobs.agent.sessions_started", &session, 1);
             }
             if errors > 0 && !request.history_has_error(&self.config) {
-                self.handles.count(host, metric::name("llmobs.agent.sessions_first_tool_error", &session), 1);
+                self.handles.add(host, "llmobs.agent.sessions_first_tool_error", &session, 1);
             }
             let depth = [
                 ("gen_ai.provider.name", labels.provider),
@@ -237,7 +239,7 @@ impl AgentSignals {
                 ("synthetic", labels.synthetic),
                 ("tenant", labels.tenant),
             ];
-            self.handles.record(host, metric::name("llmobs.agent.iteration", &depth), u64::from(iteration));
+            self.handles.observe(host, "llmobs.agent.iteration", &depth, u64::from(iteration));
             self.record_depth(host, labels, iteration, tools);
         }
         if let Some(cap) = self.config.span_cap {
@@ -273,7 +275,8 @@ impl AgentSignals {
         for (name, kind) in &tools.calls {
             let tool = self.tool_label(host, Some(name));
             if answered {
-                let metric = metric::name(
+                self.handles.add(
+                    host,
                     "llmobs.agent.tool_calls",
                     &[
                         ("gen_ai.provider.name", labels.provider),
@@ -282,8 +285,8 @@ impl AgentSignals {
                         ("prompt_version", prompt_version),
                         ("synthetic", labels.synthetic),
                     ],
+                    1,
                 );
-                self.handles.count(host, metric, 1);
             }
             if let Some((_, count)) = by_name.iter_mut().find(|(n, _)| *n == tool) {
                 *count += 1;
@@ -294,7 +297,8 @@ impl AgentSignals {
         for name in &tools.server_errors {
             let tool = self.tool_label(host, Some(name));
             if answered {
-                let metric = metric::name(
+                self.handles.add(
+                    host,
                     "llmobs.agent.server_tool_errors",
                     &[
                         ("gen_ai.provider.name", labels.provider),
@@ -302,8 +306,8 @@ impl AgentSignals {
                         ("prompt_version", prompt_version),
                         ("synthetic", labels.synthetic),
                     ],
+                    1,
                 );
-                self.handles.count(host, metric, 1);
             }
         }
         if !by_name.is_empty() {
@@ -320,16 +324,16 @@ impl AgentSignals {
     fn record_depth<H: Host>(&self, host: &mut H, labels: Labels<'_>, iteration: u32, tools: &ResponseTools) {
         let depth = depth_label(iteration);
         let base = [("depth", depth), ("gen_ai.provider.name", labels.provider), ("synthetic", labels.synthetic)];
-        self.handles.count(host, metric::name("llmobs.agent.depth.requests", &base), 1);
+        self.handles.add(host, "llmobs.agent.depth.requests", &base, 1);
         let calls = tools.calls.len() as u64 + tools.calls_dropped;
         if calls > 0 {
-            self.handles.count(host, metric::name("llmobs.agent.depth.tool_calls", &base), calls);
+            self.handles.add(host, "llmobs.agent.depth.tool_calls", &base, calls);
         }
+        let [depth_l, provider_l, synthetic_l] = base;
         for (token_type, count) in [("input", labels.input_tokens), ("output", labels.output_tokens)] {
             if let Some(count) = count.filter(|c| *c > 0) {
-                let mut with_type = base.to_vec();
-                with_type.insert(1, ("gen_ai.token.type", token_type));
-                self.handles.count(host, metric::name("llmobs.agent.depth.tokens", &with_type), count);
+                let with_type = [depth_l, ("gen_ai.token.type", token_type), provider_l, synthetic_l];
+                self.handles.add(host, "llmobs.agent.depth.tokens", &with_type, count);
             }
         }
     }

@@ -105,20 +105,30 @@ impl Counters {
             return;
         }
         let s = ("synthetic", metric::flag(synthetic));
-        let name = match counter {
+        let handles = &self.on_first_use;
+        match counter {
             Counter::Requests => {
                 let id = if synthetic { self.synthetic_requests } else { self.requests };
-                return host.increment_counter(id, delta);
+                host.increment_counter(id, delta);
             }
-            Counter::Minted(kind) => metric::name("llmobs.correlation.ids_minted", &[("id", kind.label()), s]),
-            Counter::Rejected(kind, reason) => {
-                metric::name("llmobs.correlation.ids_rejected", &[("id", kind.label()), ("reason", reason.label()), s])
+            Counter::Minted(kind) => {
+                handles.add(host, "llmobs.correlation.ids_minted", &[("id", kind.label()), s], delta)
             }
+            Counter::Rejected(kind, reason) => handles.add(
+                host,
+                "llmobs.correlation.ids_rejected",
+                &[("id", kind.label()), ("reason", reason.label()), s],
+                delta,
+            ),
             Counter::BaggageStripped(reason) => {
-                metric::name("llmobs.correlation.baggage_members_stripped", &[("reason", reason.label()), s])
+                handles.add(
+                    host,
+                    "llmobs.correlation.baggage_members_stripped",
+                    &[("reason", reason.label()), s],
+                    delta,
+                );
             }
-        };
-        self.on_first_use.count(host, name, delta);
+        }
     }
 }
 

@@ -276,7 +276,8 @@ impl ErrorNormalization {
             .property(&[fs::PROMPT_VERSION_LABEL])
             .filter(|v| !v.is_empty())
             .map_or_else(|| crate::label::UNKNOWN.to_string(), |v| metric::label_value(&String::from_utf8_lossy(&v)));
-        let name = metric::name(
+        self.handles.add(
+            host,
             "llmobs.errors",
             &[
                 ("error.type", v.error_type.label()),
@@ -286,8 +287,8 @@ impl ErrorNormalization {
                 ("synthetic", metric::flag(synthetic)),
                 ("prompt_version", &prompt_version),
             ],
+            1,
         );
-        self.handles.count(host, name, 1);
     }
 
     fn set_headers<H: Host>(&self, host: &mut H, v: &Verdict, class_known: bool) {

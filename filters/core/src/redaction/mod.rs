@@ -671,7 +671,7 @@ impl PiiRedaction {
             *ex.detections.entry((Side::Request, kind, self.action(kind))).or_default() += 1;
         }
         if fields_changed > 0 {
-            self.handles.count(host, metric::name("llmobs.pii.fields_removed", &[]), fields_changed);
+            self.handles.add(host, "llmobs.pii.fields_removed", &[], fields_changed);
         }
         self.record_prompt(ex, &system, &system_typed, last_user);
         if !self.config.mode.rewrites() {
@@ -1034,49 +1034,48 @@ impl PiiRedaction {
         let mut per_entity: BTreeMap<(Side, String), u64> = BTreeMap::new();
         for ((side, kind, action), n) in &ex.detections {
             let entity = self.entity_label(*kind);
-            let name = metric::name(
+            self.handles.add(
+                host,
                 "llmobs.pii.detections",
                 &[("entity", entity), ("action", action.label()), ("direction", side.label())],
+                *n,
             );
-            self.handles.count(host, name, *n);
             *per_entity.entry((*side, entity.to_string())).or_default() += n;
         }
         // Trials have a counter of their own: a `shadow` label on `llmobs.pii.detections` would
         // add them into every sum of that counter (dashboards, alerts) that does not filter it.
         for ((side, kind), n) in &ex.shadow {
             let Some(action) = self.shadow_action(*kind) else { continue };
-            let name = metric::name(
+            self.handles.add(
+                host,
                 "llmobs.pii.shadow_detections",
                 &[("entity", self.entity_label(*kind)), ("action", action.label()), ("direction", side.label())],
+                *n,
             );
-            self.handles.count(host, name, *n);
         }
         for (side, reason) in &ex.skipped {
-            let name = metric::name("llmobs.pii.skipped", &[("direction", side.label()), ("reason", reason)]);
-            self.handles.count(host, name, 1);
+            self.handles.add(host, "llmobs.pii.skipped", &[("direction", side.label()), ("reason", reason)], 1);
         }
         for (side, ns) in [(Side::Request, ex.request_ns), (Side::Response, ex.response_ns)] {
             if let Some(ns) = ns {
-                let name = metric::name("llmobs.pii.inspect_us", &[("direction", side.label())]);
-                self.handles.record(host, name, ns.div_ceil(1000));
+                self.handles.observe(host, "llmobs.pii.inspect_us", &[("direction", side.label())], ns.div_ceil(1000));
             }
         }
         if ex.window_forced > 0 {
-            self.handles.count(host, metric::name("llmobs.pii.stream_window_forced", &[]), ex.window_forced);
+            self.handles.add(host, "llmobs.pii.stream_window_forced", &[], ex.window_forced);
         }
         if ex.restored > 0 {
-            self.handles.count(host, metric::name("llmobs.pii.restored", &[]), ex.restored);
+            self.handles.add(host, "llmobs.pii.restored", &[], ex.restored);
         }
         for (part, result) in &ex.capture_checks {
-            let name = metric::name("llmobs.pii.capture_checked", &[("part", part), ("result", result)]);
-            self.handles.count(host, name, 1);
+            self.handles.add(host, "llmobs.pii.capture_checked", &[("part", part), ("result", result)], 1);
         }
         if let Some(reason) = &ex.blocked {
             let reason = match reason.as_str() {
                 "over_limit" | "uninspectable" => reason.as_str(),
                 _ => "entity",
             };
-            self.handles.count(host, metric::name("llmobs.pii.blocked", &[("reason", reason)]), 1);
+            self.handles.add(host, "llmobs.pii.blocked", &[("reason", reason)], 1);
         }
         let summary: Vec<String> =
             per_entity.iter().map(|((side, entity), n)| format!("{}:{entity}={n}", side.label())).collect();
@@ -1128,8 +1127,7 @@ impl PiiRedaction {
         let consent = match decision {
             Ok(consent) => consent,
             Err(skip) => {
-                let name = metric::name("llmobs.eval_export.exchanges", &[("result", skip.label())]);
-                self.handles.count(host, name, 1);
+                self.handles.add(host, "llmobs.eval_export.exchanges", &[("result", skip.label())], 1);
                 return;
             }
         };
@@ -1146,10 +1144,9 @@ impl PiiRedaction {
             Err(QueueError::NotFound) => ("dropped", Some("no_exporter")),
             Err(QueueError::Failed) => ("dropped", Some("enqueue_failed")),
         };
-        self.handles.count(host, metric::name("llmobs.eval_export.exchanges", &[("result", result)]), 1);
+        self.handles.add(host, "llmobs.eval_export.exchanges", &[("result", result)], 1);
         if let Some(reason) = dropped {
-            let name = metric::name("llmobs.eval_export.records_dropped", &[("reason", reason)]);
-            self.handles.count(host, name, 1);
+            self.handles.add(host, "llmobs.eval_export.records_dropped", &[("reason", reason)], 1);
         }
     }
 

@@ -186,7 +186,8 @@ impl Signals {
         let prompt_version = self.prompt_version(host);
         let locale = self.admit(host, &self.locales, fb.locale.as_deref(), "locale");
         let rating = fb.rating.map_or("none", |r| r.label());
-        let name = metric::name(
+        self.handles.add(
+            host,
             "llmobs.feedback.received",
             &[
                 ("kind", fb.kind.label()),
@@ -196,8 +197,8 @@ impl Signals {
                 ("locale", &locale),
                 ("synthetic", metric::flag(intake.synthetic)),
             ],
+            1,
         );
-        self.handles.count(host, name, 1);
 
         host.set_filter_state(FS_FEEDBACK_KIND, fb.kind.label().as_bytes());
         host.set_filter_state(FS_FEEDBACK_REQUEST_ID, fb.request_id.as_bytes());
@@ -226,11 +227,12 @@ impl Signals {
     }
 
     fn refuse<H: Host>(&self, host: &mut H, intake: &mut Intake, refusal: Refusal) {
-        let name = metric::name(
+        self.handles.add(
+            host,
             "llmobs.feedback.rejected",
             &[("reason", refusal.label()), ("synthetic", metric::flag(intake.synthetic))],
+            1,
         );
-        self.handles.count(host, name, 1);
         host.set_filter_state(FS_FEEDBACK_REJECTED, refusal.label().as_bytes());
         let body = serde_json::json!({
             "error": {"type": "invalid_feedback", "reason": refusal.label(), "message": refusal.message()}
@@ -256,11 +258,12 @@ impl Signals {
         let report = match retrieval::parse(&raw) {
             Ok(report) => report,
             Err(invalid) => {
-                let name = metric::name(
+                self.handles.add(
+                    host,
                     "llmobs.retrieval.invalid",
                     &[("reason", invalid.label()), ("synthetic", metric::flag(synthetic))],
+                    1,
                 );
-                self.handles.count(host, name, 1);
                 host.set_filter_state(FS_RETRIEVAL_INVALID, invalid.label().as_bytes());
                 return;
             }
@@ -279,9 +282,8 @@ impl Signals {
             ("prompt_version", prompt_version.label.as_str()),
             ("synthetic", metric::flag(synthetic)),
         ];
-        let count = |host: &mut H, base: &str, delta: u64| self.handles.count(host, metric::name(base, &labels), delta);
-        let record =
-            |host: &mut H, base: &str, value: u64| self.handles.record(host, metric::name(base, &labels), value);
+        let count = |host: &mut H, base: &str, delta: u64| self.handles.add(host, base, &labels, delta);
+        let record = |host: &mut H, base: &str, value: u64| self.handles.observe(host, base, &labels, value);
         count(host, "llmobs.retrieval.requests", 1);
         if report.is_empty() {
             count(host, "llmobs.retrieval.empty", 1);
@@ -338,7 +340,7 @@ impl Signals {
     fn admit<H: Host>(&self, host: &mut H, bound: &BoundedLabel, value: Option<&str>, label: &str) -> String {
         let admitted = bound.admit(host, value);
         if admitted.overflowed {
-            self.handles.count(host, metric::name("llmobs.label_overflow", &[("label", label)]), 1);
+            self.handles.add(host, "llmobs.label_overflow", &[("label", label)], 1);
         }
         if admitted.value.is_empty() {
             UNKNOWN.to_string()

@@ -267,8 +267,7 @@ impl TokenAccounting {
         }
         let edited = inject::add_include_usage(body)?;
         ex.injected = true;
-        let name = metric::name("llmobs.token_accounting.usage_injected", &[("gen_ai.provider.name", &ex.provider)]);
-        self.handles.count(host, name, 1);
+        self.handles.add(host, "llmobs.token_accounting.usage_injected", &[("gen_ai.provider.name", &ex.provider)], 1);
         Some(edited)
     }
 
@@ -458,7 +457,8 @@ impl TokenAccounting {
             Some(label) => label,
             None => self.agent.prompt_version_label(host, &ex.agent),
         };
-        let requests = metric::name(
+        self.handles.add(
+            host,
             "llmobs.token_accounting.requests",
             &[
                 ("gen_ai.provider.name", &provider),
@@ -468,30 +468,32 @@ impl TokenAccounting {
                 ("synthetic", synthetic_label),
                 ("prompt_version", &prompt_version),
             ],
+            1,
         );
-        self.handles.count(host, requests, 1);
         let failures: Vec<ParseFailure> = ex.failures.iter().chain(&ex.response.failures).copied().collect();
         for failure in failures {
-            let name = metric::name(
+            self.handles.add(
+                host,
                 "llmobs.token_accounting.parse_failures",
                 &[("gen_ai.provider.name", &provider), ("reason", failure.label())],
+                1,
             );
-            self.handles.count(host, name, 1);
         }
         if ex.detected.is_none() {
             write_outcome_state(host, ex, outcome, usage_source);
             return;
         }
         if usage_source == "missing" && (200..300).contains(&status) {
-            let name = metric::name(
+            self.handles.add(
+                host,
                 "llmobs.token_accounting.usage_missing",
                 &[
                     ("gen_ai.provider.name", &provider),
                     ("gen_ai.operation.name", operation),
                     ("synthetic", synthetic_label),
                 ],
+                1,
             );
-            self.handles.count(host, name, 1);
         }
 
         let model = ex.request_model.clone().or_else(|| ex.response.observation.response_model.clone());
@@ -513,13 +515,22 @@ impl TokenAccounting {
             ("tenant", tenant_label.value.as_str()),
             ("prompt_version", prompt_version.as_str()),
         ];
+        let [operation_l, provider_l, model_l, synthetic_l, tenant_l, prompt_version_l] = base;
         for (token_type, count) in usage.by_type() {
-            let mut labels = vec![("gen_ai.token.type", token_type)];
-            labels.extend_from_slice(&base);
-            self.handles.record(host, metric::name("gen_ai.client.token.usage", &labels), count);
+            // Arrays, not vectors: a repeat update allocates nothing (`metric::Handles`).
+            let labels = [
+                ("gen_ai.token.type", token_type),
+                operation_l,
+                provider_l,
+                model_l,
+                synthetic_l,
+                tenant_l,
+                prompt_version_l,
+            ];
+            self.handles.observe(host, "gen_ai.client.token.usage", &labels, count);
             // Envoy's histogram `_sum` is approximate (log-linear buckets); cost dashboards need
             // exact totals, so every count also goes to a counter.
-            self.handles.count(host, metric::name("llmobs.token_accounting.tokens", &labels), count);
+            self.handles.add(host, "llmobs.token_accounting.tokens", &labels, count);
         }
         if let (Some(table), "provider") = (&self.config.prices, usage_source) {
             // Priced by the model that answered (a dated id; Azure's path names a deployment).
@@ -538,25 +549,28 @@ impl TokenAccounting {
                 ("synthetic", synthetic_label),
                 ("prompt_version", prompt_version.as_str()),
             ];
-            self.handles.count(host, metric::name("llmobs.token_accounting.finish_reasons", &labels), 1);
+            self.handles.add(host, "llmobs.token_accounting.finish_reasons", &labels, 1);
         }
         let duration_ms = ended_ns.saturating_sub(ex.started_ns) / 1_000_000;
-        let mut labels = base.to_vec();
-        labels.push(("error.type", error_type.as_str()));
-        self.handles.record(host, metric::name("gen_ai.client.operation.duration_ms", &labels), duration_ms);
+        let labels = [
+            operation_l,
+            provider_l,
+            model_l,
+            synthetic_l,
+            tenant_l,
+            prompt_version_l,
+            ("error.type", error_type.as_str()),
+        ];
+        self.handles.observe(host, "gen_ai.client.operation.duration_ms", &labels, duration_ms);
         let first_content_ns = ex.response.first_content_ns;
         let ttfc_ms = first_content_ns.map(|t| t.saturating_sub(ex.started_ns) / 1_000_000);
         if ex.response.streaming {
             if let Some(ttfc) = ttfc_ms {
-                self.handles.record(host, metric::name("gen_ai.client.operation.time_to_first_chunk_ms", &base), ttfc);
+                self.handles.observe(host, "gen_ai.client.operation.time_to_first_chunk_ms", &base, ttfc);
             }
             if let (Some(first), chunks @ 2..) = (first_content_ns, ex.response.observation.content_chunks) {
                 let per_chunk = ended_ns.saturating_sub(first) / 1_000_000 / (chunks - 1);
-                self.handles.record(
-                    host,
-                    metric::name("gen_ai.client.operation.time_per_output_chunk_ms", &base),
-                    per_chunk,
-                );
+                self.handles.observe(host, "gen_ai.client.operation.time_per_output_chunk_ms", &base, per_chunk);
             }
         }
 
