@@ -72,6 +72,10 @@ SSE_US_PER_EVENT_TARGET = 1.0
 OBSERVERS = ["bundle"]
 TTFB_TARGET_US = 50
 TTFB_PAUSE_MS = 5
+# The upstream sends the response head alone, then the first event this long after, so the time a
+# filter holds the first event is measured apart from the request's way in (which every request
+# pays, streamed or not).
+TTFB_HEAD_PAUSE_MS = 2
 BASELINES = ["no_wasm", "floor"]
 CONNECTIONS = 8
 
@@ -89,28 +93,31 @@ def configurations(bundle_built: bool, bundle_baseline: Path | None = None) -> d
     return out
 
 
-def ttfb_once(sock: socket.socket, request: bytes) -> float:
-    """Sends one streaming request on a kept-alive connection; µs to the first body byte. Reads
-    the whole chunked reply; raises on a non-200."""
+def ttfb_once(sock: socket.socket, request: bytes) -> tuple[float, float]:
+    """Sends one streaming request on a kept-alive connection; µs to the complete response head
+    and µs to the first body byte. Reads the whole chunked reply; raises on a non-200."""
     started = time.perf_counter()
     sock.sendall(request)
     buf = b""
-    first = None
+    head = first = None
     while True:
         data = sock.recv(65536)
         if not data:
             raise RuntimeError("connection closed mid-response")
+        now = time.perf_counter()
         buf += data
         if first is None:
             end = buf.find(b"\r\n\r\n")
-            if end >= 0 and len(buf) > end + 4:
-                first = time.perf_counter() - started
+            if end >= 0 and head is None:
+                head = now - started
                 if not buf.startswith(b"HTTP/1.1 200"):
                     raise RuntimeError(f"status line {buf[:20]!r}")
+            if end >= 0 and len(buf) > end + 4:
+                first = now - started
         if first is not None and buf.endswith(b"\r\n0\r\n\r\n"):
             if b"data: [DONE]" not in buf:
                 raise RuntimeError("stream without [DONE]")
-            return first * 1e6
+            return head * 1e6, first * 1e6
 
 
 def check_config(envoy, name: str, bodies: dict[str, bytes]) -> None:
@@ -143,6 +150,8 @@ def main() -> int:
     parser.add_argument("--repetitions", type=int)
     parser.add_argument("--seconds", type=int)
     parser.add_argument("--ttfb-requests", type=int)
+    parser.add_argument("--ttfb-only", action="store_true",
+                        help="only the stream's time to first byte (no CPU cells); printed, not written")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--bundle-baseline", type=Path,
                         help="another build of the bundle, measured as `bundle_baseline` in the same run")
@@ -193,7 +202,7 @@ def main() -> int:
         # The baselines bracket the others in every block (twice the samples, drift on both
         # sides); the others rotate.
         order = [c for c in configs if c not in BASELINES]
-        for rep in range(reps):
+        for rep in range(0 if args.ttfb_only else reps):
             rotated = BASELINES + order[rep % len(order):] + order[:rep % len(order)] + BASELINES[::-1]
             for w in WORKLOADS:
                 r = pack.wrk(upstream.url, manifests[w], seconds, CONNECTIONS)
@@ -215,6 +224,7 @@ def main() -> int:
         # so the first byte times the first event through Envoy, not the whole stream.
         stream_request = (f"POST {PATH} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
                           f"x-bench-pause-ms: {TTFB_PAUSE_MS}\r\n"
+                          f"x-bench-head-pause-ms: {TTFB_HEAD_PAUSE_MS}\r\n"
                           f"content-length: {len(bodies['sse'])}\r\n\r\n").encode() + bodies["sse"]
         socks = {n: socket.create_connection(("127.0.0.1", e.port), timeout=30) for n, e in envoys.items()}
         ttfb = {n: [] for n in envoys}
@@ -239,6 +249,12 @@ def main() -> int:
             e.stop()
         upstream.stop()
 
+    if args.ttfb_only:
+        rows = ttfb_summary(ttfb)
+        print(markdown({"method": {"ttfb_requests": ttfb_n, "ttfb_head_pause_ms": TTFB_HEAD_PAUSE_MS},
+                        "ttfb_sse": rows}, ttfb_only=True))
+        shutil.rmtree(work, ignore_errors=True)
+        return 1 if proof_failures else 0
     result = summarize(configs, cells, ttfb, memory_before, memory_after, reps, seconds, ttfb_n, bundle_built)
     if args.bundle_baseline is not None:
         result["bundle_baseline"] = str(args.bundle_baseline)
@@ -300,10 +316,7 @@ def summarize(configs, cells, ttfb, memory_before, memory_after, reps, seconds, 
         table["upstream_alone"][w]["times_no_wasm_rps"] = table["upstream_alone"][w]["rps"] / table["no_wasm"][w]["rps"]
     # The median is the quoted figure; the 10th percentile is shown beside it because on a
     # shared machine the noise (the Envoy thread waiting for its core) only ever adds time.
-    ttfb_median = {n: median(v) for n, v in ttfb.items()}
-    ttfb_p10 = {n: statistics.quantiles(v, n=10)[0] for n, v in ttfb.items()}
-    ttfb_rows = {n: {"median_us": ttfb_median[n], "added_us": ttfb_median[n] - ttfb_median["no_wasm"],
-                     "p10_us": ttfb_p10[n], "added_p10_us": ttfb_p10[n] - ttfb_p10["no_wasm"]} for n in ttfb}
+    ttfb_rows = ttfb_summary(ttfb)
     targets = []
     for config, w, limit in TARGETS:
         if config not in table:
@@ -325,6 +338,7 @@ def summarize(configs, cells, ttfb, memory_before, memory_after, reps, seconds, 
         if n in ttfb_rows:
             targets.append({"config": n, "workload": "sse_ttfb", "limit_us": TTFB_TARGET_US,
                             "added_us": ttfb_rows[n]["added_us"], "added_p10_us": ttfb_rows[n]["added_p10_us"],
+                            "first_event_added_us": ttfb_rows[n]["first_event"]["added_us"],
                             "met": ttfb_rows[n]["added_us"] < TTFB_TARGET_US})
     return {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -332,7 +346,7 @@ def summarize(configs, cells, ttfb, memory_before, memory_after, reps, seconds, 
         "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "kernel": platform.release(),
                     "pinned": pack.PINNED, "envoy": envoy_version()},
         "method": {"repetitions": reps, "seconds_per_cell": seconds, "wrk_connections": CONNECTIONS,
-                   "ttfb_requests": ttfb_n, "sse_events": SSE_EVENTS},
+                   "ttfb_requests": ttfb_n, "ttfb_head_pause_ms": TTFB_HEAD_PAUSE_MS, "sse_events": SSE_EVENTS},
         "workloads": WORKLOADS,
         "bundle": "built" if bundle_built else "not built",
         "modules_bytes": module_sizes(),
@@ -341,6 +355,28 @@ def summarize(configs, cells, ttfb, memory_before, memory_after, reps, seconds, 
         "memory": {n: {"before": memory_before[n], "after": memory_after[n]} for n in memory_before},
         "targets": targets,
     }
+
+
+def ttfb_summary(ttfb: dict[str, list[tuple[float, float]]]) -> dict:
+    """Per configuration, three times from the (head, first body byte) pairs: to the first body
+    byte (the upstream's head pause taken off), to the response head (the request's way in, the
+    upstream, the head's way out), and the first event's way through (head to first byte, pause
+    taken off); each as median and 10th percentile, and added over no Wasm's."""
+    pause = TTFB_HEAD_PAUSE_MS * 1000
+    series = {n: {"first_byte": [f - pause for _, f in v], "head": [h for h, _ in v],
+                  "first_event": [f - h - pause for h, f in v]} for n, v in ttfb.items()}
+    rows = {}
+    for n, parts in series.items():
+        row = {}
+        for part, xs in parts.items():
+            base = series["no_wasm"][part]
+            row[part] = {"median_us": median(xs), "added_us": median(xs) - median(base),
+                         "p10_us": statistics.quantiles(xs, n=10)[0],
+                         "added_p10_us": statistics.quantiles(xs, n=10)[0] - statistics.quantiles(base, n=10)[0]}
+        # Kept flat for the target and older readers of the JSON.
+        row.update({k: row["first_byte"][k] for k in ("median_us", "added_us", "p10_us", "added_p10_us")})
+        rows[n] = row
+    return rows
 
 
 def git_commit() -> str:
@@ -366,8 +402,10 @@ def module_sizes() -> dict[str, int]:
     return {f.name: f.stat().st_size for f in files if f.exists()}
 
 
-def markdown(r: dict) -> str:
+def markdown(r: dict, ttfb_only: bool = False) -> str:
     m = r["method"]
+    if ttfb_only:
+        return "\n".join(ttfb_lines(r, m)) + "\n"
     lines = [f"# llmobs in Envoy: cost against the reference ({r['date']}, commit {r['commit']})", "",
              f"Envoy {r['machine']['envoy']}, one worker{' pinned to core 0, wrk and the upstream on core 1' if r['machine']['pinned'] else ' (not pinned: fewer than 2 cores)'}; "
              f"{r['machine']['cpu']}, {r['machine']['cpus']} cores. {m['repetitions']} repetition(s) x {m['seconds_per_cell']} s "
@@ -394,11 +432,7 @@ def markdown(r: dict) -> str:
     for w, row in r["cells"]["upstream_alone"].items():
         enough = "yes" if row["times_no_wasm_rps"] >= 3 else "NO"
         lines.append(f"| {w} | {fmt(row['rps'])} | {fmt(row['times_no_wasm_rps'], 1)} | {enough} |")
-    lines += ["", f"SSE time to first body byte ({m['ttfb_requests']} requests per configuration, one at a time):", "",
-              "| configuration | median µs | added µs | p10 µs | added at p10 µs |", "|---|---:|---:|---:|---:|"]
-    for n, row in r["ttfb_sse"].items():
-        lines.append(f"| {n} | {fmt(row['median_us'])} | {fmt(row['added_us'])} | {fmt(row['p10_us'])} | "
-                     f"{fmt(row['added_p10_us'])} |")
+    lines += ttfb_lines(r, m)
     lines += ["", "Memory (Envoy RSS; the modules' llmobs_wasm_memory_bytes), before and after the run:", "",
               "| configuration | RSS before MiB | RSS after MiB | module memory before | module memory after |", "|---|---:|---:|---|---|"]
     for n, mem in r["memory"].items():
@@ -417,12 +451,35 @@ def markdown(r: dict) -> str:
                          f"(target <= {t['limit']}x): {verdict}")
         elif t["workload"] == "sse_ttfb":
             lines.append(f"- {t['config']}, SSE added TTFB: {fmt(t['added_us'])} µs at the median, "
-                         f"{fmt(t['added_p10_us'])} µs at p10 (target < {t['limit_us']} µs): {verdict}")
+                         f"{fmt(t['added_p10_us'])} µs at p10 (target < {t['limit_us']} µs): {verdict}; of it, "
+                         f"the first event's way through {fmt(t.get('first_event_added_us'))} µs")
         else:
             what = "not built" if t["config"] not in r["cells"] else f"{fmt(t['ratio'], 2)}x"
             lines.append(f"- {t['config']}, {t['workload']}: {what} the reference (target <= {t['limit']}x): {verdict}")
     lines += ["", "Module sizes: " + ", ".join(f"{k} {v:,} B" for k, v in r["modules_bytes"].items()), ""]
     return "\n".join(lines)
+
+
+def ttfb_lines(r: dict, m: dict) -> list[str]:
+    lines: list[str] = []
+    lines += ["", f"SSE time to first body byte ({m['ttfb_requests']} requests per configuration, one at a time; "
+              "the upstream sends the response head, then the first event "
+              f"{m.get('ttfb_head_pause_ms', 0)} ms later, taken off). `to head`: the request's way in, the upstream, "
+              "the head's way out. `first event`: from the head to the first body byte, the pause taken off "
+              "(the time a filter holds the first event). Medians, added over no Wasm's; the first byte's added time at "
+              "p10 in brackets:", "",
+              "| configuration | first byte µs | added µs | to head µs | added µs | first event µs | added µs |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for n, row in r["ttfb_sse"].items():
+        cells = []
+        for part in ("first_byte", "head", "first_event"):
+            x = row.get(part, row)
+            # The p10 only for the first byte: the other two are differences of two noisy times,
+            # whose p10 says nothing.
+            p10 = f" ({fmt(x['added_p10_us'])})" if part == "first_byte" else ""
+            cells += [fmt(x["median_us"]), f"{fmt(x['added_us'])}{p10}"]
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return lines
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@
 //! file says. A request gets `x-fixture: <name>` when it names one, else `sse` when its body has
 //! `"stream": true` (or `"stream":true`), else `chat`. `GET /health` answers 200. With
 //! `x-bench-pause-ms: N` the server waits N ms after the first write, as a provider does between
-//! its first event and the next, so a client can time the first event through Envoy alone.
+//! its first event and the next, so a client can time the first event through Envoy alone. With
+//! `x-bench-head-pause-ms: N` it writes the status line and headers alone, waits N ms, then the
+//! rest of the first write: the client sees the response head and the first event arrive apart,
+//! so the time a filter holds the first event shows on its own.
 //!
 //! One thread per connection (Envoy keeps a handful of upstream connections alive), TCP_NODELAY
 //! so every prepared write leaves at once, as a provider flushes each stream event. Prints
@@ -98,7 +101,14 @@ fn serve(conn: TcpStream, responses: &Responses) -> std::io::Result<()> {
         match responses.get(name) {
             Some(writes) => {
                 for (i, w) in writes.iter().enumerate() {
-                    writer.write_all(w)?;
+                    match head_end(w) {
+                        Some(end) if i == 0 && head.head_pause_ms > 0 => {
+                            writer.write_all(&w[..end])?;
+                            std::thread::sleep(std::time::Duration::from_millis(head.head_pause_ms));
+                            writer.write_all(&w[end..])?;
+                        }
+                        _ => writer.write_all(w)?,
+                    }
                     if i == 0 && head.pause_ms > 0 {
                         std::thread::sleep(std::time::Duration::from_millis(head.pause_ms));
                     }
@@ -115,6 +125,12 @@ struct Head {
     chunked: bool,
     fixture: Option<String>,
     pause_ms: u64,
+    head_pause_ms: u64,
+}
+
+/// Where the response head ends in a prepared write (after its blank line), if it holds one.
+fn head_end(write: &[u8]) -> Option<usize> {
+    write.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4)
 }
 
 /// The request line and headers; `None` at a clean end of the connection.
@@ -124,7 +140,7 @@ fn read_head(reader: &mut impl BufRead) -> std::io::Result<Option<Head>> {
         return Ok(None);
     }
     let path = line.split(' ').nth(1).unwrap_or("").to_string();
-    let mut head = Head { path, content_length: 0, chunked: false, fixture: None, pause_ms: 0 };
+    let mut head = Head { path, content_length: 0, chunked: false, fixture: None, pause_ms: 0, head_pause_ms: 0 };
     loop {
         line.clear();
         if reader.read_line(&mut line)? == 0 {
@@ -142,6 +158,8 @@ fn read_head(reader: &mut impl BufRead) -> std::io::Result<Option<Head>> {
             head.chunked = value.eq_ignore_ascii_case("chunked");
         } else if name.eq_ignore_ascii_case("x-bench-pause-ms") {
             head.pause_ms = value.parse().unwrap_or(0);
+        } else if name.eq_ignore_ascii_case("x-bench-head-pause-ms") {
+            head.head_pause_ms = value.parse().unwrap_or(0);
         } else if name.eq_ignore_ascii_case("x-fixture") {
             head.fixture = Some(value.to_string());
         }
