@@ -253,7 +253,7 @@ impl ResponseTracker {
                 (ending.is_clean(), splitter.oversized_values() > 0 || ending == Ending::Malformed)
             }
             Reader::EventStream(mut decoder) => {
-                let failed = decoder.failure().is_some();
+                let failed = decoder.failure().is_some() || decoder.oversized_messages() > 0;
                 (decoder.finish().is_clean(), failed)
             }
         };

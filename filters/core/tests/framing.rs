@@ -479,6 +479,7 @@ impl Decoded {
 struct EsOutcome {
     messages: Vec<Decoded>,
     failure: Option<EventStreamError>,
+    oversized: u64,
     ending: Ending,
 }
 
@@ -496,7 +497,7 @@ fn decode_chunks(chunks: &[&[u8]], cap: usize) -> EsOutcome {
     }
     assert_eq!(decoder.failure(), first_error);
     assert_eq!(decoder.messages(), messages.len() as u64);
-    EsOutcome { messages, failure: first_error, ending: decoder.finish() }
+    EsOutcome { messages, failure: first_error, oversized: decoder.oversized_messages(), ending: decoder.finish() }
 }
 
 fn decode(payload: &[u8]) -> EsOutcome {
@@ -675,8 +676,6 @@ fn impossible_lengths_fail_as_soon_as_the_prelude_is_in() {
         ("total of 15", 15, 0, EventStreamError::TotalLengthTooSmall { total: 15 }),
         ("headers beyond the message", 20, 5, EventStreamError::HeadersLengthTooLarge { headers: 5, total: 20 }),
         ("headers of 4 GiB", 20, u32::MAX, EventStreamError::HeadersLengthTooLarge { headers: u32::MAX, total: 20 }),
-        ("total of 4 GiB", u32::MAX, 0, EventStreamError::TotalLengthOverCap { total: u32::MAX, cap }),
-        ("total one over the cap", 1025, 0, EventStreamError::TotalLengthOverCap { total: 1025, cap }),
     ];
     for (name, total, headers, expected) in cases {
         // Only the prelude: the error must not wait for the claimed length to arrive.
@@ -694,16 +693,51 @@ fn impossible_lengths_fail_as_soon_as_the_prelude_is_in() {
 }
 
 #[test]
-fn a_message_exactly_at_the_cap_is_decoded() {
+fn a_message_exactly_at_the_cap_is_decoded_and_one_byte_over_is_passed_over() {
     let frame = message(&[(":event-type", HeaderValue::String("metadata"))], &[b'x'; 100]);
     let at_cap = decode_with_cap(&frame, frame.len());
-    assert_eq!((at_cap.messages.len(), at_cap.failure), (1, None));
+    assert_eq!((at_cap.messages.len(), at_cap.failure, at_cap.oversized), (1, None, 0));
     let below = decode_with_cap(&frame, frame.len() - 1);
-    assert_eq!(below.messages.len(), 0);
-    assert_eq!(
-        below.failure,
-        Some(EventStreamError::TotalLengthOverCap { total: frame.len() as u32, cap: frame.len() - 1 })
-    );
+    assert_eq!((below.messages.len(), below.failure, below.oversized), (0, None, 1));
+    assert_eq!(below.ending, Ending::Clean);
+}
+
+#[test]
+fn a_message_over_the_cap_is_passed_over_and_the_messages_after_it_are_decoded() {
+    // Its prelude CRC holds, so its length is trusted: the next message starts right after it.
+    // The big delta is never held (the cap bounds what is buffered, checked in decode_chunks).
+    let cap = 256;
+    let big = bedrock_event("contentBlockDelta", &format!(r#"{{"delta":{{"text":"{}"}}}}"#, "a".repeat(4000)));
+    assert!(big.len() > cap);
+    let stream = [
+        bedrock_event("messageStart", r#"{"role":"assistant"}"#),
+        big.clone(),
+        bedrock_event("contentBlockDelta", r#"{"delta":{"text":"after"}}"#),
+        big,
+        bedrock_event("metadata", r#"{"usage":{"inputTokens":3,"outputTokens":5}}"#),
+    ]
+    .concat();
+    let outcome = decode_with_cap(&stream, cap);
+    let types: Vec<_> = outcome.messages.iter().map(|m| m.event_type.clone().unwrap_or_default()).collect();
+    assert_eq!(types, ["messageStart", "contentBlockDelta", "metadata"]);
+    assert_eq!((outcome.failure, outcome.oversized, outcome.ending), (None, 2, Ending::Clean));
+}
+
+#[test]
+fn a_stream_that_ends_inside_an_oversized_message_is_truncated_and_a_4_gib_length_holds_nothing() {
+    let cap = 1024;
+    for (name, total) in [("total of 4 GiB", u32::MAX), ("total one over the cap", 1025)] {
+        // Only the prelude: nothing is waited for or held.
+        let mut decoder = EventStreamDecoder::new(cap);
+        assert_eq!(decoder.push(&prelude(total, 0), &mut |_: Message<'_>| {}), Ok(()), "{name}");
+        assert_eq!((decoder.buffered_bytes(), decoder.oversized_messages()), (0, 1), "{name}");
+        assert_eq!(decoder.finish(), Ending::Truncated, "{name}");
+        // After a valid message, with 40 bytes of its body: in every chunking.
+        let stream = [bedrock_event("messageStart", "{}"), prelude(total, 0), vec![0xab; 40]].concat();
+        let outcome = decode_with_cap(&stream, cap);
+        assert_eq!((outcome.messages.len(), outcome.failure, outcome.oversized), (1, None, 1), "{name}");
+        assert_eq!(outcome.ending, Ending::Truncated, "{name}");
+    }
 }
 
 #[test]

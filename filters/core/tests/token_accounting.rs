@@ -351,6 +351,45 @@ fn a_response_over_the_size_limit_is_counted_as_over_limit() {
 }
 
 #[test]
+fn a_bedrock_message_over_the_frame_cap_is_skipped_and_counted_and_the_usage_after_it_is_still_read() {
+    // Its prelude CRC holds, so its length is trusted and the next message is found right after
+    // it (docs/filters/token-accounting.md, `max_frame_bytes`).
+    use llmobs_core::framing::event_stream::EventStreamDecoder;
+    let fixture = provider_fixtures().into_iter().find(|f| f.name == "bedrock-converse-stream").expect("fixture");
+    let mut frames = Vec::new();
+    let mut decoder = EventStreamDecoder::default();
+    decoder
+        .push(&fixture.response_body, &mut |m| {
+            let big = format!(r#"{{"contentBlockIndex":0,"delta":{{"text":"{}"}}}}"#, "x".repeat(8000));
+            frames.push((
+                m.event_type().map(str::to_string),
+                m.with_payload(m.payload()),
+                m.with_payload(big.as_bytes()),
+            ));
+        })
+        .unwrap();
+    let at = frames.iter().position(|(t, _, _)| t.as_deref() == Some("contentBlockDelta")).expect("a delta");
+    let mut body = Vec::new();
+    for (i, (_, original, big)) in frames.iter().enumerate() {
+        body.extend_from_slice(original);
+        if i == at {
+            body.extend_from_slice(big);
+        }
+    }
+    assert_eq!(frames.iter().map(|(_, o, _)| o.len()).sum::<usize>(), fixture.response_body.len());
+    let config = r#"{"max_frame_bytes": 4096}"#;
+    let want = expected(&fixture);
+    for chunks in chunkings(&body) {
+        let host = run(&fixture, &chunks, config);
+        assert_eq!(observed(&host), want, "split into {} chunks", chunks.len());
+        assert_eq!(
+            host.counter("llmobs.token_accounting.parse_failures.gen_ai.provider.name=aws.bedrock;.reason=framing;"),
+            Some(1)
+        );
+    }
+}
+
+#[test]
 fn a_stream_torn_down_by_the_client_is_client_cancelled() {
     let fixture = provider_fixtures().into_iter().find(|f| f.name == "openai-chat-stream-usage").unwrap();
     for (details, outcome) in [

@@ -23,6 +23,12 @@
 //! and reports [`Ending::Malformed`]. The prelude is checked as soon as its 12 bytes are in, and
 //! the claimed length is compared with the cap before any byte of the body is buffered, so a
 //! corrupt or hostile length never makes the decoder wait for, or allocate, gigabytes.
+//!
+//! A message longer than the cap is the one case that can be passed over: its prelude CRC
+//! holds, so its length is the sender's, and the next message starts right after it. Its bytes
+//! are skipped as they arrive (never held), counted in
+//! [`EventStreamDecoder::oversized_messages`], and decoding goes on with the next message, as
+//! the SSE parser skips an oversized event.
 
 use std::fmt;
 
@@ -322,6 +328,9 @@ pub struct EventStreamDecoder {
     buf: Vec<u8>,
     failure: Option<EventStreamError>,
     messages: u64,
+    /// Bytes of an oversized message still to pass over.
+    skipping: usize,
+    oversized: u64,
 }
 
 impl Default for EventStreamDecoder {
@@ -333,12 +342,17 @@ impl Default for EventStreamDecoder {
 impl EventStreamDecoder {
     /// A decoder that fails on any message whose total length is above `max_message_bytes`.
     pub fn new(max_message_bytes: usize) -> Self {
-        Self { max_message_bytes, buf: Vec::new(), failure: None, messages: 0 }
+        Self { max_message_bytes, buf: Vec::new(), failure: None, messages: 0, skipping: 0, oversized: 0 }
     }
 
     /// Messages decoded so far.
     pub fn messages(&self) -> u64 {
         self.messages
+    }
+
+    /// Messages over the cap passed over (their bytes never held); decoding went on after each.
+    pub fn oversized_messages(&self) -> u64 {
+        self.oversized
     }
 
     /// The error that stopped decoding, if any. A stream fails at most once.
@@ -367,40 +381,70 @@ impl EventStreamDecoder {
     }
 
     /// Ends the stream: [`Ending::Malformed`] after a failure, [`Ending::Truncated`] if it
-    /// stopped inside a message. The partial message is dropped; the failure and counters are
-    /// kept.
+    /// stopped inside a message (an oversized one included). The partial message is dropped; the
+    /// failure and counters are kept.
     pub fn finish(&mut self) -> Ending {
         let ending = if self.failure.is_some() {
             Ending::Malformed
-        } else if !self.buf.is_empty() {
+        } else if !self.buf.is_empty() || self.skipping > 0 {
             Ending::Truncated
         } else {
             Ending::Clean
         };
         self.buf.clear();
+        self.skipping = 0;
         ending
     }
 
     fn decode(&mut self, chunk: &[u8], on_message: &mut impl FnMut(Message<'_>)) -> Result<(), EventStreamError> {
-        let mut input = chunk;
+        let mut input = self.pass_over(chunk);
         if !self.buf.is_empty() {
             input = self.complete_buffered(input, on_message)?;
             if !self.buf.is_empty() {
                 return Ok(());
             }
+            input = self.pass_over(input);
         }
         // Whole messages inside the chunk are decoded in place.
         while let Some(prelude) = input.get(..PRELUDE_LEN) {
-            let total = check_prelude(prelude, self.max_message_bytes)?;
+            let total = match check_prelude(prelude, self.max_message_bytes) {
+                Ok(total) => total,
+                Err(EventStreamError::TotalLengthOverCap { total, cap }) => {
+                    self.start_oversized(total, cap, 0)?;
+                    input = self.pass_over(input);
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let Some((frame, rest)) = take(input, total) else {
                 break;
             };
             self.deliver(frame, on_message)?;
             input = rest;
         }
-        // Less than one message is left, and if it has a prelude, that prelude was checked.
+        // Less than one message is left (none while passing over one), and if it has a prelude,
+        // that prelude was checked.
         self.buf.extend_from_slice(input);
         Ok(())
+    }
+
+    /// An oversized message whose prelude checked out: `held` of its bytes are already consumed;
+    /// the rest is passed over as it arrives.
+    fn start_oversized(&mut self, total: u32, cap: usize, held: usize) -> Result<(), EventStreamError> {
+        let total_len = usize::try_from(total).map_err(|_| EventStreamError::TotalLengthOverCap { total, cap })?;
+        self.skipping = total_len.saturating_sub(held);
+        self.oversized = self.oversized.saturating_add(1);
+        Ok(())
+    }
+
+    /// Drops the bytes of the oversized message being passed over; returns what follows it.
+    fn pass_over<'c>(&mut self, input: &'c [u8]) -> &'c [u8] {
+        if self.skipping == 0 {
+            return input;
+        }
+        let n = self.skipping.min(input.len());
+        self.skipping -= n;
+        input.get(n..).unwrap_or_default()
     }
 
     /// Moves bytes from `input` into the buffered message; decodes it once whole. Returns the
@@ -419,7 +463,15 @@ impl EventStreamDecoder {
                 return Ok(input);
             }
         }
-        let total = check_prelude(self.buf.get(..PRELUDE_LEN).unwrap_or_default(), self.max_message_bytes)?;
+        let total = match check_prelude(self.buf.get(..PRELUDE_LEN).unwrap_or_default(), self.max_message_bytes) {
+            Ok(total) => total,
+            Err(EventStreamError::TotalLengthOverCap { total, cap }) => {
+                self.start_oversized(total, cap, self.buf.len())?;
+                self.buf.clear();
+                return Ok(input);
+            }
+            Err(error) => return Err(error),
+        };
         let missing = total.saturating_sub(self.buf.len());
         // Bounded by the cap: the length was checked just above.
         self.buf.reserve(missing);
