@@ -398,17 +398,28 @@ pub(super) fn classify(
     value: &[u8],
     enabled: impl Fn(Entity) -> bool,
 ) -> Option<(Entity, bool)> {
-    if let Some(e) = classify_strong(text, start, value, &enabled) {
+    let (buf, n, group_buf, k) = digits_and_groups(value)?;
+    let written = Written { value, d: buf.get(..n)?, groups: group_buf.get(..k)? };
+    if let Some(e) = classify_strong(text, start, &written, &enabled) {
         return Some((e, false));
     }
-    classify_bare(text, start, value, &enabled).map(|e| (e, true))
+    // Only ten and eleven digits have a writing accepted bare.
+    if !(10..=11).contains(&n) {
+        return None;
+    }
+    classify_bare(text, start, &written, &enabled).map(|e| (e, true))
+}
+
+/// A candidate as written, its digits and the lengths of its digit groups.
+struct Written<'a> {
+    value: &'a [u8],
+    d: &'a [u8],
+    groups: &'a [usize],
 }
 
 /// The identifier `value` is by its keyword or printed form, if any.
-fn classify_strong(text: &[u8], start: usize, value: &[u8], enabled: &impl Fn(Entity) -> bool) -> Option<Entity> {
-    let (buf, n, group_buf, k) = digits_and_groups(value)?;
-    let d = buf.get(..n)?;
-    let groups = group_buf.get(..k)?;
+fn classify_strong(text: &[u8], start: usize, w: &Written, enabled: &impl Fn(Entity) -> bool) -> Option<Entity> {
+    let Written { value, d, groups } = *w;
     let sep = value.iter().copied().find(|b| !b.is_ascii_digit());
     let one_sep = |s: u8| value.iter().all(|&b| b.is_ascii_digit() || b == s);
     let kw = |e: Entity| enabled(e) && keyword_before(text, start, e);
@@ -455,33 +466,27 @@ fn classify_strong(text: &[u8], start: usize, value: &[u8], enabled: &impl Fn(En
 /// date of 1900-2099 and a check digit). NHS, BSN, SIN, TFN, Medicare and Aadhaar numbers carry
 /// one check digit and no other structure: one random number of their shape in eleven to twenty
 /// passes, so they stay behind their keyword.
-fn classify_bare(text: &[u8], start: usize, value: &[u8], enabled: &impl Fn(Entity) -> bool) -> Option<Entity> {
-    if after_other_number_word(text, start) {
-        return None;
-    }
-    let (buf, n, group_buf, k) = digits_and_groups(value)?;
-    let d = buf.get(..n)?;
-    let groups = group_buf.get(..k)?;
+fn classify_bare(text: &[u8], start: usize, w: &Written, enabled: &impl Fn(Entity) -> bool) -> Option<Entity> {
+    let Written { value, d, groups } = *w;
     let dashed =
         value.iter().any(|&b| b == b'-' || b == b'+') && value.iter().filter(|b| !b.is_ascii_digit()).count() == 1;
     let bare = groups.len() == 1;
-    if enabled(Entity::FiHetu) && dashed && hetu(value) {
-        return Some(Entity::FiHetu);
-    }
-    if enabled(Entity::SePersonnummer) && dashed && personnummer_bare(d, groups) {
-        return Some(Entity::SePersonnummer);
-    }
     let spaced_tax_id = groups == [2, 3, 3, 3] && value.iter().all(|&b| b.is_ascii_digit() || b == b' ');
-    if enabled(Entity::DeTaxId) && (bare || spaced_tax_id) && de_tax_id(d) {
-        return Some(Entity::DeTaxId);
-    }
-    if enabled(Entity::BrCpf) && bare && cpf(d) {
-        return Some(Entity::BrCpf);
-    }
-    if enabled(Entity::PlPesel) && bare && pesel_bare(d) {
-        return Some(Entity::PlPesel);
-    }
-    None
+    let entity = if enabled(Entity::FiHetu) && dashed && hetu(value) {
+        Entity::FiHetu
+    } else if enabled(Entity::SePersonnummer) && dashed && personnummer_bare(d, groups) {
+        Entity::SePersonnummer
+    } else if enabled(Entity::DeTaxId) && (bare || spaced_tax_id) && de_tax_id(d) {
+        Entity::DeTaxId
+    } else if enabled(Entity::BrCpf) && bare && cpf(d) {
+        Entity::BrCpf
+    } else if enabled(Entity::PlPesel) && bare && pesel_bare(d) {
+        Entity::PlPesel
+    } else {
+        return None;
+    };
+    // The words before are read only for a value that passed (most digit runs do not).
+    (!after_other_number_word(text, start)).then_some(entity)
 }
 
 #[cfg(test)]
