@@ -217,13 +217,13 @@ fn number(d: &[u8]) -> u32 {
     d.iter().fold(0u32, |a, &x| a * 10 + u32::from(x))
 }
 
-/// Whether `day` exists in `month` of `year` (a leap year every four: the years these ids
-/// write run from 1900 to 2099, where that rule holds).
+/// Whether `day` exists in `month` of `year` (Gregorian; a two-digit year without its century
+/// is passed as is, so `00` counts as a leap year, as 2000 was).
 fn calendar_date(year: u32, month: u32, day: u32) -> bool {
     let days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if year % 4 == 0 => 29,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
         2 => 28,
         _ => return false,
     };
@@ -516,6 +516,34 @@ mod tests {
         for (check, good, bad) in cases {
             assert!(check(&digits(good)), "{good}");
             assert!(!check(&digits(bad)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bare_dates_must_exist_in_the_calendar() {
+        assert!(calendar_date(2000, 2, 29));
+        assert!(calendar_date(1996, 2, 29));
+        assert!(!calendar_date(1900, 2, 29), "1900 was not a leap year");
+        assert!(!calendar_date(1997, 2, 29));
+        assert!(!calendar_date(1990, 4, 31));
+        assert!(!calendar_date(1990, 13, 1));
+        assert!(!calendar_date(1990, 1, 0));
+        // A PESEL born 29 February 2000 (month 22) stands alone; 29 February 1900 does not.
+        let with_check =
+            |body: &str| (0..10u8).map(|c| format!("{body}{c}")).find(|s| pesel(&digits(s))).expect("a check digit");
+        assert!(pesel_bare(&digits(&with_check("0022291234"))));
+        assert!(!pesel_bare(&digits(&with_check("0002291234"))));
+        assert!(!pesel_bare(&digits(&with_check("9085140000"))), "the 1800s");
+    }
+
+    #[test]
+    fn words_naming_another_number_hold_a_bare_id_back() {
+        let before = |s: &str| after_other_number_word(s.as_bytes(), s.len());
+        for text in ["order no. ", "Order #", "Rechnung Nr. ", "id ", "INVOICE: ", "ORD-", "ticket=", "facture n° "] {
+            assert!(before(text), "{text:?}");
+        }
+        for text in ["", "my order, ", "Noted ", "Value: ", "identity ", "Customer wrote: 'see "] {
+            assert!(!before(text), "{text:?}");
         }
     }
 
