@@ -412,6 +412,52 @@ fn national_ids_need_their_check_digits_and_a_keyword_or_their_printed_form() {
 }
 
 #[test]
+fn national_ids_with_a_date_or_a_digit_rule_stand_alone_in_their_own_writing() {
+    // Eleven bare digits: a Steuer-ID (one digit repeated, a check digit), a CPF (two check
+    // digits), a PESEL (a real date of 1900-2099, a check digit); a dashed personnummer or HETU.
+    assert_eq!(found("Kunde schreibt: 86095742719 – bitte"), [(Entity::DeTaxId, "86095742719")]);
+    assert_eq!(found("Kunde schreibt: 86 095 742 719 – bitte"), [(Entity::DeTaxId, "86 095 742 719")]);
+    assert_eq!(found("Olá, indiquei 52998224725 ontem"), [(Entity::BrCpf, "52998224725")]);
+    assert_eq!(found("[44051401359]"), [(Entity::PlPesel, "44051401359")]);
+    assert_eq!(found("Noted 811218-9876 in the ticket"), [(Entity::SePersonnummer, "811218-9876")]);
+    assert_eq!(found("Noted 131052-3140 in the ticket"), [(Entity::FiHetu, "131052-3140")]);
+    // Their keyword still finds the writings refused alone: a PESEL of the 1800s (month 85), a
+    // personnummer with its century.
+    assert_eq!(found("PESEL 90851400007"), [(Entity::PlPesel, "90851400007")]);
+    assert_eq!(found("personnummer 19811218-9876"), [(Entity::SePersonnummer, "19811218-9876")]);
+    for text in [
+        // A check digit right but no such day: 30 February, a PESEL month of the 1800s.
+        "value 90023000000",
+        "value 90851400007",
+        // Date-stamped ids read as the twelve-digit personnummer.
+        "build 19811218-9876",
+        "see 19811218-9876",
+        // After a word naming another number, or glued to a prefix.
+        "order no. 811218-9876",
+        "Order #52998224725",
+        "Rechnung Nr. 86095742719",
+        "ORD-811218-9876",
+        // Other groupings of the same digits.
+        "see 529 982 247 25",
+        "see 8609 5742 719",
+    ] {
+        assert_eq!(found(text), [], "{text}");
+    }
+    // Keywords in the languages people write them in reach the writings refused alone.
+    assert_eq!(found("TIN: 860 957 427 19"), [(Entity::DeTaxId, "860 957 427 19")]);
+    assert_eq!(found("Ihre Identifikationsnummer 860 957 427 19"), [(Entity::DeTaxId, "860 957 427 19")]);
+    assert_eq!(found("mijn sofi-nummer is 111222333"), [(Entity::NlBsn, "111222333")]);
+    assert_eq!(found("personnumret: 8112189876"), [(Entity::SePersonnummer, "8112189876")]);
+    assert_eq!(found("Cadastro de Pessoas Físicas 529 982 247 25"), [(Entity::BrCpf, "529 982 247 25")]);
+    assert_eq!(found("आधार 2341 2341 2346"), [(Entity::InAadhaar, "2341 2341 2346")]);
+    assert_eq!(found("tinned 860 957 427 19"), []);
+    // A bare id yields its span to a phone (or a card) of the same span: 07400000047 is a valid
+    // UK mobile and a valid CPF.
+    assert_eq!(found("Tel: 07400000047"), [(Entity::Phone, "07400000047")]);
+    assert_eq!(found("see 07400000047"), [(Entity::BrCpf, "07400000047")]);
+}
+
+#[test]
 fn national_ids_with_letters_need_their_check_character() {
     assert_eq!(found("NI number AB 12 34 56 C."), [(Entity::UkNino, "AB 12 34 56 C")]);
     assert_eq!(found("DNI 12345678Z"), [(Entity::EsDni, "12345678Z")]);
@@ -419,8 +465,8 @@ fn national_ids_with_letters_need_their_check_character() {
     assert_eq!(found("CF RSSMRA85T10A562S"), [(Entity::ItFiscalCode, "RSSMRA85T10A562S")]);
     assert_eq!(found("NRIC S1234567D"), [(Entity::SgNric, "S1234567D")]);
     assert_eq!(found("hetu 131052-308T"), [(Entity::FiHetu, "131052-308T")]);
-    // A digit check character leaves no capital to gate on: found after the keyword only, since
-    // alone it reads as a date and four digits.
+    // A digit check character leaves no capital to gate on: the check over 31 and the date hold it
+    // alone (one random `NNNNNN-NNNN` in a thousand passes), not after a word naming an order.
     assert_eq!(found("henkilötunnus: 131052-3140"), [(Entity::FiHetu, "131052-3140")]);
     assert_eq!(found("order 131052-3140"), []);
     assert_eq!(found("HETU 131052-3141"), []);

@@ -31,6 +31,8 @@ struct Report {
     false_by_kind: BTreeMap<String, usize>,
     misses: BTreeMap<String, Vec<String>>,
     false_examples: Vec<String>,
+    /// Values caught (partly) under another entity's label, with the labels.
+    other_label_examples: Vec<String>,
 }
 
 fn measure(detector: &Detector) -> Report {
@@ -43,6 +45,7 @@ fn measure(detector: &Detector) -> Report {
         false_by_kind: BTreeMap::new(),
         misses: BTreeMap::new(),
         false_examples: Vec::new(),
+        other_label_examples: Vec::new(),
     };
     for (n, line) in corpus.lines().enumerate() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));
@@ -82,6 +85,11 @@ fn measure(detector: &Detector) -> Report {
                 other |= m.entity.label() != entity;
             }
             let caught = covered.iter().all(|&c| c);
+            if caught && other {
+                let labels: Vec<&str> =
+                    matches.iter().filter(|m| m.start < end && start < m.end).map(|m| m.entity.label()).collect();
+                report.other_label_examples.push(format!("{entity} as {labels:?}: {:?}", &text[start..end]));
+            }
             for key in [&entity, &format!("{group} ({context})")] {
                 let map = if key == &entity { &mut report.by_entity } else { &mut report.by_group };
                 let t = map.entry(key.clone()).or_default();
@@ -156,6 +164,10 @@ fn write_report(report: &Report) -> String {
             out.push_str(&format!("- {entity}: {m}\n"));
         }
     }
+    out.push_str("\nCaught under another label:\n\n");
+    for m in report.other_label_examples.iter().filter(|m| !m.starts_with("phone ")) {
+        out.push_str(&format!("- {m}\n"));
+    }
     out.push_str("\nFalse detections:\n\n");
     for m in report.false_examples.iter().take(200) {
         out.push_str(&format!("- {m}\n"));
@@ -187,20 +199,23 @@ fn the_independent_corpus_meets_the_recall_and_precision_floors() {
         ("es_nie", 0.99),
         ("it_fiscal_code", 0.99),
         ("sg_nric", 0.99),
-        // A HETU with a digit check character has no capital to gate on: only after its keyword.
-        ("fi_hetu", 0.95),
+        // Alone in their own writing (a date or a digit rule on top of the check digits:
+        // `bare_national_id_writings_take_few_random_numbers_and_no_hard_negative`).
+        ("fi_hetu", 0.99),
+        ("br_cpf", 0.99),
+        ("de_tax_id", 0.99),
+        ("pl_pesel", 0.99),
+        ("se_personnummer", 0.99),
+        // Found only after their keyword (one check digit passes one random number in eleven to
+        // twenty); the corpus writes half of them without one. Some of the rest are caught as
+        // phones (TFN, SIN, NHS).
         ("in_pan", 0.5),
-        // Found only after their keyword; the corpus writes half of them without one.
         ("au_medicare", 0.5),
-        ("au_tfn", 0.5),
-        ("br_cpf", 0.5),
-        ("ca_sin", 0.5),
-        ("de_tax_id", 0.5),
+        ("au_tfn", 0.72),
+        ("ca_sin", 0.65),
         ("in_aadhaar", 0.5),
         ("nl_bsn", 0.5),
-        ("pl_pesel", 0.5),
-        ("se_personnummer", 0.5),
-        ("uk_nhs", 0.5),
+        ("uk_nhs", 0.67),
     ];
     let mut failures = Vec::new();
     for &(entity, floor) in floors {
@@ -411,4 +426,223 @@ fn phone_region_codes() -> Vec<String> {
         .flat_map(|a| (b'A'..=b'Z').map(move |b| String::from_utf8(vec![a, b]).unwrap()))
         .filter(|c| PhoneRegions::from_codes([c.as_str()]).is_ok())
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// National ids without a keyword: what accepting a writing bare costs.
+
+/// The templates without a keyword of generate_independent_corpus.py (PLAIN in seven languages
+/// and MACHINE): where the corpus writes half of its national ids.
+const PLAIN_TEMPLATES: &[&str] = &[
+    "Hi, I'm stuck with my order, {v} is what I gave you last week.",
+    "{v}",
+    "Customer wrote: 'see {v}' and closed the chat.",
+    "Noted {v} in the ticket, thanks!",
+    "Subject: Re: your account\n\nHello,\nplease update it to {v}.\nBest regards",
+    "Hallo, ich habe {v} angegeben, bitte prüfen.",
+    "Kunde schreibt: {v} – bitte ändern.",
+    "Betreff: Ihr Konto\n\nGuten Tag,\nbitte nehmen Sie {v}.\nMit freundlichen Grüßen",
+    "Bonjour, j'ai donné {v} la semaine dernière.",
+    "Le client a écrit « {v} » puis a fermé.",
+    "Objet : votre compte\n\nBonjour,\nmerci de prendre {v}.\nCordialement",
+    "Hola, di {v} la semana pasada.",
+    "El cliente escribió: «{v}» y cerró el chat.",
+    "Ciao, ho indicato {v} la settimana scorsa.",
+    "Il cliente ha scritto: «{v}» e ha chiuso.",
+    "Hallo, ik heb {v} opgegeven vorige week.",
+    "Klant schreef: '{v}' en sloot de chat.",
+    "Olá, indiquei {v} na semana passada.",
+    "O cliente escreveu: «{v}» e fechou o chat.",
+    r#"{"tool":"crm_lookup","result":"Name: Alex\nValue: {v}\nStatus: active"}"#,
+    r#"{"output": "line1\n{v}\tok"}"#,
+    "2026-12-04T10:15:02.123Z INFO handler=contact value={v} latency_ms=12",
+    r#"user = {"id": 42, "contact": "{v}"}"#,
+    "contact_value = '{v}'  # from the form",
+    "| Alex | {v} | active |",
+    "<td>{v}</td>",
+    "[{v}]",
+    "({v})",
+    r#""{v}""#,
+    "value:{v};next",
+    r"text\n{v}\n",
+    r"a\t{v}\r\nb",
+    r"note\u00a0{v}\u00a0end",
+    r#"\"{v}\""#,
+];
+
+/// The writings of the national ids in the independent corpus and the candidates for accepting
+/// one without a keyword, as shapes: `N` a digit, `L` a capital letter, anything else itself.
+/// Several ids share a shape (eleven bare digits: PESEL, CPF, Steuer-ID).
+const ID_SHAPES: &[&str] = &[
+    "NNNNNNNNNNN",
+    "NN NNN NNN NNN",
+    "NNNNNNNNNN",
+    "NNN NNN NNNN",
+    "NNN-NNN-NNNN",
+    "NNNN NNNNN N",
+    "NNNNNNNNN",
+    "NNNN.NN.NNN",
+    "NNN NNN NNN",
+    "NNN-NNN-NNN",
+    "NNNNNNNNNNNN",
+    "NNNN NNNN NNNN",
+    "NNNN-NNNN-NNNN",
+    "NNNNNN-NNNN",
+    "NNNNNNNN-NNNN",
+    "NNN.NNN.NNN-NN",
+    "LLLLLNNNNL",
+];
+
+/// A fixed-seed generator (splitmix64): the same random numbers on every run, independent of the
+/// detectors' rules.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn is_national_id(e: Entity) -> bool {
+    Entity::ALL.iter().position(|&x| x == e).is_some_and(|i| i >= 16)
+}
+
+/// A random value of `shape` (`N` a digit, `L` a capital letter, anything else itself).
+fn random_value(rng: &mut SplitMix, shape: &str) -> String {
+    shape
+        .chars()
+        .map(|c| match c {
+            'N' => char::from(b'0' + rng.below(10) as u8),
+            'L' => char::from(b'A' + rng.below(26) as u8),
+            other => other,
+        })
+        .collect()
+}
+
+/// How many of `tries` random values of `shape`, each put in a template drawn from `templates`,
+/// `detector` takes as a national id (the label of the first detection overlapping the value).
+fn taken_as_id(
+    detector: &Detector,
+    rng: &mut SplitMix,
+    shape: &str,
+    templates: &[&str],
+    tries: usize,
+) -> BTreeMap<&'static str, usize> {
+    let mut taken: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for _ in 0..tries {
+        let value = random_value(rng, shape);
+        let template = templates[rng.below(templates.len() as u64) as usize];
+        let (head, tail) = template.split_once("{v}").expect("a template holds {v}");
+        let text = format!("{head}{value}{tail}");
+        let (start, end) = (head.len(), head.len() + value.len());
+        if let Some(m) =
+            detector.scan(&text).into_iter().find(|m| is_national_id(m.entity) && m.start < end && start < m.end)
+        {
+            *taken.entry(m.entity.label()).or_default() += 1;
+        }
+    }
+    taken
+}
+
+/// National id detections on the committed corpus (tests/fixtures/pii/corpus.jsonl holds no
+/// national id, so every one is false) and on the independent corpus' hard negatives.
+fn national_ids_on_hard_negatives(detector: &Detector) -> Vec<String> {
+    let mut out = Vec::new();
+    for (entity, text, _) in committed_lines() {
+        for m in detector.scan(&text).into_iter().filter(|m| is_national_id(m.entity)) {
+            out.push(format!(
+                "{} on a committed {} line: {:?}",
+                m.entity.label(),
+                entity.label(),
+                &text[m.start..m.end]
+            ));
+        }
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pii/independent_corpus.jsonl");
+    for line in std::fs::read_to_string(path).expect("the independent corpus").lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["entity"] != "none" {
+            continue;
+        }
+        let text = v["text"].as_str().unwrap();
+        for m in detector.scan(text).into_iter().filter(|m| is_national_id(m.entity)) {
+            out.push(format!("{} on {}: {:?}", m.entity.label(), v["group"], &text[m.start..m.end]));
+        }
+    }
+    out
+}
+
+/// Random numbers per shape, 5,000 each. A writing accepted without a keyword must cost at most
+/// this rate: with as many random same-shape numbers as ids in the text, precision stays at or
+/// above 1 / (1 + rate), 0.97 or better.
+const BARE_RATE_CEILING: f64 = 0.03;
+
+#[test]
+fn bare_national_id_writings_take_few_random_numbers_and_no_hard_negative() {
+    let detector = Detector::default();
+    let tries = 5_000;
+    let mut rng = SplitMix(20261205);
+    let mut out = String::from(
+        "Without a keyword (the corpus' plain templates):\n\n| shape | random numbers | taken as an id | rate | precision at 1:1 | by entity |\n|---|---:|---:|---:|---:|---|\n",
+    );
+    let mut failures = Vec::new();
+    for &shape in ID_SHAPES {
+        let taken = taken_as_id(&detector, &mut rng, shape, PLAIN_TEMPLATES, tries);
+        let n: usize = taken.values().sum();
+        let rate = ratio(n, tries);
+        out.push_str(&format!("| `{shape}` | {tries} | {n} | {rate:.4} | {:.3} | {taken:?} |\n", 1.0 / (1.0 + rate)));
+        if rate > BARE_RATE_CEILING {
+            failures.push(format!("{shape}: {rate:.4}"));
+        }
+    }
+    // The ids that stay behind their keyword: what their check alone would take, measured after
+    // the keyword (the check and the writing decide there; a keyword never rejects).
+    let gated: &[(&str, &[&str])] = &[
+        ("NHS number {v}", &["NNNNNNNNNN", "NNN NNN NNNN", "NNN-NNN-NNNN"]),
+        ("BSN {v}", &["NNNNNNNNN", "NNNN.NN.NNN"]),
+        ("SIN {v}", &["NNNNNNNNN", "NNN NNN NNN", "NNN-NNN-NNN"]),
+        ("TFN {v}", &["NNNNNNNNN", "NNN NNN NNN"]),
+        ("Medicare number {v}", &["NNNNNNNNNN", "NNNN NNNNN N"]),
+        ("Aadhaar {v}", &["NNNNNNNNNNNN", "NNNN NNNN NNNN", "NNNN-NNNN-NNNN"]),
+        ("PAN {v}", &["LLLLLNNNNL"]),
+        ("personnummer {v}", &["NNNNNNNNNN", "NNNNNNNN-NNNN"]),
+    ];
+    out.push_str("\nAfter the keyword (what accepting the writing bare would cost):\n\n| keyword | shape | rate | precision at 1:1 |\n|---|---|---:|---:|\n");
+    let mut gated_rates = Vec::new();
+    for (template, shapes) in gated {
+        for shape in shapes.iter() {
+            let n: usize = taken_as_id(&detector, &mut rng, shape, &[template], tries).values().sum();
+            let rate = ratio(n, tries);
+            out.push_str(&format!("| `{template}` | `{shape}` | {rate:.4} | {:.3} |\n", 1.0 / (1.0 + rate)));
+            gated_rates.push((template, shape, rate));
+        }
+    }
+    let hard = national_ids_on_hard_negatives(&detector);
+    out.push_str(&format!(
+        "\nNational ids on the hard negatives (committed corpus, independent negatives): {}\n",
+        hard.len()
+    ));
+    for h in &hard {
+        out.push_str(&format!("- {h}\n"));
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/pii-bare-ids.md");
+    std::fs::write(path, &out).expect("write the measurement");
+    println!("{out}");
+    assert!(failures.is_empty(), "bare writings above {BARE_RATE_CEILING}: {failures:?}");
+    assert!(hard.is_empty(), "{hard:?}");
+    // The reason the others need their keyword holds: their checks pass too many random numbers
+    // (the twelve-digit personnummer excepted: its cost is date-stamped ids, not random ones).
+    for (template, shape, rate) in gated_rates {
+        if !template.starts_with("personnummer") {
+            assert!(rate > BARE_RATE_CEILING, "{template} {shape}: {rate:.4} would pass bare");
+        }
+    }
 }

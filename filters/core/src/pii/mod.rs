@@ -384,12 +384,12 @@ impl Detector {
     }
 
     /// Runs one pass over the candidates of `window`. Returns the end of the last candidate tried.
-    fn run(&self, pass: Pass, re: &Regex, text: &[u8], window: Window, found: &mut Vec<Match>) -> usize {
+    fn run(&self, pass: Pass, re: &Regex, text: &[u8], window: Window, found: &mut Vec<Ranked>) -> usize {
         self.run_to(pass, re, text, window, found).0
     }
 
     /// [`run`](Detector::run), also returning where a whole-text pass would search next.
-    fn run_to(&self, pass: Pass, re: &Regex, text: &[u8], window: Window, found: &mut Vec<Match>) -> (usize, usize) {
+    fn run_to(&self, pass: Pass, re: &Regex, text: &[u8], window: Window, found: &mut Vec<Ranked>) -> (usize, usize) {
         let Window { from, to, last_start } = window;
         let Some(haystack) = text.get(..to) else { return (from, from) };
         let mut pos = from;
@@ -403,7 +403,8 @@ impl Detector {
             match patterns::confirm(pass, text, m.start(), m.end(), &self.phone_regions, |e| self.is_enabled(e)) {
                 Some(f) => {
                     if self.is_enabled(f.entity) {
-                        found.push(Match { entity: f.entity, start: f.start, end: f.end });
+                        let rank = if f.weak { WEAK_RANK } else { f.entity.specificity() };
+                        found.push((Match { entity: f.entity, start: f.start, end: f.end }, rank));
                     }
                     pos = m.end().max(f.end).max(m.start() + 1);
                 }
@@ -423,34 +424,42 @@ struct Window {
     last_start: Option<usize>,
 }
 
-/// Overlapping detections: the longest wins, then the most specific entity, then the earliest.
-fn resolve(mut found: Vec<Match>) -> Vec<Match> {
+/// A detection and its rank between equal spans (lower wins): the entity's
+/// [`specificity`](Entity::specificity), or [`WEAK_RANK`].
+type Ranked = (Match, u8);
+
+/// The rank of a national id accepted without its keyword or printed form (a checksum and a
+/// date or digit rule): below every other entity, so a phone or card of the same span keeps it.
+const WEAK_RANK: u8 = 20;
+
+/// Overlapping detections: the longest wins, then the best rank, then the earliest.
+fn resolve(mut found: Vec<Ranked>) -> Vec<Match> {
     if found.len() < 2 {
-        return found;
+        return found.into_iter().map(|(m, _)| m).collect();
     }
-    found.sort_by_key(|m| (m.start, Reverse(m.end), m.entity.specificity()));
-    found.dedup();
+    found.sort_by_key(|(m, rank)| (m.start, Reverse(m.end), *rank));
+    found.dedup_by_key(|(m, _)| *m);
     let mut out = Vec::with_capacity(found.len());
     let mut rest = found.as_slice();
     while let Some(first) = rest.first() {
         // The cluster of detections chained by overlap with the first one.
-        let mut end = first.end;
+        let mut end = first.0.end;
         let mut n = 1;
         while let Some(next) = rest.get(n) {
-            if next.start >= end {
+            if next.0.start >= end {
                 break;
             }
-            end = end.max(next.end);
+            end = end.max(next.0.end);
             n += 1;
         }
         let (cluster, tail) = rest.split_at(n.min(rest.len()));
         if let [single] = cluster {
-            out.push(*single);
+            out.push(single.0);
         } else {
             let mut by_rank = cluster.to_vec();
-            by_rank.sort_by_key(|m| (Reverse(m.end - m.start), m.entity.specificity(), m.start));
+            by_rank.sort_by_key(|(m, rank)| (Reverse(m.end - m.start), *rank, m.start));
             let mut kept: Vec<Match> = Vec::new();
-            for m in by_rank {
+            for (m, _) in by_rank {
                 if kept.iter().all(|k| k.end <= m.start || m.end <= k.start) {
                     kept.push(m);
                 }

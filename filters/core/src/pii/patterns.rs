@@ -290,6 +290,9 @@ pub(super) struct Found {
     pub entity: Entity,
     pub start: usize,
     pub end: usize,
+    /// A national id accepted without its keyword or printed form: it yields an overlapping
+    /// detection of the same span to any other entity (a phone, a card) rather than take it.
+    pub weak: bool,
 }
 
 fn at(text: &[u8], i: usize) -> Option<u8> {
@@ -378,7 +381,7 @@ pub(super) fn confirm(
     enabled: impl Fn(Entity) -> bool,
 ) -> Option<Found> {
     let value = text.get(start..end)?;
-    let found = |entity| Some(Found { entity, start, end });
+    let found = |entity| Some(Found { entity, start, end, weak: false });
     match pass {
         Pass::Tokens => confirm_token(text, start, end, value),
         Pass::Bearer => confirm_bearer(text, start, value),
@@ -406,14 +409,19 @@ pub(super) fn confirm(
             if before(text, start).is_some_and(is_word) || !clear_right_of_word(text, end) {
                 return None;
             }
-            national_id::classify_letters(text, start, value, enabled).map(|entity| Found { entity, start, end })
+            national_id::classify_letters(text, start, value, enabled).map(|entity| Found {
+                entity,
+                start,
+                end,
+                weak: false,
+            })
         }
         Pass::NationalId => {
             let right_ok = clear_right_of_word(text, end) && !continues_with(text, end, b" .-/+");
             if !(right_ok && clear_left_of_number(text, start, true) && before(text, start) != Some(b'+')) {
                 return None;
             }
-            national_id::classify(text, start, value, enabled).map(|entity| Found { entity, start, end })
+            national_id::classify(text, start, value, enabled).map(|(entity, weak)| Found { entity, start, end, weak })
         }
     }
 }
@@ -500,7 +508,7 @@ fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &Ph
                 && ((!loose && phone::national_valid(groups, regions, false, writing))
                     || (phone::context_before(text, start) && phone::national_valid(groups, regions, true, writing))))
     };
-    ok.then_some(Found { entity: Entity::Phone, start, end: full_end })
+    ok.then_some(Found { entity: Entity::Phone, start, end: full_end, weak: false })
 }
 
 /// A country code in parentheses, then a valid number of that country: `(351) 939 310 499`
@@ -616,7 +624,7 @@ fn confirm_card(text: &[u8], start: usize, end: usize) -> Option<Found> {
             && !continues_with(text, end, b".-")
             && !sep.is_some_and(|s| at(text, end) == Some(s) && digit_run(text, end + 1) >= 4);
         if right_ok && validate::payment_card(value) {
-            return Some(Found { entity: Entity::PaymentCard, start, end });
+            return Some(Found { entity: Entity::PaymentCard, start, end, weak: false });
         }
         let sep = sep?;
         let last = value.iter().rposition(|&b| b == sep)?;
@@ -641,7 +649,7 @@ fn confirm_email(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<
     let right_ok = at(text, full_end).is_none_or(|b| !(is_word(b) || b == b'@'))
         && !(at(text, full_end) == Some(b'.') && at(text, full_end + 1).is_some_and(is_word));
     (right_ok && validate::email(value)).then_some(())?;
-    Some(Found { entity: Entity::Email, start, end: full_end })
+    Some(Found { entity: Entity::Email, start, end: full_end, weak: false })
 }
 
 fn digit_run(text: &[u8], from: usize) -> usize {
@@ -669,7 +677,7 @@ fn confirm_token(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<
     // Glued to a character of its own kind on the left, or the tail of a dotted token.
     let dotted = left == Some(b'.') && before(text, start - 1).is_some_and(b64_word);
     let glued = |ok: fn(u8) -> bool| dotted || left.is_some_and(ok);
-    let found = |entity| Some(Found { entity, start, end });
+    let found = |entity| Some(Found { entity, start, end, weak: false });
     if value.starts_with(b"-----BEGIN ") {
         return confirm_private_key(text, start, end);
     }
@@ -714,7 +722,7 @@ fn confirm_private_key(text: &[u8], start: usize, begin_end: usize) -> Option<Fo
     let end_line_len = "-----END ".len() + kind.len() + "PRIVATE KEY-----".len();
     let end = begin_end + marker + end_line_len;
     let block = text.get(start..end)?;
-    validate::private_key_block(block).then_some(Found { entity: Entity::PrivateKey, start, end })
+    validate::private_key_block(block).then_some(Found { entity: Entity::PrivateKey, start, end, weak: false })
 }
 
 fn confirm_bearer(text: &[u8], start: usize, value: &[u8]) -> Option<Found> {
@@ -731,6 +739,7 @@ fn confirm_bearer(text: &[u8], start: usize, value: &[u8]) -> Option<Found> {
         entity: Entity::BearerToken,
         start: token_start,
         end: token_start + token_len,
+        weak: false,
     })
 }
 
@@ -744,7 +753,7 @@ fn confirm_ssn(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<Fo
         && keyword_ok
         && clear_left_of_number(text, start, value.contains(&b' '))
         && validate::us_ssn(value))
-    .then_some(Found { entity: Entity::UsSsn, start, end })
+    .then_some(Found { entity: Entity::UsSsn, start, end, weak: false })
 }
 
 /// The word (ASCII letters) ending at `end`, and where it starts.
@@ -823,6 +832,7 @@ fn confirm_iban(text: &[u8], digits_start: usize, value: &[u8]) -> Option<Found>
         entity: Entity::Iban,
         start,
         end,
+        weak: false,
     })
 }
 
@@ -878,5 +888,5 @@ fn confirm_ipv6(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<F
     } else {
         0
     };
-    Some(Found { entity: Entity::Ipv6, start, end: end + zone })
+    Some(Found { entity: Entity::Ipv6, start, end: end + zone, weak: false })
 }
