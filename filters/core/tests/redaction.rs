@@ -362,6 +362,27 @@ fn a_card_and_an_email_streamed_one_character_per_event_never_reach_the_client_u
 }
 
 #[test]
+fn a_stream_event_too_big_to_hold_is_counted_as_skipped_and_the_events_after_it_are_redacted() {
+    let big = json!({"id": "c", "choices": [{"index": 0, "delta": {"content": "a".repeat(2000)}}]});
+    let after = json!({"id": "c", "choices": [{"index": 0, "delta": {"content": format!(" write to {EMAIL}.")}}]});
+    let done = json!({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+    let body = sse(&[big, after, done]);
+    let mut host = host("/v1/chat/completions");
+    let filter = filter(&mut host, json!({"mode": "traffic", "max_inspected_bytes": 1024}));
+    let mut ex = filter.on_request_headers(&mut host);
+    filter.on_request_body(&mut host, &mut ex, &chat("hi"));
+    host.add_response_header(":status", "200");
+    host.add_response_header("content-type", "text/event-stream");
+    filter.on_response_headers(&mut host, &mut ex);
+    let out = filter.on_response_chunk(&mut host, &mut ex, &body, true).unwrap();
+    filter.finish(&mut host, &mut ex);
+    assert!(!String::from_utf8_lossy(&out).contains("jane.canary"));
+    assert!(stream_text(&out).ends_with(" write to [EMAIL]."));
+    assert_eq!(host.counter("llmobs.pii.skipped.direction=response;.reason=oversized_event;"), Some(1));
+    assert_eq!(host.filter_state_str(fs::PII_OUTCOME).as_deref(), Some("redacted"));
+}
+
+#[test]
 fn telemetry_mode_streams_pass_byte_for_byte_and_the_captured_completion_is_scrubbed() {
     let body = char_per_event(&format!("mail {EMAIL} now"));
     let mut host = host("/v1/chat/completions");

@@ -581,6 +581,48 @@ fn a_bedrock_stream_whose_framing_cannot_be_read_passes_unchanged_and_counted() 
 }
 
 #[test]
+fn a_bedrock_frame_too_big_to_hold_passes_unchanged_and_the_frames_after_it_are_still_redacted() {
+    // Its prelude CRC holds, so its length is the sender's and the next frame starts after it:
+    // the frames after it are read and redacted again (before, the rest of the stream passed).
+    use llmobs_core::framing::event_stream::EventStreamDecoder;
+    let detector = Detector::new(&Entity::ALL);
+    let fixture = provider_fixtures().into_iter().find(|f| f.name == "bedrock-converse-stream").expect("fixture");
+    let delta = |text: &str| json!({"contentBlockIndex": 0, "delta": {"text": text}}).to_string();
+    let (mut stream, mut big, mut inserted) = (Vec::new(), Vec::new(), false);
+    EventStreamDecoder::default()
+        .push(&fixture.response_body, &mut |m| {
+            stream.extend(m.with_payload(m.payload()));
+            if !inserted && m.event_type() == Some("contentBlockDelta") {
+                big = m.with_payload(delta(&"a".repeat(2000)).as_bytes());
+                stream.extend(&big);
+                stream.extend(m.with_payload(delta(&format!(" write to {EMAIL} now.")).as_bytes()));
+                inserted = true;
+            }
+        })
+        .unwrap();
+    assert!(inserted);
+    let small = StreamLimits { max_event_bytes: 1024, ..limits() };
+    for chunks in chunkings(&stream) {
+        let out = run(Wire::BedrockConverse, small, &chunks, &mut detector_editor(&detector));
+        assert!(!contains(&out.bytes, EMAIL.as_bytes()), "the email after the big frame reached the client");
+        assert!(contains(&out.bytes, &big), "the big frame is forwarded unchanged");
+        assert_eq!(out.committed, [kind(Entity::Email)]);
+        assert_eq!(out.redactor.stats().oversized_events, 1);
+        // The output is still a valid event stream of as many frames (the rewritten one re-encoded).
+        let count = |bytes: &[u8]| {
+            let mut frames = 0;
+            EventStreamDecoder::new(1 << 20).push(bytes, &mut |_| frames += 1).expect("a valid event stream");
+            frames
+        };
+        assert_eq!(count(&out.bytes), count(&stream));
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
 fn the_end_of_the_stream_releases_everything_and_keeps_a_partial_event() {
     let detector = Detector::new(&Entity::ALL);
     // The last delta ends with the email and no finish: only the end of stream releases it.

@@ -1011,6 +1011,10 @@ impl PiiRedaction {
             }
             ex.response = ResponsePlan::None;
             ex.window_forced += redactor.stats().window_forced;
+            // Events too big to hold (or a binary stream whose framing broke) passed unscanned.
+            if redactor.stats().oversized_events > 0 {
+                ex.skipped.push((Side::Response, "oversized_event"));
+            }
         } else {
             ex.response = ResponsePlan::Stream(redactor);
         }

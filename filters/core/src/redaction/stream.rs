@@ -33,9 +33,11 @@
 //! Bedrock ConverseStream is a binary `application/vnd.amazon.eventstream` (see
 //! `framing::event_stream`): for `BedrockConverse` an event is one frame, its data the frame's JSON
 //! payload (`contentBlockDelta` text and `toolUse.input`), and a rewritten frame is encoded again
-//! with its headers, new lengths and both CRCs. A frame whose prelude cannot be read (a bad CRC,
-//! an impossible length, more than `max_event_bytes`) leaves no way to find the next one: what is
-//! held goes out, then the rest of the stream passes unchanged (counted as an oversized event).
+//! with its headers, new lengths and both CRCs. A frame longer than `max_event_bytes` whose
+//! prelude CRC holds passes unchanged as it arrives (counted as an oversized event, like an
+//! oversized SSE event), and the frames after it are read again: its length is the sender's. A
+//! prelude that cannot be read (a bad CRC, an impossible length) leaves no way to find the next
+//! frame: what is held goes out, then the rest of the stream passes unchanged (counted once).
 //! Gemini's default `streamGenerateContent` (a JSON array, no `alt=sse`) is not SSE: its bytes
 //! have no `data:` lines and pass unchanged.
 //!
@@ -259,6 +261,9 @@ struct Splitter {
     line_has_bytes: bool,
     /// The current event is too big: forward it as it is scanned, up to its end.
     passthrough: bool,
+    /// Bedrock: bytes of a frame too big to hold still to forward unchanged (its prelude checked
+    /// out, so its length is trusted and the next frame starts after it).
+    frame_passthrough: usize,
 }
 
 impl Splitter {
@@ -459,6 +464,15 @@ impl StreamRedactor {
                 out.bytes.append(&mut self.split.buf);
                 return;
             }
+            if self.split.frame_passthrough > 0 {
+                let n = self.split.frame_passthrough.min(self.split.buf.len());
+                out.bytes.extend(self.split.buf.drain(..n));
+                self.split.frame_passthrough -= n;
+                if self.split.frame_passthrough > 0 {
+                    return;
+                }
+                continue;
+            }
             let Some(prelude) = self.split.buf.get(..12) else { return };
             match event_stream::check_prelude(prelude, self.limits.max_event_bytes) {
                 Ok(total) if self.split.buf.len() >= total => {
@@ -466,6 +480,16 @@ impl StreamRedactor {
                     self.on_event(raw, editor, out);
                 }
                 Ok(_) => return,
+                Err(event_stream::EventStreamError::TotalLengthOverCap { total, .. })
+                    if usize::try_from(total).is_ok() =>
+                {
+                    // Too big to hold, but its prelude CRC holds, so its length is the sender's:
+                    // what is held goes first (order), then this frame as it arrives, unchanged
+                    // and counted, then the frames after it are read again (as an oversized SSE
+                    // event is).
+                    self.oversized(editor, out);
+                    self.split.frame_passthrough = usize::try_from(total).unwrap_or_default();
+                }
                 Err(_) => {
                     // No way to find the next frame: what is held goes first (order), then the
                     // rest as it comes.
