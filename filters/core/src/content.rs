@@ -46,12 +46,15 @@ type Visit<'a, T> = dyn FnMut(Part, &mut T) + 'a;
 /// in the same order.
 pub trait Node: Sized {
     /// What the visitor receives for a piece of text.
-    type Text;
+    type Text: std::ops::Deref<Target = str>;
     /// The member `key` of an object (None for anything else).
     fn get(&self, key: &str) -> Option<&Self>;
     fn get_mut(&mut self, key: &str) -> Option<&mut Self>;
     fn as_str(&self) -> Option<&str>;
+    /// A non-negative integer (what `Value::as_u64` reads).
+    fn as_u64(&self) -> Option<u64>;
     fn text_mut(&mut self) -> Option<&mut Self::Text>;
+    fn items(&self) -> Option<&[Self]>;
     fn items_mut(&mut self) -> Option<&mut [Self]>;
     /// An object's values in document order (nothing for anything else).
     fn values_mut(&mut self) -> impl Iterator<Item = &mut Self>;
@@ -67,6 +70,12 @@ impl Node for Value {
     }
     fn as_str(&self) -> Option<&str> {
         Value::as_str(self)
+    }
+    fn as_u64(&self) -> Option<u64> {
+        Value::as_u64(self)
+    }
+    fn items(&self) -> Option<&[Self]> {
+        self.as_array().map(Vec::as_slice)
     }
     fn text_mut(&mut self) -> Option<&mut String> {
         match self {
@@ -96,7 +105,9 @@ pub enum Borrowed<'a> {
     Text(Cow<'a, str>),
     Array(Vec<Borrowed<'a>>),
     Object(Vec<(Cow<'a, str>, Borrowed<'a>)>),
-    /// A number, a boolean or null.
+    /// A non-negative integer that fits a `u64` (what `Value::as_u64` reads).
+    Unsigned(u64),
+    /// Any other number, a boolean or null.
     Other,
 }
 
@@ -117,6 +128,18 @@ impl<'a> Node for Borrowed<'a> {
     fn as_str(&self) -> Option<&str> {
         match self {
             Borrowed::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn as_u64(&self) -> Option<u64> {
+        match self {
+            Borrowed::Unsigned(n) => Some(*n),
+            _ => None,
+        }
+    }
+    fn items(&self) -> Option<&[Self]> {
+        match self {
+            Borrowed::Array(items) => Some(items),
             _ => None,
         }
     }
@@ -158,11 +181,12 @@ impl<'de> Visitor<'de> for BorrowedVisitor {
     fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
         Ok(Borrowed::Other)
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Borrowed::Other)
+    fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
+        // As `Value` stores it: a non-negative one is a `u64`.
+        Ok(u64::try_from(n).map_or(Borrowed::Other, Borrowed::Unsigned))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Borrowed::Other)
+    fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(Borrowed::Unsigned(n))
     }
     fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
         Ok(Borrowed::Other)
@@ -789,7 +813,19 @@ mod tests {
         assert!(matches!(doc.get("escaped"), Some(Borrowed::Text(Cow::Owned(s))) if s == "a\nb"));
         let Some(Borrowed::Array(items)) = doc.get("list") else { panic!("{doc:?}") };
         assert_eq!(items.len(), 4);
-        assert_eq!(items.get(1), Some(&Borrowed::Other));
+        assert_eq!(items.get(1), Some(&Borrowed::Unsigned(1)));
+        assert_eq!(items.get(2), Some(&Borrowed::Other));
+    }
+
+    #[test]
+    fn a_borrowed_number_reads_as_a_value_number_does() {
+        let raw = b"[0, 7, -1, -0, 1.0, 1e2, 18446744073709551615, 18446744073709551616, -9223372036854775808]";
+        let value: Value = serde_json::from_slice(raw).unwrap();
+        let borrowed: Borrowed<'_> = serde_json::from_slice(raw).unwrap();
+        let from_value: Vec<Option<u64>> = value.as_array().unwrap().iter().map(Value::as_u64).collect();
+        let from_borrowed: Vec<Option<u64>> = borrowed.items().unwrap().iter().map(Node::as_u64).collect();
+        assert_eq!(from_borrowed, from_value);
+        assert_eq!(from_value.iter().flatten().count(), 3, "{from_value:?}");
     }
 
     #[test]
