@@ -16,14 +16,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pack  # noqa: E402
 from envoy_pii import chat_body as pii_chat_body  # noqa: E402
-from responses import PROVIDERS, SSE_EVENTS_PER_WRITE, small_chat, sse_events  # noqa: E402
+from responses import PROVIDERS, SSE_EVENTS, SSE_EVENTS_PER_WRITE, small_chat, sse_events  # noqa: E402
 
 
-def request_headers(body: bytes) -> list[list[str]]:
+def request_headers(body: bytes, path: str = "/v1/chat/completions") -> list[list[str]]:
     # What Envoy's router sees from wrk: its own x-request-id and x-forwarded-proto added.
-    return [[":method", "POST"], [":path", "/v1/chat/completions"], [":authority", "bench"],
+    return [[":method", "POST"], [":path", path], [":authority", "bench"],
             [":scheme", "http"], ["content-type", "application/json"], ["content-length", str(len(body))],
             ["x-forwarded-proto", "http"], ["x-request-id", "6b3f2a9e-1c4d-4f1b-9a7e-2d5c8e0f1a2b"]]
+
+
+def anthropic_stream() -> tuple[bytes, dict, list[bytes]]:
+    """The recorded Anthropic stream with its text deltas repeated to SSE_EVENTS events, in
+    writes of SSE_EVENTS_PER_WRITE events after the first."""
+    fixture = PROVIDERS / "anthropic-messages-stream"
+    meta = json.loads((fixture / "meta.json").read_text())
+    events = [e + b"\n\n" for e in (fixture / "response.sse").read_bytes().split(b"\n\n") if e.strip()]
+    deltas = [i for i, e in enumerate(events) if b"content_block_delta" in e]
+    head, middle, tail = events[:deltas[0]], events[deltas[0]:deltas[-1] + 1], events[deltas[-1] + 1:]
+    count = SSE_EVENTS - len(head) - len(tail)
+    events = head + [middle[i % len(middle)] for i in range(count)] + tail
+    pieces = [events[0]] + [b"".join(events[i:i + SSE_EVENTS_PER_WRITE])
+                            for i in range(1, len(events), SSE_EVENTS_PER_WRITE)]
+    return (fixture / meta["request_file"]).read_bytes(), meta, pieces
 
 
 def main(directory: Path) -> None:
@@ -41,6 +56,9 @@ def main(directory: Path) -> None:
         "chat": (small_chat(), plain, [chat_response]),
         "pii16k": (pii_chat_body(True), plain, [chat_response]),
         "sse": (small_chat(stream=True), stream, sse_pieces),
+        # Not an Envoy workload: a stream of another wire (each event read without the chat
+        # fast path), the same size as `sse`.
+        "sse_anthropic": anthropic_stream(),
     }
     manifest = {}
     for name, (body, meta, pieces) in workloads.items():
@@ -52,7 +70,7 @@ def main(directory: Path) -> None:
             files.append(f)
         response_headers = [[":status", "200"]] + [[k.lower(), v] for k, v in meta["response_headers"].items()
                                                   if k.lower() not in ("content-length", "transfer-encoding")]
-        manifest[name] = {"request_headers": request_headers(body), "request": f"{name}.request",
+        manifest[name] = {"request_headers": request_headers(body, meta["path"]), "request": f"{name}.request",
                           "response_headers": response_headers, "response": files}
     (directory / "workloads.json").write_text(json.dumps(manifest, indent=1))
 

@@ -142,7 +142,7 @@ fn measure<C: Behaviour, R: Behaviour, A: Behaviour, E: Behaviour>(
 fn row(label: &str, w: &Workload, us: [f64; 5]) {
     let total: f64 = us.iter().sum();
     let cells: Vec<String> = us.iter().map(|x| format!("{x:.2}")).collect();
-    let per_event = if w.name == "sse" { format!("{:.3}", us[3] / 200.0) } else { "-".into() };
+    let per_event = if w.name.starts_with("sse") { format!("{:.3}", us[3] / 200.0) } else { "-".into() };
     println!("| {} | {label} | {} | {total:.2} | {per_event} |", w.name, cells.join(" | "));
 }
 

@@ -643,3 +643,46 @@ fn the_rule_set_hash_ignores_formatting_and_key_order_but_not_a_rule_change() {
         PiiRedaction::new(b"{}", &mut h).unwrap().rule_set()
     );
 }
+
+/// A JSON response through the filter in "both" mode, sampled, completion captured and a trial
+/// rule on: the bytes sent instead (if any) and the host.
+fn json_response_exchange(response: &[u8]) -> (Option<Vec<u8>>, FakeHost) {
+    let config = json!({"mode": "both", "capture": {"parts": ["completion"]},
+        "custom_rules": [{"entity": "ticket", "pattern": "\\bTKT-[0-9]{6}\\b", "shadow": "redact"}]});
+    let mut host = host("/v1/chat/completions");
+    host.set_property(&[fs::SAMPLED], b"true");
+    let filter = filter(&mut host, config);
+    let mut ex = filter.on_request_headers(&mut host);
+    let _ = filter.on_request_body(&mut host, &mut ex, &chat("hello"));
+    host.add_response_header(":status", "200");
+    host.add_response_header("content-type", "application/json");
+    filter.on_response_headers(&mut host, &mut ex);
+    assert!(ex.buffers_response());
+    let out = filter.on_response_body(&mut host, &mut ex, response);
+    filter.finish(&mut host, &mut ex);
+    (out, host)
+}
+
+#[test]
+fn a_json_response_with_nothing_to_change_passes_as_it_came_with_its_completion_captured_and_trials_counted() {
+    // Pretty-printed, with an escape: a rewrite would have re-serialized it.
+    let response = b"{\n  \"choices\": [{\"message\": {\"role\": \"assistant\", \"content\": \"Ticket TKT-123456 is \\\"closed\\\".\"}}]\n}";
+    let (out, host) = json_response_exchange(response);
+    assert_eq!(out, None);
+    assert_eq!(host.filter_state_str(fs::CAPTURE_COMPLETION).as_deref(), Some("Ticket TKT-123456 is \"closed\"."));
+    assert_eq!(host.counter("llmobs.pii.shadow_detections.entity=ticket;.action=redact;.direction=response;"), Some(1));
+    assert_eq!(host.counter_sum("llmobs.pii.detections"), 0);
+}
+
+#[test]
+fn a_json_response_that_repeats_a_key_is_read_as_before_the_last_value_in_the_first_ones_place() {
+    let response = format!(
+        r#"{{"choices":[{{"message":{{"content":"no value here","role":"assistant","content":"mail {EMAIL}, TKT-123456"}}}}]}}"#
+    );
+    let (out, host) = json_response_exchange(response.as_bytes());
+    let out = String::from_utf8(out.expect("the email is redacted")).unwrap();
+    assert_eq!(out, r#"{"choices":[{"message":{"content":"mail [EMAIL], TKT-123456","role":"assistant"}}]}"#);
+    assert_eq!(host.filter_state_str(fs::CAPTURE_COMPLETION).as_deref(), Some("mail [EMAIL], TKT-123456"));
+    assert_eq!(host.counter("llmobs.pii.shadow_detections.entity=ticket;.action=redact;.direction=response;"), Some(1));
+    assert_eq!(host.counter("llmobs.pii.detections.entity=email;.action=redact;.direction=response;"), Some(1));
+}

@@ -30,6 +30,12 @@
 //! edits are reported only when the item was not streamed as deltas, so each value is counted
 //! once.
 //!
+//! Reading an event: an OpenAI chat chunk into borrowed typed structs, any other event without a
+//! complete copy into a [`Borrowed`] document (strings borrowed, no map), both walked as the
+//! general path walks a `serde_json::Value`; the `Value` is built only for an event with a copy
+//! to edit, or one the cheaper reads decline (a repeated key, an unexpected type), and to write
+//! a rewritten event.
+//!
 //! Bedrock ConverseStream is a binary `application/vnd.amazon.eventstream` (see
 //! `framing::event_stream`): for `BedrockConverse` an event is one frame, its data the frame's JSON
 //! payload (`contentBlockDelta` text and `toolUse.input`), and a rewritten frame is encoded again
@@ -63,7 +69,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde_json::Value;
 
 use super::secrets;
-use crate::content::{self, Part};
+use crate::content::{self, Borrowed, Node, Part};
 use crate::framing::event_stream;
 use crate::token_accounting::provider::Wire;
 
@@ -522,6 +528,7 @@ impl StreamRedactor {
             None => {}
             Some(data) if data.trim_ascii() == b"[DONE]" => finishes.push(Finish::All),
             Some(data) if self.wire == Wire::OpenAiChat && chat_chunk_text(&data, &mut texts, &mut finishes) => {}
+            Some(data) if borrowed_text(self.wire, &data, &mut texts, &mut finishes) => {}
             Some(data) => match serde_json::from_slice::<Value>(&data) {
                 Err(_) => self.stats.unparsed_events = self.stats.unparsed_events.saturating_add(1),
                 Ok(mut value) => {
@@ -1194,41 +1201,38 @@ fn rewrite_segments(wire: Wire, raw: &[u8], first: bool, new_texts: &[Option<Str
 
 // ---- Where the text is in each provider's stream events ----------------------------------
 
-type SegVisit<'a> = dyn FnMut(ChannelKey, &mut String) + 'a;
-type CopyVisit<'a> = dyn FnMut(Option<u64>, &mut String) + 'a;
+type SegVisit<'a, T> = dyn FnMut(ChannelKey, &mut T) + 'a;
+type CopyVisit<'a, T> = dyn FnMut(Option<u64>, &mut T) + 'a;
 
-fn each_mut<'v>(root: &'v mut Value, k: &str) -> impl Iterator<Item = &'v mut Value> {
-    root.get_mut(k).and_then(Value::as_array_mut).into_iter().flatten()
+fn each_mut<'v, N: Node>(root: &'v mut N, k: &str) -> impl Iterator<Item = &'v mut N> {
+    root.get_mut(k).and_then(N::items_mut).into_iter().flatten()
 }
 
-fn each<'v>(root: &'v Value, k: &str) -> impl Iterator<Item = &'v Value> {
-    root.get(k).and_then(Value::as_array).into_iter().flatten()
+fn each<'v, N: Node>(root: &'v N, k: &str) -> impl Iterator<Item = &'v N> {
+    root.get(k).and_then(N::items).into_iter().flatten()
 }
 
-fn string_at<'v>(root: &'v mut Value, path: &[&str]) -> Option<&'v mut String> {
+fn string_at<'v, N: Node>(root: &'v mut N, path: &[&str]) -> Option<&'v mut N::Text> {
     let mut cur = root;
     for k in path {
-        cur = cur.get_mut(*k)?;
+        cur = cur.get_mut(k)?;
     }
-    match cur {
-        Value::String(s) => Some(s),
-        _ => None,
-    }
+    cur.text_mut()
 }
 
 /// `index` when present (OpenAI and Gemini number choices explicitly; with `n > 1` they
 /// interleave), else the position.
-fn index_of(v: &Value, field: &str, position: usize) -> u64 {
-    v.get(field).and_then(Value::as_u64).unwrap_or(u64::try_from(position).unwrap_or(u64::MAX))
+fn index_of<N: Node>(v: &N, field: &str, position: usize) -> u64 {
+    v.get(field).and_then(N::as_u64).unwrap_or(u64::try_from(position).unwrap_or(u64::MAX))
 }
 
-fn event_type(v: &Value) -> &str {
-    v.get("type").and_then(Value::as_str).unwrap_or_default()
+fn event_type<N: Node>(v: &N) -> &str {
+    v.get("type").and_then(N::as_str).unwrap_or_default()
 }
 
 /// Visits the streamed text of one event, always in the same order (a rewrite visits again and
 /// matches the strings by position).
-fn segments(wire: Wire, root: &mut Value, f: &mut SegVisit<'_>) {
+fn segments<N: Node>(wire: Wire, root: &mut N, f: &mut SegVisit<'_, N::Text>) {
     match wire {
         Wire::OpenAiChat => {
             for (position, choice) in each_mut(root, "choices").enumerate() {
@@ -1267,7 +1271,7 @@ fn segments(wire: Wire, root: &mut Value, f: &mut SegVisit<'_>) {
                     }
                 }
                 "content_block_start" => {
-                    if let Some(block) = root.get_mut("content_block").filter(|b| event_type(b) == "text") {
+                    if let Some(block) = root.get_mut("content_block").filter(|b| event_type(&**b) == "text") {
                         if let Some(s) = string_at(block, &["text"]).filter(|s| !s.is_empty()) {
                             f(key(Kind::Text, i, 0), s);
                         }
@@ -1318,7 +1322,7 @@ fn segments(wire: Wire, root: &mut Value, f: &mut SegVisit<'_>) {
 
 /// Visits the complete strings of one event, with the item they belong to when the same text
 /// may also have come as deltas.
-fn copies(wire: Wire, root: &mut Value, f: &mut CopyVisit<'_>) {
+fn copies<N: Node>(wire: Wire, root: &mut N, f: &mut CopyVisit<'_, N::Text>) {
     match wire {
         Wire::OpenAiChat | Wire::BedrockConverse => {}
         Wire::AnthropicMessages => {
@@ -1332,7 +1336,7 @@ fn copies(wire: Wire, root: &mut Value, f: &mut CopyVisit<'_>) {
                 }
                 // Anthropic sends `input: {}` and streams the JSON; compatible servers may not.
                 "content_block_start" => {
-                    if let Some(block) = root.get_mut("content_block").filter(|b| event_type(b) == "tool_use") {
+                    if let Some(block) = root.get_mut("content_block").filter(|b| event_type(&**b) == "tool_use") {
                         if let Some(input) = block.get_mut("input") {
                             content::all_strings(input, Part::ToolArguments, &mut |_, s| f(Some(i), s));
                         }
@@ -1455,13 +1459,31 @@ fn chat_chunk_text(data: &[u8], texts: &mut Vec<(ChannelKey, String)>, finishes:
     true
 }
 
+/// The text and finishes of an event that carries no complete copy to edit (every event but
+/// Anthropic's `message_start` and a tool block's start with its input, and Responses' `.done`
+/// and item events), read as a [`Borrowed`] document: the same walk and the same result as the
+/// general path's `Value`, without building one (an index map and a `String` per key and per
+/// string, for every event). Returns false, having added nothing, when the event has a copy or
+/// the borrowed read declines (not JSON, a repeated key): the caller then takes the general path.
+fn borrowed_text(wire: Wire, data: &[u8], texts: &mut Vec<(ChannelKey, String)>, finishes: &mut Vec<Finish>) -> bool {
+    let Ok(mut doc) = serde_json::from_slice::<Borrowed<'_>>(data) else { return false };
+    let mut has_copy = false;
+    copies(wire, &mut doc, &mut |_, _| has_copy = true);
+    if has_copy {
+        return false;
+    }
+    segments(wire, &mut doc, &mut |k, s| texts.push((k, s.to_string())));
+    *finishes = finishes_of(wire, &doc);
+    true
+}
+
 /// What an event ends.
-fn finishes_of(wire: Wire, root: &Value) -> Vec<Finish> {
+fn finishes_of<N: Node>(wire: Wire, root: &N) -> Vec<Finish> {
     let mut out = Vec::new();
     match wire {
         Wire::OpenAiChat => {
             for (position, choice) in each(root, "choices").enumerate() {
-                if choice.get("finish_reason").is_some_and(Value::is_string) {
+                if choice.get("finish_reason").and_then(N::as_str).is_some() {
                     out.push(Finish::Index(index_of(choice, "index", position)));
                 }
             }
@@ -1469,7 +1491,7 @@ fn finishes_of(wire: Wire, root: &Value) -> Vec<Finish> {
         Wire::AnthropicMessages => match event_type(root) {
             "content_block_stop" => out.push(Finish::Index(index_of(root, "index", 0))),
             "message_stop" | "error" => out.push(Finish::All),
-            "message_delta" if root.get("delta").and_then(|d| d.get("stop_reason")).is_some_and(Value::is_string) => {
+            "message_delta" if root.get("delta").and_then(|d| d.get("stop_reason")).and_then(N::as_str).is_some() => {
                 out.push(Finish::All);
             }
             _ => {}
@@ -1496,7 +1518,7 @@ fn finishes_of(wire: Wire, root: &Value) -> Vec<Finish> {
         }
         Wire::Gemini => {
             for (position, candidate) in each(root, "candidates").enumerate() {
-                if candidate.get("finishReason").is_some_and(Value::is_string) {
+                if candidate.get("finishReason").and_then(N::as_str).is_some() {
                     out.push(Finish::Index(index_of(candidate, "index", position)));
                 }
             }
@@ -1577,6 +1599,66 @@ mod tests {
             assert_eq!(finishes.iter().map(finish_label).collect::<Vec<_>>(), general_finishes);
         }
         assert!(fast_taken > 25, "the fast path declined too often: {fast_taken}");
+    }
+
+    #[test]
+    fn the_borrowed_read_of_an_event_reads_what_the_general_path_reads_or_declines() {
+        let mut cases: Vec<Vec<u8>> = [
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"caf\u00e9"}}"#,
+            r#"{"type":"content_block_delta","index":-1,"delta":{"type":"input_json_delta","partial_json":"{\"a\""}}"#,
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":"hi"}}"#,
+            r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","input":{"q":"x"}}}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}"#,
+            r#"{"type":"response.output_text.delta","output_index":1,"content_index":2.0,"delta":"t"}"#,
+            r#"{"type":"response.output_text.done","output_index":1,"content_index":0,"text":"whole"}"#,
+            r#"{"candidates":[{"index":1,"content":{"parts":[{"text":"g"},{"functionCall":{"args":{"a":"b"}}}]},"finishReason":"STOP"}]}"#,
+            r#"{"contentBlockIndex":18446744073709551615,"delta":{"text":"b","toolUse":{"input":"{}"}}}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"a","content":"b"}}]}"#,
+            r#"{"choices":[{"index":"0","delta":{"content":"s"},"finish_reason":"stop"}]}"#,
+            r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"cut"#,
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        // And every event of every recorded SSE stream.
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/providers");
+        for dir in std::fs::read_dir(&fixtures).unwrap().flatten() {
+            let raw = std::fs::read(dir.path().join("response.sse")).unwrap_or_default();
+            for line in raw.split(|&b| b == b'\n') {
+                if let Some(data) = line.strip_prefix(b"data:") {
+                    cases.push(data.trim_ascii().to_vec());
+                }
+            }
+        }
+        assert!(cases.len() > 300, "the fixtures were not found: {}", cases.len());
+        let mut borrowed_taken = 0;
+        for wire in
+            [Wire::OpenAiChat, Wire::OpenAiResponses, Wire::AnthropicMessages, Wire::Gemini, Wire::BedrockConverse]
+        {
+            for data in &cases {
+                let shown = String::from_utf8_lossy(data);
+                let (mut texts, mut finishes) = (Vec::new(), Vec::new());
+                let borrowed = borrowed_text(wire, data, &mut texts, &mut finishes);
+                let Ok(mut value) = serde_json::from_slice::<Value>(data) else {
+                    assert!(!borrowed, "{wire:?} {shown}");
+                    continue;
+                };
+                let mut copied = 0;
+                copies(wire, &mut value, &mut |_, _| copied += 1);
+                if !borrowed {
+                    assert!(texts.is_empty() && finishes.is_empty());
+                    continue;
+                }
+                borrowed_taken += 1;
+                assert_eq!(copied, 0, "{wire:?} {shown}");
+                let mut general = Vec::new();
+                segments(wire, &mut value, &mut |k, s| general.push((k, s.clone())));
+                assert_eq!(texts, general, "{wire:?} {shown}");
+                let general_finishes: Vec<String> = finishes_of(wire, &value).iter().map(finish_label).collect();
+                assert_eq!(finishes.iter().map(finish_label).collect::<Vec<_>>(), general_finishes, "{wire:?} {shown}");
+            }
+        }
+        assert!(borrowed_taken > 1000, "the borrowed read declined too often: {borrowed_taken}");
     }
 
     #[test]
