@@ -120,18 +120,38 @@ def ttfb_once(sock: socket.socket, request: bytes) -> tuple[float, float]:
             return head * 1e6, first * 1e6
 
 
-def check_config(envoy, name: str, bodies: dict[str, bytes]) -> None:
+def check_port(port: int, name: str, bodies: dict[str, bytes], timeout: float = 30) -> None:
     """One request per workload, read in full: 200, and the stream complete."""
     for workload, body in bodies.items():
-        conn = http.client.HTTPConnection("127.0.0.1", envoy.port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         conn.request("POST", PATH, body=body, headers={"content-type": "application/json"})
         resp = conn.getresponse()
         payload = resp.read()
         conn.close()
         if resp.status != 200:
-            raise RuntimeError(f"{name}/{workload}: status {resp.status}")
+            raise RuntimeError(f"{name}/{workload}: status {resp.status}: {payload[:300]!r}")
         if workload == "sse" and b"data: [DONE]" not in payload:
             raise RuntimeError(f"{name}/{workload}: stream without [DONE]")
+
+
+def workload_files(work: Path) -> tuple[dict[str, bytes], dict[str, Path]]:
+    """The three request bodies, written under `work` with a wrk manifest each."""
+    bodies = {"chat": small_chat(), "pii16k": pii_chat_body(True), "sse": small_chat(stream=True)}
+    manifests = {}
+    for w, body in bodies.items():
+        (work / f"{w}.json").write_bytes(body)
+        manifests[w] = pack.write_manifest(work / f"{w}.tsv", [(PATH, "-", work / f"{w}.json")])
+    return bodies, manifests
+
+
+def write_report(out: Path, name: str, result: dict, md: str, started: float, who: str) -> None:
+    """<out>/<timestamp><name>.json and .md, the table printed."""
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + name
+    (out / f"{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{stamp}.md").write_text(md)
+    print(md)
+    print(f"{who}: wrote {out / stamp}.json and .md ({time.time() - started:.0f} s)", file=sys.stderr)
 
 
 def median(xs):
@@ -166,11 +186,7 @@ def main() -> int:
     pack.pin_self_to_load_core()
     work = Path(tempfile.mkdtemp(prefix="llmobs-pack-"))
     write_responses(work / "responses")
-    bodies = {"chat": small_chat(), "pii16k": pii_chat_body(True), "sse": small_chat(stream=True)}
-    manifests = {}
-    for w, body in bodies.items():
-        (work / f"{w}.json").write_bytes(body)
-        manifests[w] = pack.write_manifest(work / f"{w}.tsv", [(PATH, "-", work / f"{w}.json")])
+    bodies, manifests = workload_files(work)
     bundle_built = pack.BUNDLE_WASM.exists()
     if args.bundle_baseline is not None:
         # Envoy runs in its own directory: the module's path must not be relative to ours.
@@ -194,7 +210,7 @@ def main() -> int:
             specs[name] = (d, *pack.envoy_config(d, upstream.port, keep=spec.get("keep"), replace=spec.get("replace")))
         envoys = pack.start_envoys(specs)
         for name, e in envoys.items():
-            check_config(e, name, bodies)
+            check_port(e.port, name, bodies)
         memory_before = {n: {"rss": pack.rss_bytes(e.proc.pid), "modules": pack.module_memory(e)}
                          for n, e in envoys.items()}
         print(f"envoy_pack: {len(configs)} configurations x {len(WORKLOADS)} workloads, {reps} repetition(s) of "
@@ -266,14 +282,7 @@ def main() -> int:
     result = summarize(configs, cells, ttfb, memory_before, memory_after, reps, seconds, ttfb_n, bundle_built)
     if args.bundle_baseline is not None:
         result["bundle_baseline"] = str(args.bundle_baseline)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    (out / f"{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
-    md = markdown(result)
-    (out / f"{stamp}.md").write_text(md)
-    print(md)
-    print(f"envoy_pack: wrote {out / stamp}.json and .md ({time.time() - started:.0f} s)", file=sys.stderr)
+    write_report(Path(args.out), "", result, markdown(result), started, "envoy_pack")
     shutil.rmtree(work, ignore_errors=True)
     if proof_failures:
         print("envoy_pack: a filter saw no traffic: " + ", ".join(proof_failures), file=sys.stderr)

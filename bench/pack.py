@@ -23,7 +23,8 @@ from harness import DEMO_CONFIG, Envoy, build_config, hcm_of, http_get, wait_unt
 
 ENVOY = harness.ENVOY
 
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target" / "bench"))
+# Absolute: each Envoy runs in its own directory.
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target" / "bench")).absolute()
 FAST_UPSTREAM = TARGET / "release" / "fast-upstream"
 FLOOR_WASM = TARGET / "wasm32-wasip1" / "release" / "floor_filter.wasm"
 REFERENCE_WASM = TARGET / "wasm32-wasip1" / "release" / "reference_filter.wasm"

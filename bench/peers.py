@@ -43,8 +43,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pack  # noqa: E402
-from envoy_pack import CONNECTIONS, PATH, WORKLOADS, check_cell, fmt, git_commit  # noqa: E402
-from envoy_pii import chat_body as pii_chat_body  # noqa: E402
+from envoy_pack import (CONNECTIONS, PATH, WORKLOADS, check_cell, check_port, fmt, git_commit,  # noqa: E402
+                        workload_files, write_report)
 from responses import small_chat, write_responses  # noqa: E402
 
 MODEL = json.loads(small_chat())["model"]
@@ -157,21 +157,6 @@ def pin(pids: list[int]) -> None:
         pack.pin_envoy(pid)
 
 
-def check_target(url: str, name: str, bodies: dict[str, bytes]) -> None:
-    """One request per workload, read in full: 200, and the stream complete."""
-    host, port = url.removeprefix("http://").split(":")
-    for workload, body in bodies.items():
-        conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        conn.request("POST", PATH, body=body, headers={"content-type": "application/json"})
-        resp = conn.getresponse()
-        payload = resp.read()
-        conn.close()
-        if resp.status != 200:
-            raise RuntimeError(f"{name}/{workload}: status {resp.status}: {payload[:300]!r}")
-        if workload == "sse" and b"[DONE]" not in payload:
-            raise RuntimeError(f"{name}/{workload}: stream without [DONE]")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--litellm", type=Path, required=True, help="the litellm executable")
@@ -190,11 +175,7 @@ def main() -> int:
     pack.pin_self_to_load_core()
     work = Path(tempfile.mkdtemp(prefix="llmobs-peers-"))
     write_responses(work / "responses")
-    bodies = {"chat": small_chat(), "pii16k": pii_chat_body(True), "sse": small_chat(stream=True)}
-    manifests = {}
-    for w, body in bodies.items():
-        (work / f"{w}.json").write_bytes(body)
-        manifests[w] = pack.write_manifest(work / f"{w}.tsv", [(PATH, "-", work / f"{w}.json")])
+    bodies, manifests = workload_files(work)
     upstream = pack.FastUpstream(work / "responses", work / "upstream.log")
     envoys, peers = {}, {}
     started = time.time()
@@ -213,7 +194,7 @@ def main() -> int:
         targets = {n: (e.url, lambda e=e: [e.proc.pid]) for n, e in envoys.items()}
         targets.update({n: (p.url, p.pids) for n, p in peers.items()})
         for name, (url, _) in targets.items():
-            check_target(url, name, bodies)
+            check_port(int(url.rsplit(":", 1)[1]), name, bodies, timeout=60)
         print(f"peers: {len(targets)} configurations x {len(WORKLOADS)} workloads, {reps} repetition(s) of "
               f"{seconds} s per cell", file=sys.stderr)
         mixed = pack.write_manifest(work / "mixed.tsv", [(PATH, "-", work / f"{w}.json") for w in WORKLOADS])
@@ -244,14 +225,7 @@ def main() -> int:
         upstream.stop()
 
     result = summarize(cells, rss, reps, seconds, litellm_version(args.litellm))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    (out / f"{stamp}-peers.json").write_text(json.dumps(result, indent=2) + "\n")
-    md = markdown(result)
-    (out / f"{stamp}-peers.md").write_text(md)
-    print(md)
-    print(f"peers: wrote {out / stamp}-peers.json and .md ({time.time() - started:.0f} s)", file=sys.stderr)
+    write_report(Path(args.out), "-peers", result, markdown(result), started, "peers")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
