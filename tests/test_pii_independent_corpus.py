@@ -29,14 +29,14 @@ CORPUS = ROOT / "tests" / "fixtures" / "pii" / "independent_corpus.jsonl"
 LINES_PER_REQUEST = 100
 PLACEHOLDER = re.compile(r"\[[A-Z][A-Z0-9_]*\]")
 # Recall floors per entity (docs/pii-accuracy.md has the measured values).
-FLOORS = {"payment_card": 0.99, "phone": 0.94, "iban": 0.99, "ipv6": 0.99, "br_cnpj": 0.99, "fr_nir": 0.99,
+FLOORS = {"payment_card": 0.99, "phone": 0.95, "iban": 0.99, "ipv6": 0.99, "br_cnpj": 0.99, "fr_nir": 0.99,
           "uk_nino": 0.99, "es_dni": 0.99, "es_nie": 0.99, "it_fiscal_code": 0.99, "sg_nric": 0.99,
           # Alone in their own writing: a date or a digit rule on top of the check digits.
           "fi_hetu": 0.99, "br_cpf": 0.99, "de_tax_id": 0.99, "pl_pesel": 0.99, "se_personnummer": 0.99,
           # Found only after their keyword; the corpus writes half of them without one (some of
           # the rest are caught as phones).
-          "in_pan": 0.5, "au_medicare": 0.5, "au_tfn": 0.72, "ca_sin": 0.65, "in_aadhaar": 0.5, "nl_bsn": 0.5,
-          "uk_nhs": 0.67}
+          "in_pan": 0.5, "au_medicare": 0.72, "au_tfn": 0.97, "ca_sin": 0.67, "in_aadhaar": 0.5, "nl_bsn": 0.65,
+          "uk_nhs": 0.97}
 
 
 def corpus() -> list[dict]:

@@ -389,6 +389,38 @@ fn trunk_led_writings_of_every_region_are_found_with_trunk_all() {
 }
 
 #[test]
+fn bare_digit_runs_are_phones_when_valid_in_a_listed_region_and_no_id_word_precedes_them() {
+    // Faker's bare writings (fr_FR, en_US, de_DE, en_IN, it_IT, pt_PT).
+    for value in ["0328690788", "8637734591", "08124649892", "9765804068", "3792051959", "961801340"] {
+        let text = format!("Customer wrote: '{value}' and closed the chat.");
+        assert_eq!(found(&text), [(Entity::Phone, value)], "{text}");
+    }
+    for text in [
+        // After a word naming another number, or glued to a prefix.
+        "order 0328690788 shipped",
+        "{\"user_id\": \"8637734591\"}",
+        "Rechnung Nr. 08124649892",
+        "ORD-9765804068",
+        "zip 961801340",
+        // A Unix time, eight and twelve digits, integer limits.
+        "at 1764843302 the job ended",
+        "on 20261204 we",
+        "ref 396180134012",
+        "if (n > 2147483647) overflow",
+        "mask 4294967295",
+    ] {
+        assert_eq!(found(text), [], "{text}");
+    }
+    // Off with `phone_bare_runs: false` (PhoneRegions::with_bare_runs).
+    let off = Detector::default().with_phone_regions(PhoneRegions::default().with_bare_runs(false));
+    assert!(off.scan("Customer wrote: '0328690788'").is_empty());
+    // Only the listed regions' numbers: 0328690788 is French.
+    let us = Detector::default().with_phone_regions(PhoneRegions::from_codes(["US"]).expect("known"));
+    assert!(us.scan("Customer wrote: '0328690788'").is_empty());
+    assert_eq!(us.scan("Customer wrote: '8637734591'").len(), 1);
+}
+
+#[test]
 fn national_ids_need_their_check_digits_and_a_keyword_or_their_printed_form() {
     // Printed forms that stand alone.
     assert_eq!(found("CPF 529.982.247-25 ok"), [(Entity::BrCpf, "529.982.247-25")]);
@@ -441,7 +473,10 @@ fn national_ids_with_a_date_or_a_digit_rule_stand_alone_in_their_own_writing() {
         "see 529 982 247 25",
         "see 8609 5742 719",
     ] {
-        assert_eq!(found(text), [], "{text}");
+        // Eleven bare digits may still be some listed region's phone number (`90023000000`):
+        // that is the phone detector's business, tested on its own.
+        let ids: Vec<_> = found(text).into_iter().filter(|(e, _)| *e != Entity::Phone).collect();
+        assert_eq!(ids, [], "{text}");
     }
     // Keywords in the languages people write them in reach the writings refused alone.
     assert_eq!(found("TIN: 860 957 427 19"), [(Entity::DeTaxId, "860 957 427 19")]);
@@ -1092,7 +1127,7 @@ fn every_entity_meets_recall_and_precision_on_the_committed_corpus() {
             failures.push(format!("{}: precision {precision:.4}, recall {recall:.4}", e.label()));
         }
     }
-    for example in examples.iter().take(40) {
+    for example in examples.iter().take(400) {
         println!("{example}");
     }
     assert!(failures.is_empty(), "below recall 0.99 / precision 0.97: {failures:?}");

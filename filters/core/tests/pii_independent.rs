@@ -26,6 +26,8 @@ struct Tally {
 struct Report {
     by_entity: BTreeMap<String, Tally>,
     by_group: BTreeMap<String, Tally>,
+    /// The phone values' tallies by group (`CH/national`, `DE/faker`).
+    phone_groups: BTreeMap<String, Tally>,
     /// Detections per entity: (inside a labelled value, outside every one).
     detections: BTreeMap<&'static str, (usize, usize)>,
     false_by_kind: BTreeMap<String, usize>,
@@ -41,6 +43,7 @@ fn measure(detector: &Detector) -> Report {
     let mut report = Report {
         by_entity: BTreeMap::new(),
         by_group: BTreeMap::new(),
+        phone_groups: BTreeMap::new(),
         detections: BTreeMap::new(),
         false_by_kind: BTreeMap::new(),
         misses: BTreeMap::new(),
@@ -96,6 +99,11 @@ fn measure(detector: &Detector) -> Report {
                 t.values += 1;
                 t.caught += usize::from(caught);
                 t.other_label += usize::from(caught && other);
+            }
+            if entity == "phone" {
+                let t = report.phone_groups.entry(group.clone()).or_default();
+                t.values += 1;
+                t.caught += usize::from(caught);
             }
             if !caught {
                 let misses = report.misses.entry(entity.clone()).or_default();
@@ -189,7 +197,10 @@ fn the_independent_corpus_meets_the_recall_and_precision_floors() {
     // Floors: what the detectors reach today (docs/pii-accuracy.md), so a regression fails.
     let floors: &[(&str, f64)] = &[
         ("payment_card", 0.99),
-        ("phone", 0.94),
+        // All 245 regions' example numbers weigh alike: most of the misses are the small
+        // regions' 5-8 digit national numbers (`712 3456`, Andorra), which no detector can tell
+        // from other numbers without a phone word. The listed regions' floor is below.
+        ("phone", 0.95),
         ("iban", 0.99),
         ("ipv6", 0.99),
         ("br_cnpj", 0.99),
@@ -210,12 +221,12 @@ fn the_independent_corpus_meets_the_recall_and_precision_floors() {
         // twenty); the corpus writes half of them without one. Some of the rest are caught as
         // phones (TFN, SIN, NHS).
         ("in_pan", 0.5),
-        ("au_medicare", 0.5),
-        ("au_tfn", 0.72),
-        ("ca_sin", 0.65),
+        ("au_medicare", 0.72),
+        ("au_tfn", 0.97),
+        ("ca_sin", 0.67),
         ("in_aadhaar", 0.5),
-        ("nl_bsn", 0.5),
-        ("uk_nhs", 0.67),
+        ("nl_bsn", 0.65),
+        ("uk_nhs", 0.97),
     ];
     let mut failures = Vec::new();
     for &(entity, floor) in floors {
@@ -226,15 +237,26 @@ fn the_independent_corpus_meets_the_recall_and_precision_floors() {
         }
     }
     // Faker's own phone_number() writings (17 locales, the last 680 lines): what a Faker-based
-    // evaluation set holds. Every miss left is a bare digit run without a phone word.
-    let faker = report
-        .by_group
-        .iter()
-        .filter(|(g, _)| g.contains("/faker "))
-        .fold((0, 0), |(v, c), (_, t)| (v + t.values, c + t.caught));
+    // evaluation set holds.
+    let phones = |keep: &dyn Fn(&str) -> bool| {
+        report.phone_groups.iter().filter(|(g, _)| keep(g)).fold((0, 0), |(v, c), (_, t)| (v + t.values, c + t.caught))
+    };
+    let faker = phones(&|g| g.ends_with("/faker"));
     println!("Faker phone_number(): {} of {} caught, recall {:.3}", faker.1, faker.0, ratio(faker.1, faker.0));
-    if ratio(faker.1, faker.0) < 0.94 || faker.0 != 680 {
+    if ratio(faker.1, faker.0) < 0.99 || faker.0 != 680 {
         failures.push(format!("faker phones: {} of {}", faker.1, faker.0));
+    }
+    // Every writing of the regions in the default `phone_regions`, and every region's
+    // international writings.
+    let listed = phones(&|g| DEFAULT_PHONE_REGIONS.contains(&g.split('/').next().unwrap_or_default()));
+    let international = phones(&|g| !g.contains("/national") && !g.ends_with("/faker"));
+    for (what, (values, caught), floor) in
+        [("listed regions' phones", listed, 0.985), ("international writings", international, 0.999)]
+    {
+        println!("{what}: {caught} of {values} caught, recall {:.4}", ratio(caught, values));
+        if ratio(caught, values) < floor {
+            failures.push(format!("{what}: {caught} of {values} < {floor}"));
+        }
     }
     let (inside, outside) = report.detections.values().fold((0, 0), |(a, b), (i, o)| (a + i, b + o));
     let precision = ratio(inside, inside + outside);
@@ -536,6 +558,18 @@ fn taken_as_id(
     templates: &[&str],
     tries: usize,
 ) -> BTreeMap<&'static str, usize> {
+    taken_as(detector, rng, shape, templates, tries, is_national_id)
+}
+
+/// [`taken_as_id`] for the entities `counted` says.
+fn taken_as(
+    detector: &Detector,
+    rng: &mut SplitMix,
+    shape: &str,
+    templates: &[&str],
+    tries: usize,
+    counted: fn(Entity) -> bool,
+) -> BTreeMap<&'static str, usize> {
     let mut taken: BTreeMap<&'static str, usize> = BTreeMap::new();
     for _ in 0..tries {
         let value = random_value(rng, shape);
@@ -543,8 +577,7 @@ fn taken_as_id(
         let (head, tail) = template.split_once("{v}").expect("a template holds {v}");
         let text = format!("{head}{value}{tail}");
         let (start, end) = (head.len(), head.len() + value.len());
-        if let Some(m) =
-            detector.scan(&text).into_iter().find(|m| is_national_id(m.entity) && m.start < end && start < m.end)
+        if let Some(m) = detector.scan(&text).into_iter().find(|m| counted(m.entity) && m.start < end && start < m.end)
         {
             *taken.entry(m.entity.label()).or_default() += 1;
         }
@@ -645,4 +678,49 @@ fn bare_national_id_writings_take_few_random_numbers_and_no_hard_negative() {
             assert!(rate > BARE_RATE_CEILING, "{template} {shape}: {rate:.4} would pass bare");
         }
     }
+}
+
+/// A bare run of nine to eleven digits is taken as a phone when it is a valid national number of
+/// a listed region (`phone_regions`), unless a word naming another number stands before it. Most
+/// random runs of those lengths are some listed region's valid number: this measures how many,
+/// so the docs can say what the rule costs (docs/pii-accuracy.md), and holds what keeps ids out.
+#[test]
+fn bare_digit_runs_taken_as_phones_are_measured_and_ids_stay_out() {
+    let detector = Detector::default();
+    let tries = 5_000;
+    let mut rng = SplitMix(20261206);
+    let phone = |e: Entity| e == Entity::Phone;
+    let mut out = String::from("| shape | random numbers | taken as a phone | rate |\n|---|---:|---:|---:|\n");
+    for shape in ["NNNNNNNN", "NNNNNNNNN", "NNNNNNNNNN", "0NNNNNNNNN", "NNNNNNNNNNN", "1NNNNNNNNN", "NNNNNNNNNNNN"] {
+        let n: usize = taken_as(&detector, &mut rng, shape, PLAIN_TEMPLATES, tries, phone).values().sum();
+        out.push_str(&format!("| `{shape}` | {tries} | {n} | {:.4} |\n", ratio(n, tries)));
+        // A run starting with 1 (a Unix time in seconds) and eight digits (a date) never; twelve
+        // digits only as `00` and a country code (`004561827399`), the exit-code writing.
+        if shape.starts_with('1') || shape.len() == 8 {
+            assert_eq!(n, 0, "{shape}");
+        }
+    }
+    let id_templates: &[&str] = &[
+        "order {v} shipped",
+        "Order no. {v}",
+        "{\"user_id\": \"{v}\"}",
+        "invoice #{v}",
+        "Rechnung Nr. {v}",
+        "ticket={v}",
+        "ORD-{v}",
+        "Social Security Number: {v}",
+        "日本語：id {v}",
+        "zip {v}",
+    ];
+    for shape in ["NNNNNNNNN", "NNNNNNNNNN", "NNNNNNNNNNN"] {
+        let n: usize = taken_as(&detector, &mut rng, shape, id_templates, tries, phone).values().sum();
+        out.push_str(&format!(
+            "| `{shape}` after a word naming another number | {tries} | {n} | {:.4} |\n",
+            ratio(n, tries)
+        ));
+        assert_eq!(n, 0, "{shape} after an id word");
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/pii-bare-phones.md");
+    std::fs::write(path, &out).expect("write the measurement");
+    println!("{out}");
 }

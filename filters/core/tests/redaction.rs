@@ -77,6 +77,15 @@ fn phone_regions_choose_which_national_writings_are_redacted() {
 }
 
 #[test]
+fn phone_bare_runs_off_leaves_bare_digit_runs_alone() {
+    let body = chat("Sure, it is 0328690788, or order 0328690789");
+    let (verdict, _) = request(json!({"mode": "traffic"}), "/v1/chat/completions", &body);
+    assert_eq!(replaced(verdict)["messages"][1]["content"], "Sure, it is [PHONE], or order 0328690789");
+    let (verdict, _) = request(json!({"mode": "traffic", "phone_bare_runs": false}), "/v1/chat/completions", &body);
+    assert!(matches!(verdict, RequestVerdict::Forward), "nothing to redact: {verdict:?}");
+}
+
+#[test]
 fn pseudonyms_are_keyed_stable_and_carry_the_key_id() {
     let config = json!({"mode": "traffic", "default_action": "pseudonymize", "pseudonym_key": {"env": "LLMOBS_PII_KEY", "id": "k1"}});
     let (a, _) = request(config.clone(), "/v1/chat/completions", &chat(&format!("mail {EMAIL}")));

@@ -34,7 +34,7 @@ use std::cmp::Reverse;
 
 use regex::bytes::{Regex, RegexBuilder};
 
-use patterns::Pass;
+use patterns::{Evidence, Pass};
 
 /// A built-in entity type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -403,7 +403,11 @@ impl Detector {
             match patterns::confirm(pass, text, m.start(), m.end(), &self.phone_regions, |e| self.is_enabled(e)) {
                 Some(f) => {
                     if self.is_enabled(f.entity) {
-                        let rank = if f.weak { WEAK_RANK } else { f.entity.specificity() };
+                        let rank = match f.evidence {
+                            Evidence::Written => f.entity.specificity(),
+                            Evidence::BareId => BARE_ID_RANK,
+                            Evidence::BarePhone => BARE_PHONE_RANK,
+                        };
                         found.push((Match { entity: f.entity, start: f.start, end: f.end }, rank));
                     }
                     pos = m.end().max(f.end).max(m.start() + 1);
@@ -425,12 +429,16 @@ struct Window {
 }
 
 /// A detection and its rank between equal spans (lower wins): the entity's
-/// [`specificity`](Entity::specificity), or [`WEAK_RANK`].
+/// [`specificity`](Entity::specificity), or the rank of its [`Evidence`].
 type Ranked = (Match, u8);
 
 /// The rank of a national id accepted without its keyword or printed form (a checksum and a
-/// date or digit rule): below every other entity, so a phone or card of the same span keeps it.
-const WEAK_RANK: u8 = 20;
+/// date or digit rule): below every entity found by its writing, so a phone or card of the same
+/// span keeps it.
+const BARE_ID_RANK: u8 = 20;
+
+/// The rank of a bare run taken as a phone for being a valid national number: below a bare id.
+const BARE_PHONE_RANK: u8 = 21;
 
 /// Overlapping detections: the longest wins, then the best rank, then the earliest.
 fn resolve(mut found: Vec<Ranked>) -> Vec<Match> {

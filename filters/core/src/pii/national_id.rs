@@ -289,14 +289,28 @@ const OTHER_NUMBER_WORDS: &[&str] = &[
     "factuur",
     "encomenda",
     "fatura",
+    // Other people's numbers: a US SSN (also one that fails its own rules), a user or member id,
+    // a postal code.
+    "ssn",
+    "security",
+    "user",
+    "uid",
+    "userid",
+    "member",
+    "zip",
+    "postcode",
+    "plz",
 ];
+
+/// "is" between such a word and the value, in the corpus' languages.
+const IS_WORDS: &[&str] = &["is", "was", "ist", "est", "es", "è", "é", "lautet"];
 
 /// Abbreviations of "number" between such a word and the value.
 const NUMBER_WORDS: &[&str] = &["no", "nr", "n°", "num", "number", "nummer", "numéro", "numero", "número"];
 
 /// Whether the value at `start` follows a word naming another kind of number on its line, or is
 /// glued to what comes before it by a dash, slash, `#`, `_` or dot (`ORD-480613-3619`).
-fn after_other_number_word(text: &[u8], start: usize) -> bool {
+pub(super) fn after_other_number_word(text: &[u8], start: usize) -> bool {
     if start > 0 && matches!(text.get(start - 1), Some(b'-' | b'/' | b'#' | b'_' | b'.')) {
         return true;
     }
@@ -304,7 +318,7 @@ fn after_other_number_word(text: &[u8], start: usize) -> bool {
     let Some(window) = text.get(from..start) else { return false };
     let line_start = window.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let mut rest = window.get(line_start..).unwrap_or_default();
-    let is_sep = |b: &u8| matches!(b, b' ' | b':' | b'#' | b'.' | b'=');
+    let is_sep = |b: &u8| matches!(b, b' ' | b':' | b'#' | b'.' | b'=' | b'"' | b'\'');
     let last_word = |r: &[u8]| -> (usize, usize) {
         let end = r.len() - r.iter().rev().take_while(|b| is_sep(b)).count();
         let begin = r
@@ -312,12 +326,20 @@ fn after_other_number_word(text: &[u8], start: usize) -> bool {
             .map_or(0, |w| end - w.iter().rev().take_while(|b| b.is_ascii_alphabetic() || **b >= 0x80).count());
         (begin, end)
     };
+    // A word glued to non-ASCII text (`日本語：order`, `連絡先はid`) is read by its ASCII tail too.
     let word_is = |r: &[u8], (b, e): (usize, usize), list: &[&str]| {
-        r.get(b..e).is_some_and(|w| list.iter().any(|x| w.eq_ignore_ascii_case(x.as_bytes())))
+        let Some(w) = r.get(b..e) else { return false };
+        let tail =
+            w.get(w.len() - w.iter().rev().take_while(|c| c.is_ascii_alphabetic()).count()..).unwrap_or_default();
+        list.iter().any(|x| w.eq_ignore_ascii_case(x.as_bytes()) || tail.eq_ignore_ascii_case(x.as_bytes()))
     };
-    let span = last_word(rest);
-    if word_is(rest, span, NUMBER_WORDS) {
-        rest = rest.get(..span.0).unwrap_or_default();
+    // `SSN is`, `order number is`, `Rechnung Nr. ist`: up to two of the words that may stand
+    // between the word and the value.
+    for _ in 0..2 {
+        let span = last_word(rest);
+        if word_is(rest, span, NUMBER_WORDS) || word_is(rest, span, IS_WORDS) {
+            rest = rest.get(..span.0).unwrap_or_default();
+        }
     }
     let span = last_word(rest);
     word_is(rest, span, OTHER_NUMBER_WORDS)
@@ -539,7 +561,21 @@ mod tests {
     #[test]
     fn words_naming_another_number_hold_a_bare_id_back() {
         let before = |s: &str| after_other_number_word(s.as_bytes(), s.len());
-        for text in ["order no. ", "Order #", "Rechnung Nr. ", "id ", "INVOICE: ", "ORD-", "ticket=", "facture n° "] {
+        for text in [
+            "order no. ",
+            "Order #",
+            "Rechnung Nr. ",
+            "id ",
+            "INVOICE: ",
+            "ORD-",
+            "ticket=",
+            "facture n° ",
+            "日本語：order ",
+            "{\"user_id\": \"",
+            "Social Security Number: ",
+            "SSN is ",
+            "order number is ",
+        ] {
             assert!(before(text), "{text:?}");
         }
         for text in ["", "my order, ", "Noted ", "Value: ", "identity ", "Customer wrote: 'see "] {

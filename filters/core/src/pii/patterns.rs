@@ -236,6 +236,7 @@ impl Pass {
             Pass::NationalId => digits >= 9,
             Pass::PhoneNational => {
                 (digits >= 7 && joined)
+                    || (!joined && (9..=11).contains(&digits))
                     || ((phone::SHORT_PHONE_DIGITS..=15).contains(&digits) && phone::context_before(text, c.start))
             }
             Pass::Tokens | Pass::Bearer | Pass::Email | Pass::Ipv6 | Pass::LetterIds => false,
@@ -290,9 +291,22 @@ pub(super) struct Found {
     pub entity: Entity,
     pub start: usize,
     pub end: usize,
-    /// A national id accepted without its keyword or printed form: it yields an overlapping
-    /// detection of the same span to any other entity (a phone, a card) rather than take it.
-    pub weak: bool,
+    /// What the detection rests on, which ranks it against another of the same span.
+    pub evidence: Evidence,
+}
+
+/// What a detection rests on, from the strongest: between equal spans a stronger one wins
+/// whatever the entities' specificity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Evidence {
+    /// Its writing, keyword or prefix (every entity's usual case).
+    Written,
+    /// A national id accepted without its keyword or printed form (a checksum and a date or
+    /// digit rule): it yields to a phone or card of the same span.
+    BareId,
+    /// A bare run of digits that is a valid national phone number of a listed region: most
+    /// numbers of its length are, so a bare id (two check digits, a date) of the same span wins.
+    BarePhone,
 }
 
 fn at(text: &[u8], i: usize) -> Option<u8> {
@@ -381,7 +395,7 @@ pub(super) fn confirm(
     enabled: impl Fn(Entity) -> bool,
 ) -> Option<Found> {
     let value = text.get(start..end)?;
-    let found = |entity| Some(Found { entity, start, end, weak: false });
+    let found = |entity| Some(Found { entity, start, end, evidence: Evidence::Written });
     match pass {
         Pass::Tokens => confirm_token(text, start, end, value),
         Pass::Bearer => confirm_bearer(text, start, value),
@@ -413,7 +427,7 @@ pub(super) fn confirm(
                 entity,
                 start,
                 end,
-                weak: false,
+                evidence: Evidence::Written,
             })
         }
         Pass::NationalId => {
@@ -421,7 +435,12 @@ pub(super) fn confirm(
             if !(right_ok && clear_left_of_number(text, start, true) && before(text, start) != Some(b'+')) {
                 return None;
             }
-            national_id::classify(text, start, value, enabled).map(|(entity, weak)| Found { entity, start, end, weak })
+            national_id::classify(text, start, value, enabled).map(|(entity, weak)| Found {
+                entity,
+                start,
+                end,
+                evidence: if weak { Evidence::BareId } else { Evidence::Written },
+            })
         }
     }
 }
@@ -472,6 +491,7 @@ fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &Ph
     if digit_count < 7 && !phone::short_context_before(text, start) {
         return None;
     }
+    let mut evidence = Evidence::Written;
     let ok = if plus {
         validate::phone(value) || international(groups, b"")
     } else if pass == Pass::PhoneIntl {
@@ -506,9 +526,17 @@ fn confirm_phone(pass: Pass, text: &[u8], start: usize, end: usize, regions: &Ph
             || (!glued_id
                 && !decimals
                 && ((!loose && phone::national_valid(groups, regions, false, writing))
-                    || (phone::context_before(text, start) && phone::national_valid(groups, regions, true, writing))))
+                    || (phone::context_before(text, start) && phone::national_valid(groups, regions, true, writing))
+                    || (groups.len() == 1
+                        && value.iter().all(u8::is_ascii_digit)
+                        && phone::bare_valid(value, regions)
+                        && !national_id::after_other_number_word(text, start)
+                        && {
+                            evidence = Evidence::BarePhone;
+                            true
+                        })))
     };
-    ok.then_some(Found { entity: Entity::Phone, start, end: full_end, weak: false })
+    ok.then_some(Found { entity: Entity::Phone, start, end: full_end, evidence })
 }
 
 /// A country code in parentheses, then a valid number of that country: `(351) 939 310 499`
@@ -624,7 +652,7 @@ fn confirm_card(text: &[u8], start: usize, end: usize) -> Option<Found> {
             && !continues_with(text, end, b".-")
             && !sep.is_some_and(|s| at(text, end) == Some(s) && digit_run(text, end + 1) >= 4);
         if right_ok && validate::payment_card(value) {
-            return Some(Found { entity: Entity::PaymentCard, start, end, weak: false });
+            return Some(Found { entity: Entity::PaymentCard, start, end, evidence: Evidence::Written });
         }
         let sep = sep?;
         let last = value.iter().rposition(|&b| b == sep)?;
@@ -649,7 +677,7 @@ fn confirm_email(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<
     let right_ok = at(text, full_end).is_none_or(|b| !(is_word(b) || b == b'@'))
         && !(at(text, full_end) == Some(b'.') && at(text, full_end + 1).is_some_and(is_word));
     (right_ok && validate::email(value)).then_some(())?;
-    Some(Found { entity: Entity::Email, start, end: full_end, weak: false })
+    Some(Found { entity: Entity::Email, start, end: full_end, evidence: Evidence::Written })
 }
 
 fn digit_run(text: &[u8], from: usize) -> usize {
@@ -677,7 +705,7 @@ fn confirm_token(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<
     // Glued to a character of its own kind on the left, or the tail of a dotted token.
     let dotted = left == Some(b'.') && before(text, start - 1).is_some_and(b64_word);
     let glued = |ok: fn(u8) -> bool| dotted || left.is_some_and(ok);
-    let found = |entity| Some(Found { entity, start, end, weak: false });
+    let found = |entity| Some(Found { entity, start, end, evidence: Evidence::Written });
     if value.starts_with(b"-----BEGIN ") {
         return confirm_private_key(text, start, end);
     }
@@ -722,7 +750,12 @@ fn confirm_private_key(text: &[u8], start: usize, begin_end: usize) -> Option<Fo
     let end_line_len = "-----END ".len() + kind.len() + "PRIVATE KEY-----".len();
     let end = begin_end + marker + end_line_len;
     let block = text.get(start..end)?;
-    validate::private_key_block(block).then_some(Found { entity: Entity::PrivateKey, start, end, weak: false })
+    validate::private_key_block(block).then_some(Found {
+        entity: Entity::PrivateKey,
+        start,
+        end,
+        evidence: Evidence::Written,
+    })
 }
 
 fn confirm_bearer(text: &[u8], start: usize, value: &[u8]) -> Option<Found> {
@@ -739,7 +772,7 @@ fn confirm_bearer(text: &[u8], start: usize, value: &[u8]) -> Option<Found> {
         entity: Entity::BearerToken,
         start: token_start,
         end: token_start + token_len,
-        weak: false,
+        evidence: Evidence::Written,
     })
 }
 
@@ -753,7 +786,7 @@ fn confirm_ssn(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<Fo
         && keyword_ok
         && clear_left_of_number(text, start, value.contains(&b' '))
         && validate::us_ssn(value))
-    .then_some(Found { entity: Entity::UsSsn, start, end, weak: false })
+    .then_some(Found { entity: Entity::UsSsn, start, end, evidence: Evidence::Written })
 }
 
 /// The word (ASCII letters) ending at `end`, and where it starts.
@@ -832,7 +865,7 @@ fn confirm_iban(text: &[u8], digits_start: usize, value: &[u8]) -> Option<Found>
         entity: Entity::Iban,
         start,
         end,
-        weak: false,
+        evidence: Evidence::Written,
     })
 }
 
@@ -888,5 +921,5 @@ fn confirm_ipv6(text: &[u8], start: usize, end: usize, value: &[u8]) -> Option<F
     } else {
         0
     };
-    Some(Found { entity: Entity::Ipv6, start, end: end + zone, weak: false })
+    Some(Found { entity: Entity::Ipv6, start, end: end + zone, evidence: Evidence::Written })
 }

@@ -11,6 +11,9 @@
 //!   way of writing the subscriber number in pairs (`030 12 34 56`), or follow a word that names a
 //!   phone (`Tel:`, `call me on`, `Handy`, `portable`, `móvil`, ...). After such a word a bare run
 //!   and a short local number (7-8 digits) count too.
+//! - A bare run of nine to eleven digits counts without such a word when it is a listed region's
+//!   valid number ([`bare_valid`]) and no word naming another number stands before it (the
+//!   caller's check): it ranks below a bare national id of the same span.
 //!
 //! The tables over-approximate libphonenumber (digits after the third are not checked), so they
 //! accept every number it accepts and some it does not; the layouts and the trunk keep other
@@ -37,6 +40,9 @@ pub struct PhoneRegions {
     bits: [u64; 4],
     /// Regions whose national writings count only when they start with the trunk prefix.
     trunk_bits: [u64; 4],
+    /// Whether a bare run of nine to eleven digits counts when it is a listed region's valid
+    /// number ([`bare_valid`]): `phone_bare_runs`, on by default.
+    bare_runs: bool,
 }
 
 /// The default `phone_regions`: the regions the corpus and the users of the pack write from most
@@ -60,7 +66,7 @@ impl Default for PhoneRegions {
 impl PhoneRegions {
     /// No national writings at all.
     pub fn none() -> PhoneRegions {
-        PhoneRegions { bits: [0; 4], trunk_bits: [0; 4] }
+        PhoneRegions { bits: [0; 4], trunk_bits: [0; 4], bare_runs: true }
     }
 
     /// Every region libphonenumber knows.
@@ -103,6 +109,12 @@ impl PhoneRegions {
             *mine |= theirs;
         }
         Ok(self)
+    }
+
+    /// With or without bare runs of digits taken as national numbers (`phone_bare_runs`).
+    pub fn with_bare_runs(mut self, on: bool) -> PhoneRegions {
+        self.bare_runs = on;
+        self
     }
 
     fn set(&mut self, i: usize) {
@@ -318,6 +330,33 @@ pub(super) fn national_valid(groups: &[&[u8]], regions: &PhoneRegions, context: 
         };
         every_writing && nsn_valid(region, digits) && (context || layout())
     }) || (context && (7..=8).contains(&n) && groups.len() <= 3)
+}
+
+/// A bare run of digits (no separator, no word naming a phone before it) that is a valid
+/// national number of a listed region: nine to eleven digits, not starting with 1 (a Unix time,
+/// a count); the trunk prefix and a valid number after it (`0328690788`, `08124649892`), ten
+/// digits or more; or a valid number without the trunk (`8637734591`, `9765804068`,
+/// `961801340`). Faker writes a tenth of its numbers so, and a bare run of this length in a
+/// chat is a phone more often than anything else; the words that name another number (`order`,
+/// `id`, `invoice`, ...) are the caller's to check.
+pub(super) fn bare_valid(digits: &[u8], regions: &PhoneRegions) -> bool {
+    let n = digits.len();
+    if !regions.bare_runs || !(9..=11).contains(&n) || digits.first() == Some(&b'1') {
+        return false;
+    }
+    // The integer limits in code and logs (i32::MAX, u32::MAX and one more) read as Dallas and
+    // Atlanta numbers.
+    if [&b"2147483647"[..], b"2147483648", b"4294967295", b"4294967296"].contains(&digits) {
+        return false;
+    }
+    set_bits(regions.bits).filter_map(|i| REGIONS.get(i)).any(|region| {
+        let trunk = region.trunk;
+        let after_trunk = !trunk.is_empty()
+            && n >= 10
+            && digits.starts_with(trunk)
+            && nsn_valid(region, digits.get(trunk.len()..).unwrap_or_default());
+        after_trunk || nsn_valid(region, digits)
+    })
 }
 
 /// Whether the written groups are one of the region's national layouts (with the trunk,

@@ -247,6 +247,10 @@ pub struct PiiRedactionConfig {
     /// The regions (ISO 3166 codes, or `"*"` for all 245) whose national phone writings are
     /// searched (`044 668 18 00`); international writings are searched for every region.
     pub phone_regions: Vec<String>,
+    /// Whether a bare run of nine to eleven digits (`0328690788`, `8637734591`) counts as a
+    /// phone when it is a valid national number of a `phone_regions` region and no word naming
+    /// another number (`order`, `id`, `invoice`, ...) stands before it.
+    pub phone_bare_runs: bool,
     pub custom_rules: Vec<CustomRule>,
     pub blocked_fields: Vec<BlockedField>,
     pub pseudonym_key: Option<KeySource>,
@@ -280,6 +284,7 @@ impl Default for PiiRedactionConfig {
             default_action: Action::Redact,
             entities: BTreeMap::new(),
             phone_regions: crate::pii::DEFAULT_PHONE_REGIONS.iter().map(|r| r.to_string()).collect(),
+            phone_bare_runs: true,
             custom_rules: Vec::new(),
             blocked_fields: Vec::new(),
             pseudonym_key: None,
@@ -411,6 +416,7 @@ impl PiiRedactionConfig {
     /// The parsed `phone_regions` (an unknown code is refused at load).
     pub fn phone_regions(&self) -> Result<crate::pii::PhoneRegions, String> {
         crate::pii::PhoneRegions::from_codes(self.phone_regions.iter().map(String::as_str))
+            .map(|r| r.with_bare_runs(self.phone_bare_runs))
     }
 
     pub fn action_for(&self, entity: Entity) -> Action {
